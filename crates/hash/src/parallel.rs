@@ -1,0 +1,577 @@
+//! Multi-core hashing: [`MultiCoreEngine`] and its submit/complete [`HashQueue`].
+
+use crate::engine::{Algorithm, Digest, HashEngine, Job};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+
+/// A batch is split across threads only when each thread gets at least this much work
+/// (in bytes of SHA-1-equivalent cost): starting and joining a helper thread costs tens of
+/// microseconds, the time to hash about 64 KiB.
+const MIN_WORK_PER_THREAD: u64 = 256 * 1024;
+
+/// Locks `mutex`, ignoring poisoning: no code of this module panics while holding a lock, and
+/// the guarded data (queues and flags) stays consistent even if a user callback did.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+type Task = Box<dyn FnOnce() + Send + 'static>;
+
+/// Persistent workers' shared state.
+struct Pool {
+    state: Mutex<PoolState>,
+    work_ready: Condvar,
+}
+
+struct PoolState {
+    tasks: VecDeque<Task>,
+    /// Set when the engine is dropped: workers finish the queued tasks, then exit.
+    shutdown: bool,
+    /// Workers that were started and have not exited.
+    workers: usize,
+}
+
+impl Pool {
+    /// Queues `task`, or hands it back when no worker will ever run it.
+    fn push(&self, task: Task) -> Result<(), Task> {
+        let mut state = lock(&self.state);
+        if state.shutdown || state.workers == 0 {
+            return Err(task);
+        }
+        state.tasks.push_back(task);
+        drop(state);
+        self.work_ready.notify_one();
+        Ok(())
+    }
+
+    fn worker_loop(&self) {
+        loop {
+            let task = {
+                let mut state = lock(&self.state);
+                loop {
+                    if let Some(task) = state.tasks.pop_front() {
+                        break Some(task);
+                    }
+                    if state.shutdown {
+                        break None;
+                    }
+                    state = self
+                        .work_ready
+                        .wait(state)
+                        .unwrap_or_else(PoisonError::into_inner);
+                }
+            };
+            let Some(task) = task else { break };
+            // A task only panics if a user's completion callback does; keep the worker alive
+            // for the other queued tasks (the result was delivered before the callback ran).
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(task));
+        }
+        lock(&self.state).workers -= 1;
+    }
+}
+
+/// A [`HashEngine`] that uses every core.
+///
+/// - [`run`](HashEngine::run) splits a batch across `threads` threads: the caller's thread
+///   and `threads - 1` helpers, which claim jobs one at a time so that uneven jobs and a busy
+///   core still balance. Jobs borrow their data, and borrowed data can only be lent to
+///   threads that end before the call returns (without `unsafe`), so the helpers are scoped
+///   threads started per batch; batches too small to pay for that run on the caller's
+///   thread alone.
+/// - [`queue`](Self::queue) gives a [`HashQueue`]: submit owned buffers with an id, collect
+///   the digests later. It runs on `threads` persistent worker threads, started on first use
+///   and joined when the engine is dropped.
+///
+/// ```
+/// use webtorrent_hash::{Algorithm, Digest, HashEngine, Job, MultiCoreEngine};
+///
+/// let engine = MultiCoreEngine::new(2);
+/// let pieces: Vec<Vec<u8>> = (0..8u8).map(|i| vec![i; 256 * 1024]).collect();
+/// let mut jobs: Vec<Job<'_>> = pieces.iter().map(|p| Job::new(p, Algorithm::Sha1)).collect();
+/// engine.run(&mut jobs);
+/// assert_eq!(jobs[3].digest, Some(Digest::Sha1(webtorrent_hash::sha1(&pieces[3]))));
+/// ```
+pub struct MultiCoreEngine {
+    threads: usize,
+    pool: Arc<Pool>,
+    workers: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl MultiCoreEngine {
+    /// An engine that uses `threads` threads (at least 1).
+    #[must_use]
+    pub fn new(threads: usize) -> Self {
+        Self {
+            threads: threads.max(1),
+            pool: Arc::new(Pool {
+                state: Mutex::new(PoolState {
+                    tasks: VecDeque::new(),
+                    shutdown: false,
+                    workers: 0,
+                }),
+                work_ready: Condvar::new(),
+            }),
+            workers: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Number of threads this engine hashes on.
+    #[must_use]
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// Starts the persistent workers if they are not running yet.
+    fn start_workers(&self) {
+        let mut workers = lock(&self.workers);
+        if !workers.is_empty() {
+            return;
+        }
+        for i in 0..self.threads {
+            let pool = Arc::clone(&self.pool);
+            // Count the worker before it starts so that it can never decrement below zero.
+            lock(&self.pool.state).workers += 1;
+            let spawned = std::thread::Builder::new()
+                .name(format!("webtorrent-hash-{i}"))
+                .spawn(move || pool.worker_loop());
+            match spawned {
+                Ok(handle) => workers.push(handle),
+                Err(_) => {
+                    // Out of threads: run with the workers we have (or inline, with none).
+                    lock(&self.pool.state).workers -= 1;
+                    break;
+                }
+            }
+        }
+    }
+
+    /// A submit/complete queue on this engine's persistent workers.
+    ///
+    /// `D` is the buffer type (`Vec<u8>`, `Arc<[u8]>`, `bytes::Bytes`, ...); it is handed
+    /// back with the digest, so the caller can store a verified piece without copying it.
+    #[must_use]
+    pub fn queue<D: AsRef<[u8]> + Send + 'static>(&self) -> HashQueue<D> {
+        self.new_queue(None)
+    }
+
+    /// Like [`queue`](Self::queue), and calls `notify` on a worker thread after each job
+    /// completes: an async driver can pass a closure that wakes its task (for example
+    /// `tokio::sync::Notify::notify_one`). `notify` should be quick and must not block.
+    #[must_use]
+    pub fn queue_with_notify<D: AsRef<[u8]> + Send + 'static>(
+        &self,
+        notify: impl Fn() + Send + Sync + 'static,
+    ) -> HashQueue<D> {
+        self.new_queue(Some(Box::new(notify)))
+    }
+
+    fn new_queue<D>(&self, notify: Option<Notify>) -> HashQueue<D> {
+        self.start_workers();
+        HashQueue {
+            pool: Arc::clone(&self.pool),
+            results: Arc::new(Results {
+                done: Mutex::new(VecDeque::new()),
+                ready: Condvar::new(),
+                notify,
+            }),
+            pending: 0,
+        }
+    }
+
+    /// Number of helper threads worth starting for `jobs`.
+    fn helpers_for(&self, jobs: &[Job<'_>]) -> usize {
+        let work: u64 = jobs
+            .iter()
+            .map(|job| job.algorithm.cost(job.data.len()))
+            .sum();
+        let by_work = usize::try_from(work / MIN_WORK_PER_THREAD).unwrap_or(usize::MAX);
+        (self.threads - 1)
+            .min(jobs.len().saturating_sub(1))
+            .min(by_work.saturating_sub(1))
+    }
+}
+
+impl Default for MultiCoreEngine {
+    /// One thread per available core.
+    fn default() -> Self {
+        Self::new(std::thread::available_parallelism().map_or(1, std::num::NonZero::get))
+    }
+}
+
+impl std::fmt::Debug for MultiCoreEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MultiCoreEngine")
+            .field("threads", &self.threads)
+            .field("workers_started", &lock(&self.workers).len())
+            .finish()
+    }
+}
+
+impl Drop for MultiCoreEngine {
+    fn drop(&mut self) {
+        lock(&self.pool.state).shutdown = true;
+        self.pool.work_ready.notify_all();
+        let workers = std::mem::take(&mut *lock(&self.workers));
+        for worker in workers {
+            // A worker never panics (tasks run under catch_unwind); nothing to report.
+            let _ = worker.join();
+        }
+    }
+}
+
+/// Claims jobs from `next` until none are left; returns `(index, digest)` for each.
+fn claim_and_hash(jobs: &[Job<'_>], next: &AtomicUsize) -> Vec<(usize, Digest)> {
+    let mut done = Vec::new();
+    loop {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        let Some(job) = jobs.get(i) else { break };
+        done.push((i, job.algorithm.hash(job.data)));
+    }
+    done
+}
+
+impl HashEngine for MultiCoreEngine {
+    fn run(&self, jobs: &mut [Job<'_>]) {
+        let helpers = self.helpers_for(jobs);
+        if helpers == 0 {
+            for job in jobs.iter_mut() {
+                job.compute();
+            }
+            return;
+        }
+        let next = AtomicUsize::new(0);
+        let mut digests: Vec<Option<Digest>> = vec![None; jobs.len()];
+        let shared: &[Job<'_>] = jobs;
+        let finished = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..helpers)
+                .filter_map(|i| {
+                    std::thread::Builder::new()
+                        .name(format!("webtorrent-hash-run-{i}"))
+                        .spawn_scoped(scope, || claim_and_hash(shared, &next))
+                        // If a thread cannot be started, the others claim its share.
+                        .ok()
+                })
+                .collect();
+            let mut finished = claim_and_hash(shared, &next);
+            for handle in handles {
+                // Hashing does not panic; if a helper did anyway, its jobs are redone below.
+                if let Ok(theirs) = handle.join() {
+                    finished.extend(theirs);
+                }
+            }
+            finished
+        });
+        for (i, digest) in finished {
+            // `i` came from `jobs.get(i)`, so it is in range.
+            if let Some(slot) = digests.get_mut(i) {
+                *slot = Some(digest);
+            }
+        }
+        for (job, digest) in jobs.iter_mut().zip(digests) {
+            match digest {
+                Some(digest) => job.digest = Some(digest),
+                None => job.compute(),
+            }
+        }
+    }
+
+    fn parallelism(&self) -> usize {
+        self.threads
+    }
+}
+
+type Notify = Box<dyn Fn() + Send + Sync + 'static>;
+
+/// A finished job from a [`HashQueue`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Completed<D> {
+    /// The id given to [`HashQueue::submit`].
+    pub id: u64,
+    /// The hash of `data`.
+    pub digest: Digest,
+    /// The submitted buffer, handed back.
+    pub data: D,
+}
+
+struct Results<D> {
+    done: Mutex<VecDeque<Completed<D>>>,
+    ready: Condvar,
+    notify: Option<Notify>,
+}
+
+impl<D> Results<D> {
+    fn deliver(&self, completed: Completed<D>) {
+        lock(&self.done).push_back(completed);
+        self.ready.notify_all();
+        if let Some(notify) = &self.notify {
+            notify();
+        }
+    }
+}
+
+/// Submit/complete hashing on a [`MultiCoreEngine`]'s persistent workers, for callers that
+/// must not block (such as network tasks verifying pieces).
+///
+/// Jobs may complete in any order; match them by id. Dropping the queue with jobs still
+/// pending is fine: they finish and are discarded. If the engine is dropped first, later
+/// submissions are hashed on the submitting thread, so no job is ever lost.
+///
+/// ```
+/// use webtorrent_hash::{Algorithm, MultiCoreEngine};
+///
+/// let engine = MultiCoreEngine::new(2);
+/// let mut queue = engine.queue::<Vec<u8>>();
+/// queue.submit(7, b"piece seven".to_vec(), Algorithm::Sha1);
+/// queue.submit(8, b"piece eight".to_vec(), Algorithm::Sha1);
+/// let mut ids = Vec::new();
+/// while let Some(done) = queue.complete() {
+///     assert_eq!(done.digest.sha1(), Some(webtorrent_hash::sha1(&done.data)));
+///     ids.push(done.id);
+/// }
+/// ids.sort();
+/// assert_eq!(ids, [7, 8]);
+/// ```
+pub struct HashQueue<D> {
+    pool: Arc<Pool>,
+    results: Arc<Results<D>>,
+    /// Submitted and not yet collected.
+    pending: usize,
+}
+
+impl<D: AsRef<[u8]> + Send + 'static> HashQueue<D> {
+    /// Queues `data` for hashing with `algorithm`; [`try_complete`](Self::try_complete) or
+    /// [`complete`](Self::complete) later returns it with its digest and `id`.
+    pub fn submit(&mut self, id: u64, data: D, algorithm: Algorithm) {
+        let results = Arc::clone(&self.results);
+        let task: Task = Box::new(move || {
+            let digest = algorithm.hash(data.as_ref());
+            results.deliver(Completed { id, digest, data });
+        });
+        self.pending += 1;
+        if let Err(task) = self.pool.push(task) {
+            // No worker will run it (the engine is gone): hash it here.
+            task();
+        }
+    }
+
+    /// A completed job, if one is ready; never blocks.
+    pub fn try_complete(&mut self) -> Option<Completed<D>> {
+        let completed = lock(&self.results.done).pop_front()?;
+        self.pending -= 1;
+        Some(completed)
+    }
+
+    /// Waits for the next completed job; `None` when nothing is pending.
+    pub fn complete(&mut self) -> Option<Completed<D>> {
+        if self.pending == 0 {
+            return None;
+        }
+        let mut done = lock(&self.results.done);
+        loop {
+            if let Some(completed) = done.pop_front() {
+                self.pending -= 1;
+                return Some(completed);
+            }
+            done = self
+                .results
+                .ready
+                .wait(done)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// Jobs submitted and not yet collected.
+    #[must_use]
+    pub fn pending(&self) -> usize {
+        self.pending
+    }
+}
+
+impl<D> std::fmt::Debug for HashQueue<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HashQueue")
+            .field("pending", &self.pending)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{BLOCK_SIZE, SingleThreadEngine, merkle, sha1};
+    use proptest::prelude::*;
+    use std::sync::atomic::AtomicU64;
+
+    fn data(len: usize, seed: u8) -> Vec<u8> {
+        (0..len)
+            .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+            .collect()
+    }
+
+    #[test]
+    fn run_splits_big_batches_and_matches_single_thread() {
+        let buffers: Vec<Vec<u8>> = (0..16u8)
+            .map(|i| data(300_000 + usize::from(i), i))
+            .collect();
+        let engine = MultiCoreEngine::new(2);
+        let mut jobs: Vec<Job<'_>> = buffers
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                let algorithm = match i % 3 {
+                    0 => Algorithm::Sha1,
+                    1 => Algorithm::Sha256,
+                    _ => Algorithm::MerklePiece {
+                        piece_length: 32 * BLOCK_SIZE,
+                    },
+                };
+                Job::new(b, algorithm)
+            })
+            .collect();
+        assert!(engine.helpers_for(&jobs) > 0);
+        let mut expected = jobs.clone();
+        SingleThreadEngine.run(&mut expected);
+        engine.run(&mut jobs);
+        assert_eq!(jobs, expected);
+    }
+
+    #[test]
+    fn small_batches_stay_on_the_caller() {
+        let engine = MultiCoreEngine::new(4);
+        let block = vec![0u8; BLOCK_SIZE];
+        let jobs = vec![Job::new(&block, Algorithm::Sha1); 4];
+        assert_eq!(engine.helpers_for(&jobs), 0);
+        assert_eq!(engine.parallelism(), 4);
+        assert_eq!(MultiCoreEngine::new(0).threads(), 1);
+    }
+
+    #[test]
+    fn rerun_overwrites_digests() {
+        let engine = MultiCoreEngine::new(2);
+        let buffers: Vec<Vec<u8>> = (0..4u8).map(|i| data(1 << 20, i)).collect();
+        let mut jobs: Vec<Job<'_>> = buffers
+            .iter()
+            .map(|b| Job {
+                data: b,
+                algorithm: Algorithm::Sha1,
+                digest: Some(Digest::Sha1([0; 20])),
+            })
+            .collect();
+        engine.run(&mut jobs);
+        for (job, buffer) in jobs.iter().zip(&buffers) {
+            assert_eq!(job.digest, Some(Digest::Sha1(sha1(buffer))));
+        }
+    }
+
+    #[test]
+    fn queue_completes_every_job_and_notifies() {
+        let engine = MultiCoreEngine::new(2);
+        let notified = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&notified);
+        let mut queue = engine.queue_with_notify::<Arc<[u8]>>(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+        });
+        assert!(queue.try_complete().is_none());
+        assert!(queue.complete().is_none());
+        for id in 0..40u64 {
+            let buffer: Arc<[u8]> = data(20_000 + id as usize, id as u8).into();
+            let algorithm = if id % 2 == 0 {
+                Algorithm::Sha1
+            } else {
+                Algorithm::MerklePiece {
+                    piece_length: 2 * BLOCK_SIZE,
+                }
+            };
+            queue.submit(id, buffer, algorithm);
+        }
+        assert_eq!(queue.pending(), 40);
+        let mut seen = Vec::new();
+        while let Some(done) = queue.complete() {
+            let expected = if done.id % 2 == 0 {
+                Digest::Sha1(sha1(&done.data))
+            } else {
+                Digest::Sha256(merkle::piece_hash(&done.data, 2 * BLOCK_SIZE))
+            };
+            assert_eq!(done.digest, expected);
+            seen.push(done.id);
+        }
+        seen.sort_unstable();
+        assert_eq!(seen, (0..40).collect::<Vec<_>>());
+        assert_eq!(queue.pending(), 0);
+        assert_eq!(notified.load(Ordering::SeqCst), 40);
+    }
+
+    #[test]
+    fn queue_outlives_engine() {
+        let engine = MultiCoreEngine::new(1);
+        let mut queue = engine.queue::<Vec<u8>>();
+        queue.submit(1, vec![1; 100_000], Algorithm::Sha256);
+        drop(engine);
+        // Queued before the drop: finished by the worker before it exited.
+        let first = queue.complete().map(|c| c.id);
+        assert_eq!(first, Some(1));
+        // Submitted after the drop: hashed inline.
+        queue.submit(2, b"abc".to_vec(), Algorithm::Sha1);
+        let second = queue.try_complete();
+        assert_eq!(
+            second.map(|c| (c.id, c.digest)),
+            Some((2, Digest::Sha1(sha1(b"abc"))))
+        );
+    }
+
+    #[test]
+    fn panicking_notify_does_not_lose_results() {
+        let engine = MultiCoreEngine::new(1);
+        let mut queue = engine.queue_with_notify::<Vec<u8>>(|| panic!("callback bug"));
+        queue.submit(1, vec![0; 10], Algorithm::Sha1);
+        queue.submit(2, vec![0; 10], Algorithm::Sha1);
+        assert!(queue.complete().is_some());
+        assert!(queue.complete().is_some());
+    }
+
+    fn arb_algorithm() -> impl Strategy<Value = Algorithm> {
+        prop_oneof![
+            Just(Algorithm::Sha1),
+            Just(Algorithm::Sha256),
+            (0u32..4).prop_map(|h| Algorithm::MerklePiece {
+                piece_length: BLOCK_SIZE << h
+            }),
+            // Invalid piece lengths still get a digest.
+            (0usize..100_000).prop_map(|piece_length| Algorithm::MerklePiece { piece_length }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        #[test]
+        fn engine_equals_single_thread(
+            specs in proptest::collection::vec((0usize..200_000, any::<u8>(), arb_algorithm()), 0..24),
+            threads in 1usize..4,
+        ) {
+            let buffers: Vec<Vec<u8>> = specs.iter().map(|(len, seed, _)| data(*len, *seed)).collect();
+            let mut jobs: Vec<Job<'_>> = buffers
+                .iter()
+                .zip(&specs)
+                .map(|(b, (_, _, algorithm))| Job::new(b, *algorithm))
+                .collect();
+            let mut expected = jobs.clone();
+            SingleThreadEngine.run(&mut expected);
+            let engine = MultiCoreEngine::new(threads);
+            engine.run(&mut jobs);
+            prop_assert_eq!(&jobs, &expected);
+
+            let mut queue = engine.queue::<Vec<u8>>();
+            for (id, (buffer, (_, _, algorithm))) in buffers.iter().zip(&specs).enumerate() {
+                queue.submit(id as u64, buffer.clone(), *algorithm);
+            }
+            let mut queued = vec![None; specs.len()];
+            while let Some(done) = queue.complete() {
+                queued[done.id as usize] = Some(done.digest);
+            }
+            let expected_digests: Vec<_> = expected.iter().map(|j| j.digest).collect();
+            prop_assert_eq!(queued, expected_digests);
+        }
+    }
+}
