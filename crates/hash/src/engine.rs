@@ -33,6 +33,7 @@ impl Algorithm {
 
     /// Rough relative cost per byte, used to balance batches (SHA-1 is a little cheaper than
     /// SHA-256 per byte).
+    #[cfg(feature = "parallel")]
     pub(crate) fn cost(self, len: usize) -> u64 {
         let len = len as u64;
         match self {
