@@ -1,1 +1,134 @@
-fn main() {}
+//! Project automation: `cargo xtask ci | interop | fuzz | bench`.
+//!
+//! `cargo xtask ci` is the one command that runs every test; see `--help` of each subcommand.
+
+mod bench;
+mod ci;
+mod fuzz;
+mod interop;
+mod setup;
+mod util;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Project automation for webtorrent-rs")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install what the tests need, then run every check: fmt, clippy, tests, doctests,
+    /// cargo-deny, interop, fuzz smoke.
+    Ci {
+        /// Skip a step (repeatable): setup, fmt, clippy, test, doctest, deny, interop, fuzz.
+        #[arg(long, value_name = "STEP")]
+        skip: Vec<String>,
+        /// Run only these steps (repeatable).
+        #[arg(long, value_name = "STEP")]
+        only: Vec<String>,
+        /// Stop at the first failing step.
+        #[arg(long)]
+        fail_fast: bool,
+    },
+    /// Run interop scenarios against libtorrent 2.0/2.1, Transmission and JS WebTorrent tools.
+    Interop {
+        /// Run only the scenarios whose name contains one of these strings.
+        filters: Vec<String>,
+        /// List the scenario names and exit.
+        #[arg(long)]
+        list: bool,
+        /// Cargo profile for the webtorrent binary (default: dev, the tests' profile).
+        #[arg(long)]
+        profile: Option<String>,
+        /// Keep the work folder (trees, torrents) for inspection.
+        #[arg(long)]
+        keep: bool,
+    },
+    /// Run the cargo-fuzz targets of fuzz/ (nightly); fails on a crash.
+    Fuzz {
+        /// Bounded run: 30 s per target.
+        #[arg(long)]
+        smoke: bool,
+        /// Seconds per target (default 600, or 30 with --smoke).
+        #[arg(long)]
+        seconds: Option<u64>,
+        /// One target (bencode, metainfo, magnet); default: all.
+        target: Option<String>,
+    },
+    /// Benchmarks: `create` (webtorrent create vs libtorrent) or `hash` (cargo bench).
+    Bench {
+        #[arg(value_enum, default_value = "create")]
+        what: BenchWhat,
+        /// Size of the generated file, MiB.
+        #[arg(long, default_value_t = 1024)]
+        size_mib: u64,
+        /// Runs of each tool; the median is reported.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// v1, v2 or hybrid.
+        #[arg(long, default_value = "hybrid")]
+        flavour: String,
+        /// Piece length in bytes, the same for both tools.
+        #[arg(long, default_value_t = 1 << 20)]
+        piece_length: u64,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum BenchWhat {
+    Create,
+    Hash,
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Cmd::Ci {
+            skip,
+            only,
+            fail_fast,
+        } => ci::run_ci(&ci::Options {
+            skip,
+            only,
+            fail_fast,
+        }),
+        Cmd::Interop {
+            filters,
+            list,
+            profile,
+            keep,
+        } => interop::run_interop(&interop::Options {
+            filters,
+            list,
+            profile,
+            keep,
+        }),
+        Cmd::Fuzz {
+            smoke,
+            seconds,
+            target,
+        } => fuzz::run_fuzz(&fuzz::Options {
+            smoke,
+            seconds,
+            target,
+        }),
+        Cmd::Bench {
+            what,
+            size_mib,
+            runs,
+            flavour,
+            piece_length,
+        } => match what {
+            BenchWhat::Hash => bench::hash(),
+            BenchWhat::Create => bench::create(&bench::CreateOptions {
+                size_mib,
+                runs,
+                flavour,
+                piece_length,
+            }),
+        },
+    }
+}
