@@ -40,6 +40,12 @@ mod error;
 mod owned;
 mod value;
 
+#[cfg(feature = "serde")]
+mod serde_impl;
+
+#[cfg(feature = "serde")]
+pub use serde_impl::{Error, RawBencode, bytes, from_bytes, from_bytes_with, from_value, to_vec};
+
 pub use decode::{DEFAULT_MAX_DEPTH, DecodeOptions};
 pub use error::{DecodeError, DecodeErrorKind};
 pub use owned::OwnedValue;
