@@ -1,0 +1,156 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::units::parse_size;
+
+/// Create and inspect BitTorrent v1, v2 and hybrid torrents and magnet links.
+#[derive(Parser, Debug)]
+#[command(name = "webtorrent", version, about, max_term_width = 100)]
+pub(crate) struct Cli {
+    /// More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub(crate) verbose: u8,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum Command {
+    /// Create a .torrent from a file or folder and print its magnet link.
+    Create(CreateArgs),
+    /// Show what a .torrent file or a magnet link holds.
+    Info(InfoArgs),
+}
+
+/// Which info-hashes the torrent gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum MetaVersionArg {
+    /// BitTorrent v1 (SHA-1 pieces, BEP 3).
+    #[value(name = "1", alias = "v1")]
+    V1,
+    /// BitTorrent v2 (SHA-256 Merkle trees, BEP 52).
+    #[value(name = "2", alias = "v2")]
+    V2,
+    /// Both: v1 and v2 peers can join (pad files align files to pieces).
+    #[value(name = "hybrid")]
+    Hybrid,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct CreateArgs {
+    /// The file or folder to share.
+    pub(crate) path: PathBuf,
+    /// Where to write the .torrent [default: <name>.torrent in the current folder].
+    #[arg(short, long, value_name = "FILE")]
+    pub(crate) output: Option<PathBuf>,
+    /// Overwrite the output file if it exists.
+    #[arg(short, long)]
+    pub(crate) force: bool,
+    /// Torrent format.
+    #[arg(long, value_enum, default_value = "hybrid")]
+    pub(crate) meta_version: MetaVersionArg,
+    /// Piece length: a power of two of at least 16 KiB (16384, 16KiB, 1MiB)
+    /// [default: chosen from the total size, like libtorrent].
+    #[arg(long, value_name = "BYTES", value_parser = parse_piece_length)]
+    pub(crate) piece_length: Option<u64>,
+    /// Tracker announce URL (http, https, udp, ws, wss); each one is its own tier.
+    #[arg(short, long = "tracker", value_name = "URL")]
+    pub(crate) trackers: Vec<String>,
+    /// Web seed URL (BEP 19, http or https).
+    #[arg(short = 'w', long = "webseed", alias = "web-seed", value_name = "URL")]
+    pub(crate) web_seeds: Vec<String>,
+    /// Mark the torrent private (BEP 27): peers only from its trackers.
+    #[arg(long)]
+    pub(crate) private: bool,
+    /// A comment stored in the torrent.
+    #[arg(long, value_name = "TEXT")]
+    pub(crate) comment: Option<String>,
+    /// Torrent name [default: the file or folder name].
+    #[arg(long)]
+    pub(crate) name: Option<String>,
+    /// The "created by" text [default: webtorrent-rs/<version>].
+    #[arg(long, value_name = "TEXT", conflicts_with = "no_created_by")]
+    pub(crate) created_by: Option<String>,
+    /// Leave out "created by".
+    #[arg(long)]
+    pub(crate) no_created_by: bool,
+    /// Leave out the creation date.
+    #[arg(long)]
+    pub(crate) no_date: bool,
+    /// Share the files symbolic links point to, instead of recording the links.
+    #[arg(long)]
+    pub(crate) follow_symlinks: bool,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct InfoArgs {
+    /// A .torrent file (`-` for stdin) or a magnet link.
+    #[arg(value_name = "TORRENT|MAGNET")]
+    pub(crate) input: String,
+    /// Print JSON (stable schema, see docs/cli.md) instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// List pad files too (text output).
+    #[arg(long)]
+    pub(crate) show_pad_files: bool,
+}
+
+/// Smallest piece length we create: one 16 KiB block (BEP 52's minimum).
+pub(crate) const MIN_PIECE_LENGTH: u64 = 16 * 1024;
+
+fn parse_piece_length(text: &str) -> Result<u64, String> {
+    let n = parse_size(text).map_err(|e| e.to_string())?;
+    let max = webtorrent::metainfo::MAX_PIECE_LENGTH;
+    if !n.is_power_of_two() || n < MIN_PIECE_LENGTH || n > max {
+        return Err(format!(
+            "{n} is not a power of two between 16 KiB and {} MiB",
+            max >> 20
+        ));
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn piece_lengths() {
+        assert_eq!(parse_piece_length("16384"), Ok(16384));
+        assert_eq!(parse_piece_length("16KiB"), Ok(16384));
+        assert_eq!(parse_piece_length("1MiB"), Ok(1 << 20));
+        assert!(parse_piece_length("8KiB").is_err());
+        assert!(parse_piece_length("24KiB").is_err());
+        assert!(parse_piece_length("0").is_err());
+        assert!(parse_piece_length("1GiB").is_err());
+        assert!(parse_piece_length("lots").is_err());
+    }
+
+    #[test]
+    fn meta_version_spellings() {
+        for (text, v) in [
+            ("1", MetaVersionArg::V1),
+            ("v1", MetaVersionArg::V1),
+            ("2", MetaVersionArg::V2),
+            ("v2", MetaVersionArg::V2),
+            ("hybrid", MetaVersionArg::Hybrid),
+        ] {
+            let cli = Cli::try_parse_from(["webtorrent", "create", "x", "--meta-version", text])
+                .expect("valid arguments");
+            match cli.command {
+                Command::Create(a) => assert_eq!(a.meta_version, v),
+                Command::Info(_) => panic!("parsed as info"),
+            }
+        }
+        assert!(Cli::try_parse_from(["webtorrent", "create", "x", "--meta-version", "3"]).is_err());
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}
