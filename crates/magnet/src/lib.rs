@@ -25,19 +25,30 @@
 //! other URNs (`urn:ed2k:`, …), and repeats of the single-valued `dn`, `xl` and `s`
 //! (the first one wins). Keys are matched after percent-decoding, case-sensitively.
 //!
-//! **Percent-encoding.** Keys and values are percent-decoded and `+` is read as a
-//! space, as libtorrent and HTML forms do. Invalid escapes and text that is not UTF-8
-//! once decoded are errors. Formatting escapes only what must be escaped (`%XY`,
-//! uppercase), so URLs stay readable; see the [`percent`](crate#percent-encoding)
-//! rules: `&`, `=`, `+`, `#`, `%`, spaces, brackets, non-ASCII and control bytes are
-//! escaped; a space in `dn` is written `+`, elsewhere `%20`.
+//! # Percent-encoding
 //!
-//! **Formatting** follows libtorrent and WebTorrent: `magnet:?xt=urn:btih:<hex>`,
+//! Keys and values are percent-decoded and `+` is read as a space, as libtorrent and
+//! HTML forms do, so a literal `+` must be written `%2B`. An invalid escape, or text
+//! that is not UTF-8 once decoded, is an error.
+//!
+//! Formatting escapes only what must be escaped, as `%XY` with uppercase hex, so URLs
+//! stay readable: `&`, `=`, `+`, `#`, `%`, spaces, brackets, other characters RFC 3986
+//! does not allow in a query, non-ASCII and control bytes. A space in `dn` is written
+//! `+` (as WebTorrent does), elsewhere `%20`.
+//!
+//! # Formatting
+//!
+//! The order follows libtorrent and WebTorrent: `magnet:?xt=urn:btih:<hex>`,
 //! `&xt=urn:btmh:1220<hex>`, `&dn=`, `&xl=`, `&tr=`…, `&ws=`…, `&as=`…, `&xs=`…,
 //! `&s=`, `&x.pe=`…, `&so=`, then the extra parameters. For every magnet that
 //! parses, formatting and parsing again gives an equal value.
 //!
-//! Surrounding ASCII whitespace is ignored; the scheme is case-insensitive.
+//! # Parsing details
+//!
+//! Surrounding ASCII whitespace is ignored, the scheme is case-insensitive, and empty
+//! parameters (`&&`) are skipped. A parameter without `=` has an empty value.
+//!
+//! # Example
 //!
 //! ```
 //! use webtorrent_magnet::Magnet;
@@ -410,3 +421,8 @@ mod tests {
         );
     }
 }
+
+/// The README examples, run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

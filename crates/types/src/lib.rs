@@ -41,3 +41,8 @@ pub use block::{BLOCK_SIZE, BlockRef, PieceIndex};
 pub use error::ParseError;
 pub use info_hash::{InfoHashV1, InfoHashV2, InfoHashes};
 pub use peer_id::{Client, OUR_CLIENT_NAME, OUR_PEER_ID_PREFIX, PeerId};
+
+/// The README examples, run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
