@@ -146,12 +146,13 @@ impl Magnet {
             - uri
                 .trim_start_matches(|c: char| c.is_ascii_whitespace())
                 .len();
-        let scheme = trimmed.get(..8).ok_or(MagnetError::NotMagnet)?;
-        if !scheme[..7].eq_ignore_ascii_case("magnet:") || !scheme.ends_with('?') {
+        let scheme = trimmed.as_bytes().get(..8).ok_or(MagnetError::NotMagnet)?;
+        if !scheme.eq_ignore_ascii_case(b"magnet:?") {
             return Err(MagnetError::NotMagnet);
         }
         let mut magnet = Self::default();
         let mut offset = lead + 8;
+        // The first eight bytes are the ASCII "magnet:?", so byte 8 is a char boundary.
         for param in trimmed[8..].split('&') {
             let start = offset;
             offset += param.len() + 1;

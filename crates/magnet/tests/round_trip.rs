@@ -115,7 +115,7 @@ proptest! {
     }
 
     #[test]
-    fn arbitrary_text_never_panics(s in "(magnet:\\?)?[ -~]{0,120}") {
+    fn arbitrary_text_never_panics(s in prop_oneof!["(magnet:\\?)?[ -~]{0,120}", "[mM]agnet\\PC{0,8}", "\\PC{0,60}"]) {
         if let Ok(m) = Magnet::parse(&s) {
             prop_assert_eq!(Magnet::parse(&m.to_string()), Ok(m));
         }
