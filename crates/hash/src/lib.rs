@@ -55,6 +55,11 @@ pub mod merkle;
 mod parallel;
 
 pub use engine::{Algorithm, Digest, HashEngine, Job, SingleThreadEngine};
+
+/// The README's example, run as a doctest.
+#[cfg(all(doctest, feature = "parallel"))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 #[cfg(feature = "parallel")]
 pub use parallel::{Completed, HashQueue, MultiCoreEngine};
 
