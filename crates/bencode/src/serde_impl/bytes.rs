@@ -24,8 +24,9 @@
 //! # Ok::<(), webtorrent_bencode::Error>(())
 //! ```
 //!
-//! A borrowed `&'de [u8]` field needs nothing: serde already reads and writes
-//! it as a byte string, borrowed from the input.
+//! A borrowed `&'de [u8]` field is read as a byte string borrowed from the
+//! input without help, but serde writes `[u8]` as a sequence too; add
+//! `#[serde(serialize_with = "webtorrent_bencode::bytes::serialize")]`.
 
 use core::fmt;
 

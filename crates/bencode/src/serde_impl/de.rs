@@ -249,12 +249,14 @@ impl<'de> de::Deserializer<'de> for ValueDeserializer<'_, 'de> {
         let access = match self.value {
             Value::Bytes(b) => EnumAccess {
                 variant: b.as_bytes(),
+                variant_offset: self.offset(),
                 content: None,
                 de: self,
             },
             Value::Dict(d) if d.len() == 1 => match d.iter().next() {
                 Some((variant, content)) => EnumAccess {
                     variant,
+                    variant_offset: offset_in(self.base, variant),
                     content: Some(content),
                     de: self,
                 },
@@ -408,6 +410,8 @@ impl<'de> de::MapAccess<'de> for DictAccess<'_, 'de> {
 /// a dictionary (other variants).
 struct EnumAccess<'v, 'de> {
     variant: &'de [u8],
+    /// Where the variant name (or the byte string holding it) starts.
+    variant_offset: Option<usize>,
     content: Option<&'v Value<'de>>,
     /// The whole enum value, for errors.
     de: ValueDeserializer<'v, 'de>,
@@ -421,10 +425,9 @@ impl<'v, 'de> de::EnumAccess<'de> for EnumAccess<'v, 'de> {
         self,
         seed: T,
     ) -> Result<(T::Value, Self::Variant), Error> {
-        let offset = offset_in(self.de.base, self.variant);
         let variant = seed.deserialize(KeyDeserializer {
             key: self.variant,
-            offset,
+            offset: self.variant_offset,
         })?;
         Ok((
             variant,
