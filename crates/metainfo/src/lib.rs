@@ -33,8 +33,8 @@
 //! assert_eq!(torrent.trackers(), [vec!["udp://tracker:1337/".to_string()]]);
 //!
 //! // The info-hash is the SHA-1 of the info dictionary exactly as written.
-//! let start = bytes.windows(5).position(|w| w == b"4:inf").unwrap() + 6;
-//! let end = bytes.len() - 26;
+//! let start = b"d4:info".len();
+//! let end = bytes.len() - b"8:announce19:udp://tracker:1337/e".len();
 //! let v1 = torrent.info_hashes().v1.unwrap();
 //! assert_eq!(v1.0, webtorrent_hash::sha1(&bytes[start..end]));
 //!

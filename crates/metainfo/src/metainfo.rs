@@ -100,26 +100,6 @@ impl Metainfo {
         }
     }
 
-    /// Builds a created torrent (fields already validated by the builder).
-    #[cfg(feature = "create")]
-    pub(crate) fn from_parts(
-        info: Info,
-        piece_layers: Vec<Option<Vec<[u8; 32]>>>,
-        fields: BTreeMap<Vec<u8>, OwnedValue>,
-    ) -> Self {
-        let encoded = OwnedValue::Dict(fields.clone()).encode();
-        let mut torrent = Self::from_info(info);
-        torrent.piece_layers = piece_layers;
-        torrent.fields = fields;
-        // The fields were encoded from owned values just above, so they decode.
-        if let Ok(value) = webtorrent_bencode::decode(&encoded) {
-            if let Some(top) = value.as_dict() {
-                torrent.read_fields(top);
-            }
-        }
-        torrent
-    }
-
     fn read_fields(&mut self, top: &Dict<'_>) {
         self.trackers = parse_trackers(top);
         self.web_seeds = parse_web_seeds(top);

@@ -251,7 +251,7 @@ mod tests {
 
     #[test]
     fn windows_rules() {
-        for reserved in ["CON", "con", "nul.txt", "Com1", "lpt9.tar.gz", "AUX "] {
+        for reserved in ["CON", "con", "nul.txt", "Com1", "lpt9.tar.gz", "AUX .txt"] {
             assert_eq!(
                 windows_problem(reserved, false),
                 Some(PathProblem::ReservedName),

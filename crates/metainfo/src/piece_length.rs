@@ -34,7 +34,7 @@ const AUTO_THRESHOLDS: [u64; 10] = [
 /// ```
 /// use webtorrent_metainfo::auto_piece_length;
 /// assert_eq!(auto_piece_length(1), 16 * 1024);
-/// assert_eq!(auto_piece_length(1 << 30), 256 * 1024); // 1 GiB
+/// assert_eq!(auto_piece_length(1 << 30), 512 * 1024); // 1 GiB
 /// assert_eq!(auto_piece_length(u64::MAX), 16 * 1024 * 1024);
 /// ```
 #[must_use]
