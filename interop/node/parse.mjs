@@ -1,13 +1,14 @@
-// Print what `parse-torrent` reports about .torrent files (one JSON object per line).
-// usage: node parse.mjs TORRENT...
+// Print what `parse-torrent` reports about .torrent files and magnet links (one JSON object
+// per line). usage: node parse.mjs TORRENT|MAGNET...
 import { readFileSync } from 'node:fs'
 import { describe } from './describe.mjs'
 
-const paths = process.argv.slice(2)
-if (paths.length === 0) {
-  console.error('usage: node parse.mjs TORRENT...')
+const inputs = process.argv.slice(2)
+if (inputs.length === 0) {
+  console.error('usage: node parse.mjs TORRENT|MAGNET...')
   process.exit(2)
 }
-for (const p of paths) {
-  console.log(JSON.stringify(await describe(readFileSync(p))))
+for (const input of inputs) {
+  const source = input.startsWith('magnet:') ? input : readFileSync(input)
+  console.log(JSON.stringify(await describe(source)))
 }

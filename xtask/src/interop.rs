@@ -301,6 +301,13 @@ fn create_check(ctx: &Ctx, tree: &TreeSpec, flavour: &str) -> Result<Vec<String>
                 "parse-torrent reads our torrent/magnet as v1 {:?}",
                 hex_field(&d, "v1")
             );
+            // parse-torrent reports v2 for magnets (btmh) but not for torrent files.
+            if let Some(v2) = hex_field(&d, "v2") {
+                ensure!(
+                    Some(v2) == ours_hashes.1.as_deref(),
+                    "parse-torrent reads our magnet as v2 {v2}"
+                );
+            }
         }
     }
     Ok(notes)

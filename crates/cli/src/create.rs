@@ -89,11 +89,7 @@ pub(crate) fn run(args: &CreateArgs) -> Result<()> {
         builder = builder.name(n.clone());
     }
     if !args.no_created_by {
-        builder = builder.created_by(
-            args.created_by
-                .clone()
-                .unwrap_or_else(default_created_by),
-        );
+        builder = builder.created_by(args.created_by.clone().unwrap_or_else(default_created_by));
     }
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -105,7 +101,7 @@ pub(crate) fn run(args: &CreateArgs) -> Result<()> {
     let meta = if interactive {
         build_with_bar(builder)?
     } else {
-        builder.build()?
+        builder.build()
     }
     .context("cannot create the torrent")?;
 
@@ -135,7 +131,10 @@ fn version_name(v: MetaVersion) -> &'static str {
 
 fn refuse_overwrite(out: &Path, force: bool) -> Result<()> {
     if !force && out.exists() {
-        bail!("{} already exists (use --force to overwrite it)", out.display());
+        bail!(
+            "{} already exists (use --force to overwrite it)",
+            out.display()
+        );
     }
     Ok(())
 }
@@ -152,7 +151,10 @@ fn write_torrent(out: &Path, bytes: &[u8], force: bool) -> Result<()> {
     }
     let mut file = options.open(out).with_context(|| {
         if out.exists() && !force {
-            format!("{} already exists (use --force to overwrite it)", out.display())
+            format!(
+                "{} already exists (use --force to overwrite it)",
+                out.display()
+            )
         } else {
             format!("cannot write {}", out.display())
         }

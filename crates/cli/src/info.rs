@@ -69,8 +69,8 @@ fn read_input(input: &str) -> Result<Vec<u8>> {
 
 pub(crate) fn run(args: &InfoArgs) -> Result<()> {
     let text = if looks_like_magnet(&args.input) {
-        let magnet = Magnet::parse(args.input.trim())
-            .with_context(|| "invalid magnet link".to_owned())?;
+        let magnet =
+            Magnet::parse(args.input.trim()).with_context(|| "invalid magnet link".to_owned())?;
         if args.json {
             json_text(&magnet_json(&magnet))?
         } else {
@@ -79,7 +79,11 @@ pub(crate) fn run(args: &InfoArgs) -> Result<()> {
     } else {
         let bytes = read_input(&args.input)?;
         let meta = Metainfo::from_bytes(&bytes).with_context(|| {
-            let shown = if args.input == "-" { "stdin" } else { &args.input };
+            let shown = if args.input == "-" {
+                "stdin"
+            } else {
+                &args.input
+            };
             format!("{shown} is not a valid torrent")
         })?;
         if args.json {
@@ -236,9 +240,17 @@ fn torrent_text(meta: &Metainfo, show_pad_files: bool) -> String {
     row(
         &mut out,
         "total size",
-        &format!("{} ({} bytes)", human(info.total_length()), info.total_length()),
+        &format!(
+            "{} ({} bytes)",
+            human(info.total_length()),
+            info.total_length()
+        ),
     );
-    row(&mut out, "private", if info.private() { "yes" } else { "no" });
+    row(
+        &mut out,
+        "private",
+        if info.private() { "yes" } else { "no" },
+    );
     if let Some(c) = meta.comment() {
         row(&mut out, "comment", c);
     }
@@ -354,7 +366,10 @@ fn magnet_text(m: &Magnet) -> String {
         row(&mut out, &format!("param {k}"), v);
     }
     if m.v1.is_none() && m.v2.is_none() {
-        let _ = writeln!(out, "(no info-hash: the torrent is found through its public key)");
+        let _ = writeln!(
+            out,
+            "(no info-hash: the torrent is found through its public key)"
+        );
     }
     row(&mut out, "magnet", &m.to_string());
     out

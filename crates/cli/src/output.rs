@@ -9,7 +9,21 @@ pub(crate) fn one_line(s: &str) -> String {
 
 /// `error: <message>: <cause>: <cause>` on one stderr line.
 pub(crate) fn print_error(e: &anyhow::Error) {
-    eprintln!("error: {}", one_line(&format!("{e:#}")));
+    eprintln!("error: {}", error_line(e));
+}
+
+/// The cause chain joined with `: `. Many error types also print their source in their own
+/// message; a cause already contained in the text before it is not repeated.
+pub(crate) fn error_line(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let text = one_line(&cause.to_string());
+        if text.is_empty() || parts.last().is_some_and(|p| p.contains(&text)) {
+            continue;
+        }
+        parts.push(text);
+    }
+    parts.join(": ")
 }
 
 /// Whether the error is stdout being closed under us (`webtorrent info x | head -1`).
@@ -25,4 +39,53 @@ pub(crate) fn print_stdout(text: &str) -> io::Result<()> {
     let mut out = io::stdout().lock();
     out.write_all(text.as_bytes())?;
     out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Inner;
+    impl std::fmt::Display for Inner {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("unexpected byte 'g'")
+        }
+    }
+    impl std::error::Error for Inner {}
+
+    #[derive(Debug)]
+    struct Outer(Inner);
+    impl std::fmt::Display for Outer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "invalid bencode: {}", self.0)
+        }
+    }
+    impl std::error::Error for Outer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn causes_are_not_repeated() {
+        let e = anyhow::Error::new(Outer(Inner)).context("x.torrent is not a valid torrent");
+        assert_eq!(
+            error_line(&e),
+            "x.torrent is not a valid torrent: invalid bencode: unexpected byte 'g'"
+        );
+    }
+
+    #[test]
+    fn messages_stay_on_one_line() {
+        let e = anyhow::anyhow!("two\nlines").context("outer\tpart");
+        assert_eq!(error_line(&e), "outer part: two lines");
+    }
+
+    #[test]
+    fn broken_pipe_is_recognised() {
+        let e = anyhow::Error::new(io::Error::from(io::ErrorKind::BrokenPipe)).context("writing");
+        assert!(is_broken_pipe(&e));
+        assert!(!is_broken_pipe(&anyhow::anyhow!("other")));
+    }
 }

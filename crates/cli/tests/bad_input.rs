@@ -24,7 +24,11 @@ fn torrent_with_path(components: &[&[u8]]) -> Vec<u8> {
 fn the_hand_made_torrent_is_valid() {
     // Guards the hostile-path tests below: with a harmless path the same bytes parse.
     let tmp = tempfile::tempdir().unwrap();
-    std::fs::write(tmp.path().join("ok.torrent"), torrent_with_path(&[b"fine.txt"])).unwrap();
+    std::fs::write(
+        tmp.path().join("ok.torrent"),
+        torrent_with_path(&[b"fine.txt"]),
+    )
+    .unwrap();
     let v = info_json(tmp.path(), "ok.torrent");
     assert_eq!(v["files"][0]["path"], "test/fine.txt");
 }
@@ -63,11 +67,17 @@ fn missing_and_unreadable_inputs() {
     .unwrap();
     std::fs::create_dir(tmp.path().join("folder")).unwrap();
     let cases: &[(&[&str], &str)] = &[
-        (&["info", "does-not-exist.torrent"], "does-not-exist.torrent"),
+        (
+            &["info", "does-not-exist.torrent"],
+            "does-not-exist.torrent",
+        ),
         (&["info", "garbage.torrent"], "garbage.torrent"),
         (&["info", "empty.torrent"], "empty.torrent"),
         (&["info", "list.torrent"], "list.torrent"),
-        (&["info", "--json", "truncated.torrent"], "truncated.torrent"),
+        (
+            &["info", "--json", "truncated.torrent"],
+            "truncated.torrent",
+        ),
         (&["info", "folder"], "folder"),
         (&["info", "magnet:?xt=urn:btih:zzzz"], "magnet"),
         (&["info", "magnet:?dn=no-hash"], "magnet"),

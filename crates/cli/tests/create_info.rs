@@ -29,7 +29,11 @@ fn create_then_info_round_trips() {
         ],
     ));
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines.len(), 1, "create prints only the magnet link: {out:?}");
+    assert_eq!(
+        lines.len(),
+        1,
+        "create prints only the magnet link: {out:?}"
+    );
     let magnet = lines[0];
     assert!(magnet.starts_with("magnet:?xt=urn:btih:"), "{magnet}");
     assert!(magnet.contains("xt=urn:btmh:1220"), "{magnet}");
@@ -42,7 +46,12 @@ fn create_then_info_round_trips() {
     assert_eq!(v["piece_length"], 16384);
     assert_eq!(v["private"], false);
     assert_eq!(v["comment"], "hello");
-    assert!(v["created_by"].as_str().unwrap().starts_with("webtorrent-rs/"));
+    assert!(
+        v["created_by"]
+            .as_str()
+            .unwrap()
+            .starts_with("webtorrent-rs/")
+    );
     assert!(v["creation_date"].as_i64().unwrap() > 1_600_000_000);
     assert_eq!(v["info_hash_v1"].as_str().unwrap().len(), 40);
     assert_eq!(v["info_hash_v2"].as_str().unwrap().len(), 64);
@@ -201,9 +210,12 @@ fn default_output_is_name_dot_torrent_and_never_overwritten() {
     assert!(tmp.path().join("movie.mkv.torrent").is_file());
     let v = info_json(tmp.path(), "movie.mkv.torrent");
     assert_eq!(v["name"], "movie.mkv");
-    assert_eq!(v["files"], json!([{"path": "movie.mkv", "length": 100_000, "offset": 0,
+    assert_eq!(
+        v["files"],
+        json!([{"path": "movie.mkv", "length": 100_000, "offset": 0,
         "executable": false, "hidden": false, "symlink": null,
-        "pieces_root": v["files"][0]["pieces_root"]}]));
+        "pieces_root": v["files"][0]["pieces_root"]}])
+    );
 
     let again = webtorrent(tmp.path(), &["create", "movie.mkv"]);
     let line = one_error_line(&again);
@@ -214,7 +226,10 @@ fn default_output_is_name_dot_torrent_and_never_overwritten() {
     ));
     assert_eq!(first.lines().count(), 1);
     assert_eq!(forced.lines().count(), 1);
-    assert_eq!(info_json(tmp.path(), "movie.mkv.torrent")["created_by"], "me");
+    assert_eq!(
+        info_json(tmp.path(), "movie.mkv.torrent")["created_by"],
+        "me"
+    );
 }
 
 #[test]
@@ -326,7 +341,10 @@ fn executable_files_are_marked() {
     let v = info_json(tmp.path(), "t.torrent");
     let files = v["files"].as_array().unwrap();
     let run = files.iter().find(|f| f["path"] == "tools/run.sh").unwrap();
-    let data = files.iter().find(|f| f["path"] == "tools/data.txt").unwrap();
+    let data = files
+        .iter()
+        .find(|f| f["path"] == "tools/data.txt")
+        .unwrap();
     assert_eq!(run["executable"], true);
     assert_eq!(data["executable"], false);
 }

@@ -40,8 +40,7 @@ fn real_creators() {
 fn torrents_their_creator_cannot_load_are_refused() {
     let dir = fixtures();
     let invalid: Value =
-        serde_json::from_slice(&std::fs::read(dir.join("expected-invalid.json")).unwrap())
-            .unwrap();
+        serde_json::from_slice(&std::fs::read(dir.join("expected-invalid.json")).unwrap()).unwrap();
     for e in invalid.as_array().unwrap() {
         let file = e["file"].as_str().unwrap();
         let line = one_error_line(&webtorrent(&dir, &["info", file]));

@@ -33,7 +33,9 @@ pub fn webtorrent_stdin(cwd: &Path, args: &[&str], stdin: &[u8]) -> Output {
         .expect("stdin is piped")
         .write_all(stdin)
         .expect("stdin accepts the input");
-    child.wait_with_output().expect("the webtorrent binary runs")
+    child
+        .wait_with_output()
+        .expect("the webtorrent binary runs")
 }
 
 pub fn stdout(o: &Output) -> String {
