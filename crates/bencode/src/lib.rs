@@ -11,7 +11,7 @@
 //!   so hostile input can neither overflow the stack nor make the decoder
 //!   allocate more than a small multiple of the input size.
 //! - [`OwnedValue`] builds values and encodes them canonically (sorted keys).
-//! - With the default `serde` feature, [`from_bytes`] and [`to_vec`] map Rust
+//! - With the default `serde` feature, `from_bytes` and `to_vec` map Rust
 //!   types to and from bencode through the same decoder.
 //!
 //! ```
@@ -45,6 +45,11 @@ mod serde_impl;
 
 #[cfg(feature = "serde")]
 pub use serde_impl::{Error, RawBencode, bytes, from_bytes, from_bytes_with, from_value, to_vec};
+
+/// The README's examples, run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 pub use decode::{DEFAULT_MAX_DEPTH, DecodeOptions};
 pub use error::{DecodeError, DecodeErrorKind};
