@@ -499,3 +499,30 @@ fn owned_and_borrowed_values_through_serde() {
     assert_eq!(e.offset(), Some(0));
     assert_eq!(from_value::<&str>(second).unwrap(), "x");
 }
+
+#[test]
+fn maximum_default_depth_is_safe_everywhere() {
+    // Tests run on 2 MiB threads: every recursive walk of a tree at the
+    // default depth limit must fit.
+    let depth = webtorrent_bencode::DEFAULT_MAX_DEPTH;
+    let input = [
+        b"d1:a".repeat(depth / 2),
+        b"l".repeat(depth / 2),
+        b"i1e".to_vec(),
+        b"e".repeat(depth),
+    ]
+    .concat();
+    let value = decode_strict(&input).unwrap();
+    let owned: OwnedValue = from_bytes(&input).unwrap();
+    assert_eq!(owned, value.to_owned());
+    assert_eq!(to_vec(&owned).unwrap(), input);
+    assert_eq!(to_vec(&value).unwrap(), input);
+    assert_eq!(owned.encode(), input);
+    assert!(format!("{value:?}").len() > depth);
+    assert_eq!(value.clone(), value);
+    let too_deep = [b"l".to_vec(), input.clone(), b"e".to_vec()].concat();
+    assert!(matches!(
+        from_bytes::<OwnedValue>(&too_deep),
+        Err(Error::Decode(ref e)) if e.kind == DecodeErrorKind::DepthLimitExceeded { max_depth: 256 }
+    ));
+}
