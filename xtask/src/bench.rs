@@ -114,7 +114,12 @@ pub(crate) fn create(o: &CreateOptions) -> Result<()> {
             .arg("-o")
             .arg(&out)
             .args(["--meta-version", &o.flavour])
-            .args(["--piece-length", &o.piece_length.to_string(), "--no-date"])
+            .args([
+                "--piece-length",
+                &o.piece_length.to_string(),
+                "--no-date",
+                "--force",
+            ])
             .stdout(std::process::Stdio::null())
             .status()?;
         let took = t.elapsed().as_secs_f64();
