@@ -157,3 +157,28 @@ pub(crate) fn create(o: &CreateOptions) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn medians() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert!(median(vec![]).is_nan());
+    }
+
+    #[test]
+    fn generated_data_has_the_size_asked_and_is_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("d.bin");
+        generate(&p, 3 * (1 << 20) + 5).unwrap();
+        let first = std::fs::read(&p).unwrap();
+        assert_eq!(first.len(), 3 * (1 << 20) + 5);
+        // Not a repeating pattern at the 1 MiB chunk size.
+        assert_ne!(first[..64], first[1 << 20..(1 << 20) + 64]);
+        generate(&p, 3 * (1 << 20) + 5).unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), first);
+    }
+}

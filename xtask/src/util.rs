@@ -182,3 +182,44 @@ pub(crate) fn build_webtorrent(profile: &str) -> Result<PathBuf> {
 pub(crate) fn secs(d: Duration) -> String {
     format!("{:.1}s", d.as_secs_f64())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_lines_are_quoted_when_needed() {
+        let c = cmd("cargo", &["fuzz", "run", "a b", ""]);
+        assert_eq!(display(&c), r#"cargo fuzz run "a b" """#);
+    }
+
+    #[test]
+    fn last_lines_skips_blank_lines() {
+        assert_eq!(last_lines("a\n\nb\nc\n\n", 2), "b | c");
+        assert_eq!(last_lines("", 3), "");
+    }
+
+    #[test]
+    fn capture_reports_output_and_status() {
+        let out = capture(
+            &mut cmd("sh", &["-c", "echo out; echo err >&2; exit 3"]),
+            None,
+        )
+        .expect("sh runs");
+        assert_eq!(out.status.code(), Some(3));
+        assert_eq!(out.stdout, "out\n");
+        assert_eq!(out.stderr, "err\n");
+        assert!(out.ok("sh").is_err());
+    }
+
+    #[test]
+    fn capture_kills_at_the_deadline() {
+        let start = Instant::now();
+        let r = capture(
+            &mut cmd("sleep", &["10"]),
+            Some(Instant::now() + Duration::from_millis(200)),
+        );
+        assert!(r.is_err());
+        assert!(start.elapsed() < Duration::from_secs(5));
+    }
+}
