@@ -126,7 +126,9 @@ impl Info {
     }
 
     pub(crate) fn from_value(value: &Value<'_>) -> Result<Self, MetainfoError> {
-        let dict = value.as_dict().ok_or_else(|| wrong("info", "a dictionary"))?;
+        let dict = value
+            .as_dict()
+            .ok_or_else(|| wrong("info", "a dictionary"))?;
         parse_info(dict, value.raw())
     }
 
@@ -335,7 +337,11 @@ impl Ctx {
     }
 }
 
-fn get_int(dict: &Dict<'_>, key: &[u8], name: impl FnOnce() -> String) -> Result<Option<i64>, MetainfoError> {
+fn get_int(
+    dict: &Dict<'_>,
+    key: &[u8],
+    name: impl FnOnce() -> String,
+) -> Result<Option<i64>, MetainfoError> {
     match dict.get(key) {
         None => Ok(None),
         Some(v) => v
@@ -355,7 +361,10 @@ fn parse_info(dict: &Dict<'_>, raw: &[u8]) -> Result<Info, MetainfoError> {
     };
     let pieces = match dict.get(b"pieces") {
         None => None,
-        Some(v) => Some(v.as_bytes().ok_or_else(|| wrong("info.pieces", "a byte string"))?),
+        Some(v) => Some(
+            v.as_bytes()
+                .ok_or_else(|| wrong("info.pieces", "a byte string"))?,
+        ),
     };
     let version = match (pieces.is_some(), has_v2) {
         (true, true) => MetaVersion::Hybrid,
@@ -367,10 +376,11 @@ fn parse_info(dict: &Dict<'_>, raw: &[u8]) -> Result<Info, MetainfoError> {
         (_, p) => p.unwrap_or_default(),
     };
 
-    let piece_length = get_int(dict, b"piece length", || "info.piece length".into())?
-        .ok_or(MetainfoError::MissingKey {
+    let piece_length = get_int(dict, b"piece length", || "info.piece length".into())?.ok_or(
+        MetainfoError::MissingKey {
             key: "info.piece length",
-        })?;
+        },
+    )?;
     let valid = u64::try_from(piece_length).is_ok_and(|pl| {
         if has_v2 {
             is_valid_v2_piece_length(pl)
@@ -529,7 +539,10 @@ struct Extras {
 }
 
 fn parse_extras(ctx: &mut Ctx, dict: &Dict<'_>) -> Extras {
-    let attr_bytes = dict.get(b"attr").and_then(Value::as_bytes).unwrap_or_default();
+    let attr_bytes = dict
+        .get(b"attr")
+        .and_then(Value::as_bytes)
+        .unwrap_or_default();
     let mut attr = FileAttributes {
         pad: attr_bytes.contains(&b'p'),
         executable: attr_bytes.contains(&b'x'),
@@ -714,11 +727,13 @@ fn walk_tree(
             }
         };
         let pieces_root = match leaf.get(b"pieces root").and_then(Value::as_bytes) {
-            Some(b) => Some(<[u8; 32]>::try_from(b).map_err(|_| {
-                MetainfoError::InvalidPiecesRoot {
-                    path: path::to_path_buf(path),
-                }
-            })?),
+            Some(b) => {
+                Some(
+                    <[u8; 32]>::try_from(b).map_err(|_| MetainfoError::InvalidPiecesRoot {
+                        path: path::to_path_buf(path),
+                    })?,
+                )
+            }
             None => None,
         };
         if length > 0 && pieces_root.is_none_or(|r| r == [0; 32]) {
@@ -746,9 +761,9 @@ fn walk_tree(
     for (key, child) in node.iter() {
         let component = ctx.text(key);
         path.push(component);
-        let child = child.as_dict().ok_or_else(|| {
-            wrong(format!("info.file tree/{}", path.join("/")), "a dictionary")
-        })?;
+        let child = child
+            .as_dict()
+            .ok_or_else(|| wrong(format!("info.file tree/{}", path.join("/")), "a dictionary"))?;
         walk_tree(ctx, child, path, out)?;
         path.pop();
     }
@@ -765,7 +780,8 @@ fn place_v2_tree(
     mut tree: Vec<RawFile>,
     shape: Option<bool>,
 ) -> Result<(bool, Vec<RawFile>), MetainfoError> {
-    let single_form = tree.len() == 1 && tree[0].components.len() == 1 && tree[0].components[0] == name;
+    let single_form =
+        tree.len() == 1 && tree[0].components.len() == 1 && tree[0].components[0] == name;
     let multi = match shape {
         Some(multi) => {
             if !multi && !single_form {
@@ -785,7 +801,6 @@ fn place_v2_tree(
     }
     Ok((multi, tree))
 }
-
 
 fn finish(raw: RawFile, offset: u64) -> FileEntry {
     FileEntry {
@@ -813,16 +828,18 @@ fn layout_v1(list: &[RawFile]) -> Result<(Vec<u64>, u64), MetainfoError> {
 }
 
 /// v2 layout: every file starts on a piece boundary; no pad entries are listed. Returns the
-/// offsets and the end of the last file.
+/// offsets and the end of the last non-empty file.
 fn layout_v2(tree: &[RawFile], piece_length: u64) -> Result<(Vec<u64>, u64), MetainfoError> {
     let mut end = 0u64;
     let mut offsets = Vec::with_capacity(tree.len());
     for f in tree {
         let start = align_up(end, piece_length)?;
         offsets.push(start);
-        end = start
-            .checked_add(f.length)
-            .ok_or(MetainfoError::LengthOverflow)?;
+        if f.length > 0 {
+            end = start
+                .checked_add(f.length)
+                .ok_or(MetainfoError::LengthOverflow)?;
+        }
     }
     Ok((offsets, end))
 }
@@ -851,10 +868,7 @@ fn merge_hybrid(
         }));
     }
     let (v2_offsets, v2_end) = layout_v2(&tree, piece_length)?;
-    let v1_real = list
-        .iter_mut()
-        .zip(v1_offsets)
-        .filter(|(f, _)| !f.attr.pad);
+    let v1_real = list.iter_mut().zip(v1_offsets).filter(|(f, _)| !f.attr.pad);
     for (index, ((f, &v1_offset), (v2, &v2_offset))) in
         v1_real.zip(tree.into_iter().zip(&v2_offsets)).enumerate()
     {

@@ -240,7 +240,10 @@ fn parse_trackers(top: &Dict<'_>) -> Vec<Vec<String>> {
                 Some(inner) => inner.iter().filter_map(url).collect(),
                 None => url(tier).into_iter().collect(),
             };
-            let urls: Vec<String> = urls.into_iter().filter(|u| seen.insert(u.clone())).collect();
+            let urls: Vec<String> = urls
+                .into_iter()
+                .filter(|u| seen.insert(u.clone()))
+                .collect();
             if !urls.is_empty() {
                 tiers.push(urls);
             }
@@ -273,7 +276,10 @@ fn parse_piece_layers(
 ) -> Result<Vec<Option<Vec<[u8; 32]>>>, MetainfoError> {
     let layers = match top.get(b"piece layers") {
         None => None,
-        Some(v) => Some(v.as_dict().ok_or_else(|| wrong("piece layers", "a dictionary"))?),
+        Some(v) => Some(
+            v.as_dict()
+                .ok_or_else(|| wrong("piece layers", "a dictionary"))?,
+        ),
     };
     let pl = info.piece_length();
     // Checked by `Info`: a v2 piece length is a power of two of at most 512 MiB.

@@ -40,8 +40,8 @@ pub enum PathProblem {
     CurrentDir,
     /// A component is `..`.
     ParentDir,
-    /// The path is absolute: its first component starts with `/` or `\`, or (Windows) with a
-    /// drive prefix.
+    /// The path is absolute: a component starts with `/` or `\`, or (Windows) with a drive
+    /// prefix such as `C:`.
     Absolute,
     /// A component contains a NUL byte.
     NulByte,
@@ -91,16 +91,18 @@ impl fmt::Display for PathProblem {
     }
 }
 
-/// Checks one component. `first` is true for the first component of a path (where a leading
-/// separator means an absolute path).
-pub(crate) fn check_component(component: &str, first: bool) -> Result<(), PathProblem> {
+/// Checks one component.
+///
+/// A component starting with a separator is reported as [`PathProblem::Absolute`] wherever
+/// it is: joining such a component to a path replaces the path.
+pub(crate) fn check_component(component: &str) -> Result<(), PathProblem> {
     match component {
         "" => return Err(PathProblem::EmptyComponent),
         "." => return Err(PathProblem::CurrentDir),
         ".." => return Err(PathProblem::ParentDir),
         _ => {}
     }
-    if first && (component.starts_with('/') || component.starts_with('\\')) {
+    if component.starts_with('/') || component.starts_with('\\') {
         return Err(PathProblem::Absolute);
     }
     if component.contains('\0') {
@@ -115,7 +117,7 @@ pub(crate) fn check_component(component: &str, first: bool) -> Result<(), PathPr
         });
     }
     if cfg!(windows) {
-        if let Some(problem) = windows_problem(component, first) {
+        if let Some(problem) = windows_problem(component) {
             return Err(problem);
         }
     }
@@ -124,9 +126,9 @@ pub(crate) fn check_component(component: &str, first: bool) -> Result<(), PathPr
 
 /// The Windows-only rules (see the module documentation). Compiled and tested everywhere,
 /// applied only on Windows.
-pub(crate) fn windows_problem(component: &str, first: bool) -> Option<PathProblem> {
+pub(crate) fn windows_problem(component: &str) -> Option<PathProblem> {
     let bytes = component.as_bytes();
-    if first && bytes.len() >= 2 && bytes[1] == b':' && bytes[0].is_ascii_alphabetic() {
+    if bytes.len() >= 2 && bytes[1] == b':' && bytes[0].is_ascii_alphabetic() {
         return Some(PathProblem::Absolute);
     }
     if let Some(c) = component
@@ -155,9 +157,9 @@ pub(crate) fn check_components<S: AsRef<str>>(components: &[S]) -> Result<(), Pa
         return Err(PathProblem::NoComponents);
     }
     let mut len = components.len() - 1;
-    for (i, c) in components.iter().enumerate() {
+    for c in components {
         let c = c.as_ref();
-        check_component(c, i == 0)?;
+        check_component(c)?;
         len += c.len();
     }
     if len > MAX_PATH_LEN {
@@ -204,7 +206,7 @@ mod tests {
             "with space",
             "a..b",
         ] {
-            assert_eq!(check_component(ok, true), Ok(()), "{ok:?}");
+            assert_eq!(check_component(ok), Ok(()), "{ok:?}");
         }
         assert_eq!(check_components(&["dir", "sub", "f"]), Ok(()));
     }
@@ -220,17 +222,16 @@ mod tests {
             ("a\\b", PathProblem::Separator),
         ];
         for (c, want) in cases {
-            assert_eq!(check_component(c, false), Err(*want), "{c:?}");
+            assert_eq!(check_component(c), Err(*want), "{c:?}");
         }
-        assert_eq!(check_component("/etc", true), Err(PathProblem::Absolute));
-        assert_eq!(check_component("\\etc", true), Err(PathProblem::Absolute));
-        assert_eq!(check_component("/etc", false), Err(PathProblem::Separator));
+        assert_eq!(check_component("/etc"), Err(PathProblem::Absolute));
+        assert_eq!(check_component("\\etc"), Err(PathProblem::Absolute));
         let long = "x".repeat(256);
         assert_eq!(
-            check_component(&long, false),
+            check_component(&long),
             Err(PathProblem::ComponentTooLong { len: 256 })
         );
-        assert_eq!(check_component(&"x".repeat(255), false), Ok(()));
+        assert_eq!(check_component(&"x".repeat(255)), Ok(()));
     }
 
     #[test]
@@ -243,43 +244,41 @@ mod tests {
             check_components(&many),
             Err(PathProblem::PathTooLong { len: 21 * 200 + 20 })
         );
-        assert_eq!(
-            check_components(&["ok", ".."]),
-            Err(PathProblem::ParentDir)
-        );
+        assert_eq!(check_components(&["ok", ".."]), Err(PathProblem::ParentDir));
     }
 
     #[test]
     fn windows_rules() {
         for reserved in ["CON", "con", "nul.txt", "Com1", "lpt9.tar.gz", "AUX .txt"] {
             assert_eq!(
-                windows_problem(reserved, false),
+                windows_problem(reserved),
                 Some(PathProblem::ReservedName),
                 "{reserved:?}"
             );
         }
         for fine in ["console", "com10", "lpt0", "CONFIG.SYS", "a.b"] {
-            assert_eq!(windows_problem(fine, false), None, "{fine:?}");
+            assert_eq!(windows_problem(fine), None, "{fine:?}");
         }
         assert_eq!(
-            windows_problem("a:b", false),
+            windows_problem("ab:c"),
             Some(PathProblem::InvalidCharacter(':'))
         );
-        assert_eq!(windows_problem("C:", true), Some(PathProblem::Absolute));
+        assert_eq!(windows_problem("C:"), Some(PathProblem::Absolute));
+        assert_eq!(windows_problem("a:b"), Some(PathProblem::Absolute));
         assert_eq!(
-            windows_problem("x?", false),
+            windows_problem("x?"),
             Some(PathProblem::InvalidCharacter('?'))
         );
         assert_eq!(
-            windows_problem("tab\t", false),
+            windows_problem("tab\t"),
             Some(PathProblem::InvalidCharacter('\t'))
         );
         assert_eq!(
-            windows_problem("trailing.", false),
+            windows_problem("trailing."),
             Some(PathProblem::TrailingDotOrSpace)
         );
         assert_eq!(
-            windows_problem("trailing ", false),
+            windows_problem("trailing "),
             Some(PathProblem::TrailingDotOrSpace)
         );
     }
@@ -287,7 +286,10 @@ mod tests {
     #[test]
     fn link_resolution() {
         assert_eq!(resolve_link(&["d"], &["..", "x"]), Some(vec!["x"]));
-        assert_eq!(resolve_link(&[], &[".", "a", "", "b"]), Some(vec!["a", "b"]));
+        assert_eq!(
+            resolve_link(&[], &[".", "a", "", "b"]),
+            Some(vec!["a", "b"])
+        );
         assert_eq!(resolve_link(&[], &["..", "x"]), None);
         assert_eq!(resolve_link(&["a"], &["..", "..", "x"]), None);
         assert_eq!(resolve_link(&["a", "b"], &["c"]), Some(vec!["a", "b", "c"]));

@@ -54,8 +54,11 @@ fn write_trees(out: &Path) -> Vec<(String, PathBuf)> {
                 rel.split('/').fold(root.clone(), |p, c| p.join(c))
             };
             std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-            std::fs::write(&path, content(if rel.is_empty() { name } else { rel }, length))
-                .expect("write");
+            std::fs::write(
+                &path,
+                content(if rel.is_empty() { name } else { rel }, length),
+            )
+            .expect("write");
             #[cfg(unix)]
             {
                 use std::os::unix::fs::PermissionsExt;
@@ -101,9 +104,17 @@ fn same_info_hashes_as_libtorrent() {
             .build()
             .unwrap_or_else(|err| panic!("{file}: {err}"));
         assert_eq!(ours.info_hashes(), fixture.info_hashes(), "{file}");
-        assert_eq!(ours.info().raw(), fixture.info().raw(), "{file}: info bytes");
+        assert_eq!(
+            ours.info().raw(),
+            fixture.info().raw(),
+            "{file}: info bytes"
+        );
         for i in 0..ours.info().files().len() {
-            assert_eq!(ours.piece_layer(i), fixture.piece_layer(i), "{file}: layer {i}");
+            assert_eq!(
+                ours.piece_layer(i),
+                fixture.piece_layer(i),
+                "{file}: layer {i}"
+            );
         }
         checked += 1;
     }

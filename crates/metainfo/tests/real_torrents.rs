@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use webtorrent_metainfo::{HybridMismatch, Info, Metainfo, MetainfoError, MetaVersion};
+use webtorrent_metainfo::{HybridMismatch, Info, MetaVersion, Metainfo, MetainfoError};
 
 fn dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/real")
@@ -46,7 +46,11 @@ fn every_real_torrent_parses_with_the_creators_info_hashes() {
         };
         assert_eq!(info.version(), version, "{file}");
         assert_eq!(info.name(), e["name"].as_str().expect("name"), "{file}");
-        assert_eq!(Some(info.piece_length()), e["piece_length"].as_u64(), "{file}");
+        assert_eq!(
+            Some(info.piece_length()),
+            e["piece_length"].as_u64(),
+            "{file}"
+        );
 
         let want: Vec<(String, u64)> = e["files"]
             .as_array()
@@ -86,7 +90,10 @@ fn every_real_torrent_parses_with_the_creators_info_hashes() {
             assert_eq!(torrent.trackers().len(), 2, "{file}: tracker tiers");
             assert_eq!(torrent.web_seeds().len(), 1, "{file}: web seeds");
             assert!(torrent.comment().is_some(), "{file}: comment");
-            assert_eq!(info.private(), file.starts_with("attrs.") && file.contains("hybrid"));
+            assert_eq!(
+                info.private(),
+                file.starts_with("attrs.") && file.contains("hybrid")
+            );
         }
         check_mapping(file, &torrent);
     }
@@ -115,7 +122,10 @@ fn check_mapping(file: &str, torrent: &Metainfo) {
             assert!(info.piece_hash_v1(piece).is_some());
         }
         if info.version().has_v2() {
-            assert!(torrent.piece_hash_v2(piece).is_some(), "{file}: v2 hash {piece}");
+            assert!(
+                torrent.piece_hash_v2(piece).is_some(),
+                "{file}: v2 hash {piece}"
+            );
         }
     }
     for (f, c) in info.files().iter().zip(&covered) {

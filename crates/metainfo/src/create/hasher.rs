@@ -57,7 +57,9 @@ impl Layout {
         for (i, f) in files.iter().enumerate() {
             if align && !write_pads {
                 // v2-only (or a single file): virtual alignment, nothing written.
-                end = end.checked_next_multiple_of(piece_length).ok_or_else(too_large)?;
+                end = end
+                    .checked_next_multiple_of(piece_length)
+                    .ok_or_else(too_large)?;
             }
             offsets.push(end);
             segments.push(Segment {
@@ -185,7 +187,9 @@ pub(crate) fn hash(
                     };
                     jobs.push(Job::new(
                         &buf[s..e],
-                        Algorithm::MerklePiece { piece_length: width },
+                        Algorithm::MerklePiece {
+                            piece_length: width,
+                        },
                     ));
                     v2_targets.push(file);
                 }

@@ -85,7 +85,9 @@ pub enum CreateError {
         path: PathBuf,
     },
     /// A symlink (not followed) points outside the shared folder.
-    #[error("symlink {path:?} points outside the torrent ({target:?}); follow symlinks to share its target")]
+    #[error(
+        "symlink {path:?} points outside the torrent ({target:?}); follow symlinks to share its target"
+    )]
     SymlinkOutsideTorrent {
         /// The symlink.
         path: PathBuf,
@@ -159,8 +161,14 @@ impl MemoryFile {
 #[derive(Clone, Debug)]
 enum Input {
     Disk(PathBuf),
-    MemorySingle { name: String, data: Arc<[u8]> },
-    MemoryDir { name: String, files: Vec<MemoryFile> },
+    MemorySingle {
+        name: String,
+        data: Arc<[u8]>,
+    },
+    MemoryDir {
+        name: String,
+        files: Vec<MemoryFile>,
+    },
 }
 
 /// Where a planned file's bytes come from.
@@ -388,11 +396,12 @@ impl TorrentBuilder {
     ) -> Result<Metainfo, CreateError> {
         let (default_name, multi_file, mut files) = self.plan()?;
         let name = self.name.clone().unwrap_or(default_name);
-        path::check_components(std::slice::from_ref(&name))
-            .map_err(|problem| CreateError::InvalidName {
+        path::check_components(std::slice::from_ref(&name)).map_err(|problem| {
+            CreateError::InvalidName {
                 name: name.clone(),
                 problem,
-            })?;
+            }
+        })?;
         if files.len() > MAX_FILES {
             return Err(CreateError::TooManyFiles { count: files.len() });
         }
@@ -406,7 +415,9 @@ impl TorrentBuilder {
         if total == 0 {
             return Err(CreateError::EmptyTorrent);
         }
-        let piece_length = self.piece_length.unwrap_or_else(|| auto_piece_length(total));
+        let piece_length = self
+            .piece_length
+            .unwrap_or_else(|| auto_piece_length(total));
         let valid = if self.version.has_v2() {
             is_valid_v2_piece_length(piece_length)
         } else {
@@ -490,7 +501,12 @@ impl TorrentBuilder {
         let tiers: Vec<Vec<String>> = self
             .trackers
             .iter()
-            .map(|t| t.iter().filter(|u| !u.is_empty()).cloned().collect::<Vec<_>>())
+            .map(|t| {
+                t.iter()
+                    .filter(|u| !u.is_empty())
+                    .cloned()
+                    .collect::<Vec<_>>()
+            })
             .filter(|t| !t.is_empty())
             .collect();
         if let Some(first) = tiers.first().and_then(|t| t.first()) {

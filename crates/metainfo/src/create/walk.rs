@@ -230,11 +230,11 @@ impl Walker {
         let mut parts = Vec::new();
         for c in rest.components() {
             match c {
-                Component::Normal(s) => parts.push(s.to_str().ok_or_else(|| {
-                    CreateError::NonUtf8Path {
+                Component::Normal(s) => {
+                    parts.push(s.to_str().ok_or_else(|| CreateError::NonUtf8Path {
                         path: link.to_owned(),
-                    }
-                })?),
+                    })?)
+                }
                 Component::CurDir => {}
                 Component::ParentDir => parts.push(".."),
                 Component::RootDir | Component::Prefix(_) => return Err(outside()),
