@@ -901,28 +901,49 @@ fn merge_hybrid(
     Ok(v1_end)
 }
 
-/// Resolves symlink targets (BEP 47: relative to the torrent root folder). A target that
-/// leaves the torrent that way is retried relative to the link's own folder (what
-/// libtorrent's creator writes); if it still leaves the torrent the torrent is refused.
+/// Resolves symlink targets. BEP 47 says a target is relative to the torrent's root folder;
+/// libtorrent's creator writes it relative to the link's own folder. Like libtorrent's
+/// loader, the reading that names a file or folder of the torrent wins (root-relative
+/// first); otherwise the root-relative reading if it stays inside the torrent, else the
+/// link-relative one; a target that leaves the torrent either way is refused.
 fn resolve_symlinks(files: &mut [RawFile], multi_file: bool) -> Result<(), MetainfoError> {
+    if files.iter().all(|f| f.symlink_target.is_none()) {
+        return Ok(());
+    }
+    let skip = usize::from(multi_file);
+    // Every file and folder of the torrent, relative to its root folder.
+    let mut known: HashSet<Vec<String>> = HashSet::new();
+    for f in files.iter().filter(|f| !f.attr.pad) {
+        let inside = &f.components[skip.min(f.components.len())..];
+        for end in 1..=inside.len() {
+            known.insert(inside[..end].to_vec());
+        }
+    }
     for f in files.iter_mut() {
         let Some(target) = f.symlink_target.take() else {
             continue;
         };
-        let inside: Vec<&str> = f
-            .components
-            .iter()
-            .skip(usize::from(multi_file))
-            .map(String::as_str)
-            .collect();
+        let inside: Vec<&str> = f.components.iter().skip(skip).map(String::as_str).collect();
         let parent = &inside[..inside.len().saturating_sub(1)];
         let target_refs: Vec<&str> = target.iter().map(String::as_str).collect();
-        let resolved = path::resolve_link(&[], &target_refs)
-            .or_else(|| path::resolve_link(parent, &target_refs))
-            .ok_or_else(|| MetainfoError::SymlinkEscapes {
-                path: f.path(),
-                target: target.join("/"),
-            })?;
+        let from_root = path::resolve_link(&[], &target_refs);
+        let from_link = path::resolve_link(parent, &target_refs);
+        let exists = |p: &Option<Vec<&str>>| {
+            p.as_ref().is_some_and(|p| {
+                known.contains(&p.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())
+            })
+        };
+        let resolved = if exists(&from_root) {
+            from_root
+        } else if exists(&from_link) {
+            from_link
+        } else {
+            from_root.or(from_link)
+        }
+        .ok_or_else(|| MetainfoError::SymlinkEscapes {
+            path: f.path(),
+            target: target.join("/"),
+        })?;
         path::check_components(&resolved).map_err(|problem| MetainfoError::InvalidPath {
             path: target.join("/"),
             problem,
