@@ -31,6 +31,8 @@ struct PoolState {
     shutdown: bool,
     /// Workers that were started and have not exited.
     workers: usize,
+    /// Workers waiting for a task: a push only wakes one when some are idle.
+    idle: usize,
 }
 
 impl Pool {
@@ -41,8 +43,11 @@ impl Pool {
             return Err(task);
         }
         state.tasks.push_back(task);
+        let wake = state.idle > 0;
         drop(state);
-        self.work_ready.notify_one();
+        if wake {
+            self.work_ready.notify_one();
+        }
         Ok(())
     }
 
@@ -57,10 +62,12 @@ impl Pool {
                     if state.shutdown {
                         break None;
                     }
+                    state.idle += 1;
                     state = self
                         .work_ready
                         .wait(state)
                         .unwrap_or_else(PoisonError::into_inner);
+                    state.idle -= 1;
                 }
             };
             let Some(task) = task else { break };
@@ -110,6 +117,7 @@ impl MultiCoreEngine {
                     tasks: VecDeque::new(),
                     shutdown: false,
                     workers: 0,
+                    idle: 0,
                 }),
                 work_ready: Condvar::new(),
             }),
@@ -172,7 +180,10 @@ impl MultiCoreEngine {
         HashQueue {
             pool: Arc::clone(&self.pool),
             results: Arc::new(Results {
-                done: Mutex::new(VecDeque::new()),
+                done: Mutex::new(Done {
+                    queue: VecDeque::new(),
+                    waiting: false,
+                }),
                 ready: Condvar::new(),
                 notify,
             }),
@@ -296,15 +307,27 @@ pub struct Completed<D> {
 }
 
 struct Results<D> {
-    done: Mutex<VecDeque<Completed<D>>>,
+    done: Mutex<Done<D>>,
     ready: Condvar,
     notify: Option<Notify>,
 }
 
+/// Completed jobs not yet collected.
+struct Done<D> {
+    queue: VecDeque<Completed<D>>,
+    /// The queue's owner is blocked in [`HashQueue::complete`].
+    waiting: bool,
+}
+
 impl<D> Results<D> {
     fn deliver(&self, completed: Completed<D>) {
-        lock(&self.done).push_back(completed);
-        self.ready.notify_all();
+        let mut done = lock(&self.done);
+        done.queue.push_back(completed);
+        let wake = done.waiting;
+        drop(done);
+        if wake {
+            self.ready.notify_one();
+        }
         if let Some(notify) = &self.notify {
             notify();
         }
@@ -358,7 +381,7 @@ impl<D: AsRef<[u8]> + Send + 'static> HashQueue<D> {
 
     /// A completed job, if one is ready; never blocks.
     pub fn try_complete(&mut self) -> Option<Completed<D>> {
-        let completed = lock(&self.results.done).pop_front()?;
+        let completed = lock(&self.results.done).queue.pop_front()?;
         self.pending -= 1;
         Some(completed)
     }
@@ -370,10 +393,13 @@ impl<D: AsRef<[u8]> + Send + 'static> HashQueue<D> {
         }
         let mut done = lock(&self.results.done);
         loop {
-            if let Some(completed) = done.pop_front() {
+            if let Some(completed) = done.queue.pop_front() {
+                done.waiting = false;
                 self.pending -= 1;
                 return Some(completed);
             }
+            // Only this queue's owner waits (`&mut self`), so one flag is enough.
+            done.waiting = true;
             done = self
                 .results
                 .ready
