@@ -319,7 +319,7 @@ fn read_stream(
         let Ok(mut buf) = free.recv() else { return };
         let start = chunk * chunk_size;
         let end = (start + chunk_size).min(layout.stream_length);
-        buf.clear();
+        // Every byte is overwritten by `fill`, so the buffer is only zeroed when it grows.
         buf.resize((end - start) as usize, 0);
         let result = reader.fill(start, &mut buf).map(|()| (chunk, buf));
         let failed = result.is_err();
@@ -338,9 +338,11 @@ struct StreamReader<'a> {
 }
 
 impl StreamReader<'_> {
-    /// Fills `buf` with the stream bytes from `start` (buffers arrive zeroed).
+    /// Fills `buf` with the stream bytes from `start`: file data, zeros for padding and for
+    /// the gaps between piece-aligned files.
     fn fill(&mut self, start: u64, buf: &mut [u8]) -> Result<(), CreateError> {
         let end = start + buf.len() as u64;
+        let mut filled = start;
         while let Some(seg) = self.segments.get(self.seg).copied() {
             let seg_end = seg.offset + seg.length;
             if seg.offset >= end {
@@ -348,11 +350,16 @@ impl StreamReader<'_> {
             }
             let a = seg.offset.max(start);
             let b = seg_end.min(end);
-            if let Some(file) = seg.file {
-                if b > a {
-                    let dst = &mut buf[(a - start) as usize..(b - start) as usize];
-                    self.read_file(file, a - seg.offset, dst)?;
+            if a > filled {
+                buf[(filled - start) as usize..(a - start) as usize].fill(0);
+            }
+            if b > a {
+                let dst = &mut buf[(a - start) as usize..(b - start) as usize];
+                match seg.file {
+                    Some(file) => self.read_file(file, a - seg.offset, dst)?,
+                    None => dst.fill(0),
                 }
+                filled = b;
             }
             if seg_end <= end {
                 if let Some(file) = seg.file {
@@ -362,6 +369,9 @@ impl StreamReader<'_> {
             } else {
                 break;
             }
+        }
+        if end > filled {
+            buf[(filled - start) as usize..].fill(0);
         }
         Ok(())
     }
