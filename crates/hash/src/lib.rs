@@ -1,13 +1,13 @@
 //! Piece hashing for BitTorrent and WebTorrent.
 //!
-//! - [`sha1`] / [`Sha1`]: BitTorrent v1 piece hashes (and info-hashes).
-//! - [`sha256`] / [`Sha256`]: BitTorrent v2 hashes.
+//! - [`sha1()`] / [`Sha1`]: BitTorrent v1 piece hashes (and info-hashes).
+//! - [`sha256()`] / [`Sha256`]: BitTorrent v2 hashes.
 //! - [`merkle`]: BEP 52 Merkle trees: 16 KiB leaves ([`BLOCK_SIZE`]), piece layers, pad hashes,
 //!   file roots (`pieces root`), a streaming [`merkle::FileHasher`] and uncle-hash proofs.
 //! - [`HashEngine`]: runs batches of hashing [`Job`]s. [`SingleThreadEngine`] hashes on the
 //!   caller's thread; `MultiCoreEngine` (feature `parallel`, on by default) spreads a batch over
-//!   every core and also offers a submit/complete queue (`HashQueue`) so that a network task
-//!   can hand pieces off and collect verdicts later.
+//!   every core, and its submit/complete `HashQueue` hashes owned buffers on persistent worker
+//!   threads so that a network task can hand pieces off and collect digests later.
 //!
 //! SHA-1 and SHA-256 come from the RustCrypto `sha1` and `sha2` crates, which pick the x86 SHA
 //! extensions (SHA-NI) or the ARMv8 SHA instructions at run time when the CPU has them.

@@ -89,7 +89,10 @@ impl Pool {
 ///   thread alone.
 /// - [`queue`](Self::queue) gives a [`HashQueue`]: submit owned buffers with an id, collect
 ///   the digests later. It runs on `threads` persistent worker threads, started on first use
-///   and joined when the engine is dropped.
+///   and joined when the engine is dropped. On a busy machine a sleeping worker resumes within
+///   tens of microseconds while a new thread can wait milliseconds for a core, so callers
+///   that own their buffers get the steadier speed-up from the queue
+///   (docs/benchmarks/hash.md has the figures).
 ///
 /// ```
 /// use webtorrent_hash::{Algorithm, Digest, HashEngine, Job, MultiCoreEngine};
