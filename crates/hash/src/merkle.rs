@@ -628,7 +628,12 @@ pub fn proof_root(
     if count == 0 || !count.is_power_of_two() || index % count != 0 {
         return Err(MerkleError::UnalignedRange { index, count });
     }
-    let mut node = root_padded(hashes, count, ZERO_LEAF);
+    let mut subtree = Stack::new();
+    for hash in hashes {
+        subtree.push(*hash);
+    }
+    // `count` is a power of two, so the subtree is complete and needs no padding.
+    let mut node = subtree.root(count.trailing_zeros(), |_| ZERO_LEAF);
     let mut position = index / count;
     for uncle in uncles {
         node = if position % 2 == 0 {

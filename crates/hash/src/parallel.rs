@@ -7,9 +7,11 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 
 /// A batch is split across threads only when each thread gets at least this much work
-/// (in bytes of SHA-1-equivalent cost): starting and joining a helper thread costs tens of
-/// microseconds, the time to hash about 64 KiB.
-const MIN_WORK_PER_THREAD: u64 = 256 * 1024;
+/// (in bytes of SHA-1-equivalent cost, about 0.5 ms with SHA extensions). Starting a helper
+/// thread takes tens of microseconds on an idle machine but can take milliseconds on a busy
+/// one, and the batch is not done until the helper has started and returned, so smaller
+/// batches stay on the caller's thread.
+const MIN_WORK_PER_THREAD: u64 = 1 << 20;
 
 /// Locks `mutex`, ignoring poisoning: no code of this module panics while holding a lock, and
 /// the guarded data (queues and flags) stays consistent even if a user callback did.
@@ -85,8 +87,8 @@ impl Pool {
 ///   and `threads - 1` helpers, which claim jobs one at a time so that uneven jobs and a busy
 ///   core still balance. Jobs borrow their data, and borrowed data can only be lent to
 ///   threads that end before the call returns (without `unsafe`), so the helpers are scoped
-///   threads started per batch; batches too small to pay for that run on the caller's
-///   thread alone.
+///   threads started per batch; batches with less than 1 MiB of work per thread run on the
+///   caller's thread alone.
 /// - [`queue`](Self::queue) gives a [`HashQueue`]: submit owned buffers with an id, collect
 ///   the digests later. It runs on `threads` persistent worker threads, started on first use
 ///   and joined when the engine is dropped. On a busy machine a sleeping worker resumes within
