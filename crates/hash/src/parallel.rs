@@ -495,6 +495,15 @@ mod tests {
     }
 
     #[test]
+    fn engine_and_queue_can_move_between_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<MultiCoreEngine>();
+        send_sync::<HashQueue<Vec<u8>>>();
+        send_sync::<HashQueue<Arc<[u8]>>>();
+        send_sync::<Completed<Vec<u8>>>();
+    }
+
+    #[test]
     fn small_batches_stay_on_the_caller() {
         let engine = MultiCoreEngine::new(4);
         let block = vec![0u8; BLOCK_SIZE];
