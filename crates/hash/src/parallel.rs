@@ -1,6 +1,7 @@
 //! Multi-core hashing: [`MultiCoreEngine`] and its submit/complete [`HashQueue`].
 
 use crate::engine::{Algorithm, Digest, HashEngine, Job};
+use crate::merkle;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -84,8 +85,10 @@ impl Pool {
 /// A [`HashEngine`] that uses every core.
 ///
 /// - [`run`](HashEngine::run) splits a batch across `threads` threads: the caller's thread
-///   and `threads - 1` helpers, which claim jobs one at a time so that uneven jobs and a busy
-///   core still balance. Jobs borrow their data, and borrowed data can only be lent to
+///   and `threads - 1` helpers, which claim units of work one at a time, largest first, so
+///   that uneven jobs and a busy core still balance. A unit is a job, or 512 KiB of a larger
+///   Merkle piece (the piece hash is then combined from the parts' subtree roots), so even a
+///   single v2 piece is hashed on every thread. Jobs borrow their data, and borrowed data can only be lent to
 ///   threads that end before the call returns (without `unsafe`), so the helpers are scoped
 ///   threads started per batch; batches with less than 1 MiB of work per thread run on the
 ///   caller's thread alone.
@@ -197,15 +200,15 @@ impl MultiCoreEngine {
         }
     }
 
-    /// Number of helper threads worth starting for `jobs`.
-    fn helpers_for(&self, jobs: &[Job<'_>]) -> usize {
+    /// Number of helper threads worth starting for `units` of `jobs`.
+    fn helpers_for(&self, jobs: &[Job<'_>], units: &[Unit]) -> usize {
         let work: u64 = jobs
             .iter()
             .map(|job| job.algorithm.cost(job.data.len()))
             .sum();
         let by_work = usize::try_from(work / MIN_WORK_PER_THREAD).unwrap_or(usize::MAX);
         (self.threads - 1)
-            .min(jobs.len().saturating_sub(1))
+            .min(units.len().saturating_sub(1))
             .min(by_work.saturating_sub(1))
     }
 }
@@ -238,20 +241,125 @@ impl Drop for MultiCoreEngine {
     }
 }
 
-/// Claims jobs from `next` until none are left; returns `(index, digest)` for each.
-fn claim_and_hash(jobs: &[Job<'_>], next: &AtomicUsize) -> Vec<(usize, Digest)> {
+/// Merkle pieces longer than this are hashed in parts of this size (an aligned subtree of 32
+/// leaves), so that a batch of a few large v2 pieces, or a single one, still uses every
+/// thread.
+const PART_BYTES: usize = 512 * 1024;
+
+/// Height of a part's subtree above the leaves.
+const PART_HEIGHT: u32 = (PART_BYTES / crate::BLOCK_SIZE).trailing_zeros();
+
+/// A unit of work of a batch: a whole job, or one part of a large Merkle piece.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Unit {
+    job: usize,
+    /// `None`: the whole job; `Some(p)`: bytes `p * PART_BYTES ..` of a Merkle piece.
+    part: Option<usize>,
+    cost: u64,
+}
+
+/// The units of `jobs`, costliest first (so that the last units to be claimed are small
+/// and the threads finish together).
+fn units_of(jobs: &[Job<'_>]) -> Vec<Unit> {
+    let mut units = Vec::with_capacity(jobs.len());
+    for (job, j) in jobs.iter().enumerate() {
+        match split_piece_length(j) {
+            Some(_) => {
+                for part in 0..j.data.len().div_ceil(PART_BYTES) {
+                    let len = (j.data.len() - part * PART_BYTES).min(PART_BYTES);
+                    units.push(Unit {
+                        job,
+                        part: Some(part),
+                        cost: j.algorithm.cost(len),
+                    });
+                }
+            }
+            None => units.push(Unit {
+                job,
+                part: None,
+                cost: j.algorithm.cost(j.data.len()),
+            }),
+        }
+    }
+    units.sort_by_key(|u| std::cmp::Reverse(u.cost));
+    units
+}
+
+/// The piece length of a Merkle piece job worth splitting into parts: a valid piece length,
+/// data longer than one part and no longer than the piece.
+fn split_piece_length(job: &Job<'_>) -> Option<usize> {
+    match job.algorithm {
+        Algorithm::MerklePiece { piece_length }
+            if merkle::validate_piece_length(piece_length).is_ok()
+                && job.data.len() > PART_BYTES
+                && job.data.len() <= piece_length =>
+        {
+            Some(piece_length)
+        }
+        _ => None,
+    }
+}
+
+/// Hashes one unit: the job's digest, or the root of the part's subtree.
+fn hash_unit(jobs: &[Job<'_>], unit: &Unit) -> Digest {
+    let job = &jobs[unit.job];
+    match unit.part {
+        None => job.algorithm.hash(job.data),
+        Some(part) => {
+            let start = (part * PART_BYTES).min(job.data.len());
+            let end = (start + PART_BYTES).min(job.data.len());
+            // A short last part is padded with zero leaves to a full part, as in the piece.
+            Digest::Sha256(merkle::piece_hash(&job.data[start..end], PART_BYTES))
+        }
+    }
+}
+
+/// Claims units from `next` until none are left; returns `(unit index, digest)` for each.
+fn claim_and_hash(jobs: &[Job<'_>], units: &[Unit], next: &AtomicUsize) -> Vec<(usize, Digest)> {
     let mut done = Vec::new();
     loop {
         let i = next.fetch_add(1, Ordering::Relaxed);
-        let Some(job) = jobs.get(i) else { break };
-        done.push((i, job.algorithm.hash(job.data)));
+        let Some(unit) = units.get(i) else { break };
+        done.push((i, hash_unit(jobs, unit)));
     }
     done
 }
 
+/// Combines the units' digests into one digest per job; `None` where a unit is missing.
+fn assemble(jobs: &[Job<'_>], units: &[Unit], digests: &[Option<Digest>]) -> Vec<Option<Digest>> {
+    let mut whole: Vec<Option<Digest>> = vec![None; jobs.len()];
+    let mut parts: Vec<Vec<Option<merkle::Node>>> = vec![Vec::new(); jobs.len()];
+    for (unit, digest) in units.iter().zip(digests) {
+        match (unit.part, digest) {
+            (None, Some(digest)) => whole[unit.job] = Some(*digest),
+            (Some(part), Some(Digest::Sha256(root))) => {
+                let slots = &mut parts[unit.job];
+                if slots.len() <= part {
+                    slots.resize(part + 1, None);
+                }
+                slots[part] = Some(*root);
+            }
+            _ => {}
+        }
+    }
+    for (job, (slot, roots)) in jobs.iter().zip(whole.iter_mut().zip(parts)) {
+        let Some(piece_length) = split_piece_length(job) else {
+            continue;
+        };
+        let roots: Option<Vec<merkle::Node>> = roots.into_iter().collect();
+        if let Some(roots) = roots.filter(|r| r.len() == job.data.len().div_ceil(PART_BYTES)) {
+            let width = piece_length / PART_BYTES;
+            let root = merkle::root_padded(&roots, width, merkle::pad_hash(PART_HEIGHT));
+            *slot = Some(Digest::Sha256(root));
+        }
+    }
+    whole
+}
+
 impl HashEngine for MultiCoreEngine {
     fn run(&self, jobs: &mut [Job<'_>]) {
-        let helpers = self.helpers_for(jobs);
+        let units = units_of(jobs);
+        let helpers = self.helpers_for(jobs, &units);
         if helpers == 0 {
             for job in jobs.iter_mut() {
                 job.compute();
@@ -259,19 +367,18 @@ impl HashEngine for MultiCoreEngine {
             return;
         }
         let next = AtomicUsize::new(0);
-        let mut digests: Vec<Option<Digest>> = vec![None; jobs.len()];
         let shared: &[Job<'_>] = jobs;
         let finished = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..helpers)
                 .filter_map(|i| {
                     std::thread::Builder::new()
                         .name(format!("webtorrent-hash-run-{i}"))
-                        .spawn_scoped(scope, || claim_and_hash(shared, &next))
+                        .spawn_scoped(scope, || claim_and_hash(shared, &units, &next))
                         // If a thread cannot be started, the others claim its share.
                         .ok()
                 })
                 .collect();
-            let mut finished = claim_and_hash(shared, &next);
+            let mut finished = claim_and_hash(shared, &units, &next);
             for handle in handles {
                 // Hashing does not panic; if a helper did anyway, its jobs are redone below.
                 if let Ok(theirs) = handle.join() {
@@ -280,12 +387,14 @@ impl HashEngine for MultiCoreEngine {
             }
             finished
         });
+        let mut unit_digests: Vec<Option<Digest>> = vec![None; units.len()];
         for (i, digest) in finished {
-            // `i` came from `jobs.get(i)`, so it is in range.
-            if let Some(slot) = digests.get_mut(i) {
+            // `i` came from `units.get(i)`, so it is in range.
+            if let Some(slot) = unit_digests.get_mut(i) {
                 *slot = Some(digest);
             }
         }
+        let digests = assemble(shared, &units, &unit_digests);
         for (job, digest) in jobs.iter_mut().zip(digests) {
             match digest {
                 Some(digest) => job.digest = Some(digest),
@@ -487,7 +596,7 @@ mod tests {
                 Job::new(b, algorithm)
             })
             .collect();
-        assert!(engine.helpers_for(&jobs) > 0);
+        assert!(engine.helpers_for(&jobs, &units_of(&jobs)) > 0);
         let mut expected = jobs.clone();
         SingleThreadEngine.run(&mut expected);
         engine.run(&mut jobs);
@@ -508,9 +617,93 @@ mod tests {
         let engine = MultiCoreEngine::new(4);
         let block = vec![0u8; BLOCK_SIZE];
         let jobs = vec![Job::new(&block, Algorithm::Sha1); 4];
-        assert_eq!(engine.helpers_for(&jobs), 0);
+        assert_eq!(engine.helpers_for(&jobs, &units_of(&jobs)), 0);
         assert_eq!(engine.parallelism(), 4);
         assert_eq!(MultiCoreEngine::new(0).threads(), 1);
+    }
+
+    #[test]
+    fn large_merkle_pieces_are_split_and_match() {
+        let piece_length = 4 << 20;
+        let buffers: Vec<Vec<u8>> = [
+            piece_length,
+            piece_length - 5,
+            PART_BYTES + 1,
+            3 * PART_BYTES,
+            PART_BYTES,
+            100,
+        ]
+        .iter()
+        .enumerate()
+        .map(|(i, &len)| data(len, i as u8))
+        .collect();
+        let mut jobs: Vec<Job<'_>> = buffers
+            .iter()
+            .map(|b| Job::new(b, Algorithm::MerklePiece { piece_length }))
+            .collect();
+        // Not split: an invalid piece length, data longer than the piece, SHA-1.
+        jobs.push(Job::new(
+            &buffers[0],
+            Algorithm::MerklePiece {
+                piece_length: 3 << 20,
+            },
+        ));
+        jobs.push(Job::new(
+            &buffers[0],
+            Algorithm::MerklePiece {
+                piece_length: 1 << 20,
+            },
+        ));
+        jobs.push(Job::new(&buffers[0], Algorithm::Sha1));
+        let units = units_of(&jobs);
+        assert_eq!(units.iter().filter(|u| u.job == 0).count(), 8);
+        assert_eq!(units.iter().filter(|u| u.job == 1).count(), 8);
+        assert_eq!(units.iter().filter(|u| u.job == 2).count(), 2);
+        assert_eq!(units.iter().filter(|u| u.job == 3).count(), 3);
+        for job in 4..jobs.len() {
+            assert_eq!(units.iter().filter(|u| u.job == job).count(), 1);
+        }
+        assert!(units.windows(2).all(|w| w[0].cost >= w[1].cost));
+
+        let mut expected = jobs.clone();
+        SingleThreadEngine.run(&mut expected);
+        MultiCoreEngine::new(2).run(&mut jobs);
+        assert_eq!(jobs, expected);
+
+        // One large piece alone still uses both threads.
+        let mut one = vec![Job::new(
+            &buffers[0],
+            Algorithm::MerklePiece { piece_length },
+        )];
+        let engine = MultiCoreEngine::new(2);
+        assert_eq!(engine.helpers_for(&one, &units_of(&one)), 1);
+        engine.run(&mut one);
+        assert_eq!(one[0].digest, expected[0].digest);
+    }
+
+    #[test]
+    fn missing_parts_fall_back_to_whole_jobs() {
+        let buffer = data(3 * PART_BYTES, 9);
+        let jobs = vec![Job::new(
+            &buffer,
+            Algorithm::MerklePiece {
+                piece_length: 4 << 20,
+            },
+        )];
+        let units = units_of(&jobs);
+        let mut digests: Vec<Option<Digest>> =
+            units.iter().map(|u| Some(hash_unit(&jobs, u))).collect();
+        assert_eq!(
+            assemble(&jobs, &units, &digests)[0],
+            Some(
+                Algorithm::MerklePiece {
+                    piece_length: 4 << 20
+                }
+                .hash(&buffer)
+            )
+        );
+        digests[1] = None;
+        assert_eq!(assemble(&jobs, &units, &digests)[0], None);
     }
 
     #[test]
@@ -659,6 +852,27 @@ mod tests {
             }
             let expected_digests: Vec<_> = expected.iter().map(|j| j.digest).collect();
             prop_assert_eq!(queued, expected_digests);
+        }
+
+        #[test]
+        fn split_pieces_equal_single_thread(
+            lens in proptest::collection::vec(0usize..(2 << 20), 1..4),
+            piece_shift in 0u32..3,
+        ) {
+            let piece_length = (512 * 1024) << piece_shift;
+            let buffers: Vec<Vec<u8>> = lens
+                .iter()
+                .enumerate()
+                .map(|(i, &len)| data(len.min(piece_length), i as u8))
+                .collect();
+            let mut jobs: Vec<Job<'_>> = buffers
+                .iter()
+                .map(|b| Job::new(b, Algorithm::MerklePiece { piece_length }))
+                .collect();
+            let mut expected = jobs.clone();
+            SingleThreadEngine.run(&mut expected);
+            MultiCoreEngine::new(2).run(&mut jobs);
+            prop_assert_eq!(jobs, expected);
         }
     }
 }
