@@ -67,3 +67,8 @@ pub use piece_length::{
     is_valid_v2_piece_length,
 };
 pub use webtorrent_types::{InfoHashV1, InfoHashV2, InfoHashes};
+
+/// The README's examples, run as doctests.
+#[cfg(all(doctest, feature = "create"))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -65,6 +65,7 @@ pub fn is_valid_v1_piece_length(piece_length: u64) -> bool {
 
 /// Whether `piece_length` may be used to create a v1 torrent: libtorrent's rule (a multiple
 /// of 16 KiB or a power of two), within the parse limits.
+#[cfg(feature = "create")]
 #[must_use]
 pub(crate) fn is_valid_v1_create_piece_length(piece_length: u64) -> bool {
     is_valid_v1_piece_length(piece_length)
@@ -121,6 +122,11 @@ mod tests {
         assert!(!is_valid_v2_piece_length(MAX_PIECE_LENGTH * 2));
         assert!(!is_valid_v1_piece_length(0));
         assert!(is_valid_v1_piece_length(1000));
+    }
+
+    #[cfg(feature = "create")]
+    #[test]
+    fn create_validity() {
         assert!(is_valid_v1_create_piece_length(3 * 16384));
         assert!(is_valid_v1_create_piece_length(1024));
         assert!(!is_valid_v1_create_piece_length(1000));
