@@ -83,6 +83,10 @@ pub enum MetainfoError {
         /// The limit ([`crate::MAX_FILES`]).
         max: usize,
     },
+    /// The file paths of a v2 `file tree`, written out in full, would take far more memory
+    /// than the torrent itself (deep folders shared by very many files).
+    #[error("the file paths of the `file tree` are too large")]
+    PathsTooLarge,
     /// The torrent name or a file path is hostile or cannot be a file name here.
     #[error("refused path {path:?}: {problem}")]
     InvalidPath {

@@ -1,6 +1,7 @@
 //! The info dictionary: parsing, validation, layout and the piece <-> file mapping.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::fmt;
 use std::ops::Range;
 use std::path::PathBuf;
@@ -421,7 +422,17 @@ fn parse_info(dict: &Dict<'_>, raw: &[u8]) -> Result<Info, MetainfoError> {
             .as_dict()
             .ok_or_else(|| wrong("info.file tree", "a dictionary"))?;
         let mut files = Vec::new();
-        walk_tree(&mut ctx, tree, &mut Vec::new(), &mut files)?;
+        // In a tree, folders shared by many files appear once; bound how much the paths
+        // spelled out per file may outgrow the input.
+        let mut walk = TreeWalk {
+            path: Vec::new(),
+            path_len: 0,
+            budget: (raw.len() as u64)
+                .saturating_mul(16)
+                .saturating_add(1 << 20),
+            out: &mut files,
+        };
+        walk_tree(&mut ctx, tree, &mut walk)?;
         Some(files)
     } else {
         None
@@ -684,14 +695,22 @@ fn parse_v1_files(
     Ok((true, out))
 }
 
-/// Walks a BEP 52 `file tree`. `path` holds the components of `node` (without the torrent
-/// name); files are appended to `out` with those components.
-fn walk_tree(
-    ctx: &mut Ctx,
-    node: &Dict<'_>,
-    path: &mut Vec<String>,
-    out: &mut Vec<RawFile>,
-) -> Result<(), MetainfoError> {
+/// State of a `file tree` walk.
+struct TreeWalk<'o> {
+    /// Components of the current node (without the torrent name).
+    path: Vec<String>,
+    /// Their length joined with `/`.
+    path_len: usize,
+    /// Bytes of paths (plus per-component overhead) that may still be spelled out.
+    budget: u64,
+    out: &'o mut Vec<RawFile>,
+}
+
+/// Walks a BEP 52 `file tree`, appending its files to `walk.out` with their components
+/// (without the torrent name).
+fn walk_tree(ctx: &mut Ctx, node: &Dict<'_>, walk: &mut TreeWalk<'_>) -> Result<(), MetainfoError> {
+    let path = &walk.path;
+    let out = &mut *walk.out;
     if let Some(leaf) = node.get(b"") {
         if path.is_empty() {
             return Err(MetainfoError::InvalidPath {
@@ -747,6 +766,11 @@ fn walk_tree(
                 max: MAX_FILES,
             });
         }
+        let cost = (walk.path_len + 32 * path.len()) as u64;
+        walk.budget = walk
+            .budget
+            .checked_sub(cost)
+            .ok_or(MetainfoError::PathsTooLarge)?;
         out.push(RawFile {
             components: path.clone(),
             length,
@@ -760,12 +784,24 @@ fn walk_tree(
     }
     for (key, child) in node.iter() {
         let component = ctx.text(key);
-        path.push(component);
-        let child = child
-            .as_dict()
-            .ok_or_else(|| wrong(format!("info.file tree/{}", path.join("/")), "a dictionary"))?;
-        walk_tree(ctx, child, path, out)?;
-        path.pop();
+        let saved_len = walk.path_len;
+        walk.path_len += usize::from(!walk.path.is_empty()) + component.len();
+        walk.path.push(component);
+        if walk.path_len > path::MAX_PATH_LEN {
+            return Err(MetainfoError::InvalidPath {
+                path: walk.path.join("/"),
+                problem: PathProblem::PathTooLong { len: walk.path_len },
+            });
+        }
+        let child = child.as_dict().ok_or_else(|| {
+            wrong(
+                format!("info.file tree/{}", walk.path.join("/")),
+                "a dictionary",
+            )
+        })?;
+        walk_tree(ctx, child, walk)?;
+        walk.path.pop();
+        walk.path_len = saved_len;
     }
     Ok(())
 }
@@ -911,13 +947,11 @@ fn resolve_symlinks(files: &mut [RawFile], multi_file: bool) -> Result<(), Metai
         return Ok(());
     }
     let skip = usize::from(multi_file);
-    // Every file and folder of the torrent, relative to its root folder.
-    let mut known: HashSet<Vec<String>> = HashSet::new();
+    // Every file and folder of the torrent, relative to its root folder. Conflicts are
+    // reported later by `check_unique`.
+    let mut known = PathTree::default();
     for f in files.iter().filter(|f| !f.attr.pad) {
-        let inside = &f.components[skip.min(f.components.len())..];
-        for end in 1..=inside.len() {
-            known.insert(inside[..end].to_vec());
-        }
+        let _ = known.insert_file(&f.components[skip.min(f.components.len())..]);
     }
     for f in files.iter_mut() {
         let Some(target) = f.symlink_target.take() else {
@@ -928,11 +962,7 @@ fn resolve_symlinks(files: &mut [RawFile], multi_file: bool) -> Result<(), Metai
         let target_refs: Vec<&str> = target.iter().map(String::as_str).collect();
         let from_root = path::resolve_link(&[], &target_refs);
         let from_link = path::resolve_link(parent, &target_refs);
-        let exists = |p: &Option<Vec<&str>>| {
-            p.as_ref().is_some_and(|p| {
-                known.contains(&p.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())
-            })
-        };
+        let exists = |p: &Option<Vec<&str>>| p.as_ref().is_some_and(|p| known.contains(p));
         let resolved = if exists(&from_root) {
             from_root
         } else if exists(&from_link) {
@@ -956,36 +986,92 @@ fn resolve_symlinks(files: &mut [RawFile], multi_file: bool) -> Result<(), Metai
 /// Refuses duplicate paths and paths that are both a file and a directory (pad files are
 /// exempt: they are never written, and libtorrent reuses their names).
 fn check_unique(files: &[RawFile]) -> Result<(), MetainfoError> {
-    // Case-insensitive file systems are the norm on Windows and macOS.
-    let fold = cfg!(any(windows, target_os = "macos"));
-    let key = |parts: &[String]| -> Vec<String> {
-        if fold {
-            parts.iter().map(|p| p.to_lowercase()).collect()
-        } else {
-            parts.to_vec()
-        }
-    };
-    let real = || files.iter().filter(|f| !f.attr.pad);
-    let mut seen: HashSet<Vec<String>> = HashSet::with_capacity(files.len());
-    for f in real() {
-        if !seen.insert(key(&f.components)) {
-            return Err(MetainfoError::DuplicatePath { path: f.path() });
-        }
-    }
-    let mut dirs: HashSet<Vec<String>> = HashSet::new();
-    for f in real() {
-        let k = key(&f.components);
-        for end in (1..k.len()).rev() {
-            if !dirs.insert(k[..end].to_vec()) {
-                // Already recorded, and so were its parents.
-                break;
+    let mut tree = PathTree::default();
+    for f in files.iter().filter(|f| !f.attr.pad) {
+        match tree.insert_file(&f.components) {
+            Ok(()) => {}
+            Err(Conflict::Duplicate) => {
+                return Err(MetainfoError::DuplicatePath { path: f.path() });
+            }
+            Err(Conflict::FileIsDirectory(depth)) => {
+                return Err(MetainfoError::FileIsDirectory {
+                    path: path::to_path_buf(&f.components[..depth]),
+                });
             }
         }
     }
-    for f in real() {
-        if dirs.contains(&key(&f.components)) {
-            return Err(MetainfoError::FileIsDirectory { path: f.path() });
+    Ok(())
+}
+
+/// The files and folders of a torrent as a tree of components, so that checks stay linear in
+/// the size of the torrent however deep its paths are.
+#[derive(Default)]
+struct PathTree {
+    /// (parent node, component) -> node; node 0 is the root.
+    children: HashMap<(usize, String), usize>,
+    /// Whether each node (after the root) is a file.
+    is_file: Vec<bool>,
+}
+
+/// Why a path cannot be added to a [`PathTree`].
+enum Conflict {
+    Duplicate,
+    /// The first `n` components name a file that would also be a folder.
+    FileIsDirectory(usize),
+}
+
+impl PathTree {
+    /// Components compare byte for byte, except on the case-insensitive file systems usual
+    /// on Windows and macOS.
+    fn key(component: &str) -> String {
+        if cfg!(any(windows, target_os = "macos")) {
+            component.to_lowercase()
+        } else {
+            component.to_owned()
         }
     }
-    Ok(())
+
+    fn node(&mut self, parent: usize, component: &str, file: bool) -> (usize, Option<bool>) {
+        let next = self.is_file.len() + 1;
+        match self.children.entry((parent, Self::key(component))) {
+            Entry::Occupied(e) => {
+                let id = *e.get();
+                (id, self.is_file.get(id - 1).copied())
+            }
+            Entry::Vacant(e) => {
+                e.insert(next);
+                self.is_file.push(file);
+                (next, None)
+            }
+        }
+    }
+
+    fn insert_file(&mut self, components: &[String]) -> Result<(), Conflict> {
+        let mut parent = 0;
+        let last = components.len().saturating_sub(1);
+        for (i, c) in components.iter().enumerate() {
+            let (id, existing) = self.node(parent, c, i == last);
+            match existing {
+                Some(true) if i < last => return Err(Conflict::FileIsDirectory(i + 1)),
+                Some(true) => return Err(Conflict::Duplicate),
+                Some(false) if i == last => {
+                    return Err(Conflict::FileIsDirectory(components.len()));
+                }
+                _ => {}
+            }
+            parent = id;
+        }
+        Ok(())
+    }
+
+    fn contains(&self, components: &[&str]) -> bool {
+        let mut node = 0;
+        for c in components {
+            match self.children.get(&(node, Self::key(c))) {
+                Some(&id) => node = id,
+                None => return false,
+            }
+        }
+        node != 0
+    }
 }

@@ -838,3 +838,73 @@ fn bitcomet_padding_files_are_pads() {
     assert!(t.info().files()[1].is_pad());
     assert_eq!(t.info().total_length(), 20);
 }
+
+#[test]
+fn deep_shared_folders_cannot_blow_up_memory() {
+    // 200 nested folders holding 20 000 files: each file's path spelled out takes 400 bytes
+    // plus 200 strings, hundreds of MB in all, from a 500 KB torrent.
+    let mut files = BTreeMap::new();
+    for n in 0..20_000 {
+        files.insert(
+            format!("f{n}").into_bytes(),
+            d(vec![("", d(vec![("length", i(0))]))]),
+        );
+    }
+    let mut node = OwnedValue::Dict(files);
+    for _ in 0..200 {
+        node = d(vec![("a", node)]);
+    }
+    let bytes = torrent(d(vec![
+        ("name", s("t")),
+        ("piece length", i(PL)),
+        ("meta version", i(2)),
+        ("file tree", node),
+    ]));
+    let start = std::time::Instant::now();
+    let e = err(&bytes);
+    assert!(matches!(e, MetainfoError::PathsTooLarge), "{e}");
+    assert!(start.elapsed() < std::time::Duration::from_secs(5));
+
+    // Paths deeper than 4096 bytes are refused while walking.
+    let mut node = d(vec![("", d(vec![("length", i(0))]))]);
+    for _ in 0..200 {
+        node = d(vec![("0123456789abcdefghij", node)]);
+    }
+    let bytes = torrent(d(vec![
+        ("name", s("t")),
+        ("piece length", i(PL)),
+        ("meta version", i(2)),
+        ("file tree", node),
+    ]));
+    let e = err(&bytes);
+    assert!(
+        matches!(
+            e,
+            MetainfoError::InvalidPath {
+                problem: PathProblem::PathTooLong { .. },
+                ..
+            }
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn many_deep_v1_paths_are_checked_in_linear_time() {
+    // 300 files whose paths are 2000 one-letter folders deep.
+    let deep: Vec<&str> = std::iter::repeat_n("a", 1999).collect();
+    let files: Vec<OwnedValue> = (0..300)
+        .map(|n| {
+            let mut parts = vec![if n % 2 == 0 { "x" } else { "y" }];
+            parts.extend_from_slice(&deep);
+            let last = format!("{n}");
+            let mut p: Vec<OwnedValue> = parts.iter().map(|c| s(c)).collect();
+            p.push(s(&last));
+            d(vec![("length", i(1)), ("path", OwnedValue::List(p))])
+        })
+        .collect();
+    let start = std::time::Instant::now();
+    let t = Metainfo::from_bytes(&v1_multi(files, 300)).expect("deep paths");
+    assert_eq!(t.info().files().len(), 300);
+    assert!(start.elapsed() < std::time::Duration::from_secs(10));
+}
