@@ -88,10 +88,10 @@ impl Pool {
 ///   and `threads - 1` helpers, which claim units of work one at a time, largest first, so
 ///   that uneven jobs and a busy core still balance. A unit is a job, or 512 KiB of a larger
 ///   Merkle piece (the piece hash is then combined from the parts' subtree roots), so even a
-///   single v2 piece is hashed on every thread. Jobs borrow their data, and borrowed data can only be lent to
-///   threads that end before the call returns (without `unsafe`), so the helpers are scoped
-///   threads started per batch; batches with less than 1 MiB of work per thread run on the
-///   caller's thread alone.
+///   single v2 piece is hashed on every thread. Jobs borrow their data, and borrowed data
+///   can only be lent to threads that end before the call returns (without `unsafe`), so the
+///   helpers are scoped threads started per batch; batches with less than 1 MiB of work per
+///   thread run on the caller's thread alone.
 /// - [`queue`](Self::queue) gives a [`HashQueue`]: submit owned buffers with an id, collect
 ///   the digests later. It runs on `threads` persistent worker threads, started on first use
 ///   and joined when the engine is dropped. On a busy machine a sleeping worker resumes within
