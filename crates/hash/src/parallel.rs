@@ -456,8 +456,9 @@ impl<D> Results<D> {
 /// must not block (such as network tasks verifying pieces).
 ///
 /// Jobs may complete in any order; match them by id. Dropping the queue with jobs still
-/// pending is fine: they finish and are discarded. If the engine is dropped first, later
-/// submissions are hashed on the submitting thread, so no job is ever lost.
+/// pending is fine: they finish and are discarded. Dropping the engine waits for the jobs
+/// already queued; submissions after that are hashed on the submitting thread, so no job is
+/// ever lost.
 ///
 /// ```
 /// use webtorrent_hash::{Algorithm, MultiCoreEngine};
