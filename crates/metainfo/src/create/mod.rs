@@ -131,11 +131,21 @@ pub enum CreateError {
 }
 
 /// A file given in memory to [`TorrentBuilder::from_memory`].
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct MemoryFile {
     path: PathBuf,
     data: Arc<[u8]>,
     executable: bool,
+}
+
+impl std::fmt::Debug for MemoryFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryFile")
+            .field("path", &self.path)
+            .field("length", &self.data.len())
+            .field("executable", &self.executable)
+            .finish()
+    }
 }
 
 impl MemoryFile {
@@ -158,7 +168,7 @@ impl MemoryFile {
 }
 
 /// Where the files come from.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 enum Input {
     Disk(PathBuf),
     MemorySingle {
@@ -169,6 +179,24 @@ enum Input {
         name: String,
         files: Vec<MemoryFile>,
     },
+}
+
+impl std::fmt::Debug for Input {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Disk(path) => f.debug_tuple("Disk").field(path).finish(),
+            Self::MemorySingle { name, data } => f
+                .debug_struct("MemorySingle")
+                .field("name", name)
+                .field("length", &data.len())
+                .finish(),
+            Self::MemoryDir { name, files } => f
+                .debug_struct("MemoryDir")
+                .field("name", name)
+                .field("files", files)
+                .finish(),
+        }
+    }
 }
 
 /// Where a planned file's bytes come from.
