@@ -249,10 +249,10 @@ fn parse_trackers(top: &Dict<'_>) -> Vec<Vec<String>> {
             }
         }
     }
-    if tiers.is_empty() {
-        if let Some(announce) = top.get(b"announce").and_then(url) {
-            tiers.push(vec![announce]);
-        }
+    if tiers.is_empty()
+        && let Some(announce) = top.get(b"announce").and_then(url)
+    {
+        tiers.push(vec![announce]);
     }
     tiers
 }

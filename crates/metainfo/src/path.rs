@@ -116,10 +116,10 @@ pub(crate) fn check_component(component: &str) -> Result<(), PathProblem> {
             len: component.len(),
         });
     }
-    if cfg!(windows) {
-        if let Some(problem) = windows_problem(component) {
-            return Err(problem);
-        }
+    if cfg!(windows)
+        && let Some(problem) = windows_problem(component)
+    {
+        return Err(problem);
     }
     Ok(())
 }

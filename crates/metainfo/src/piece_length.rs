@@ -69,7 +69,7 @@ pub fn is_valid_v1_piece_length(piece_length: u64) -> bool {
 #[must_use]
 pub(crate) fn is_valid_v1_create_piece_length(piece_length: u64) -> bool {
     is_valid_v1_piece_length(piece_length)
-        && (piece_length % MIN_V2_PIECE_LENGTH == 0 || piece_length.is_power_of_two())
+        && (piece_length.is_multiple_of(MIN_V2_PIECE_LENGTH) || piece_length.is_power_of_two())
 }
 
 #[cfg(test)]

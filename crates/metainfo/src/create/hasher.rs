@@ -68,7 +68,7 @@ impl Layout {
                 length: f.length,
             });
             end = end.checked_add(f.length).ok_or_else(too_large)?;
-            if write_pads && f.length > 0 && end % piece_length != 0 {
+            if write_pads && f.length > 0 && !end.is_multiple_of(piece_length) {
                 let pad = piece_length - end % piece_length;
                 segments.push(Segment {
                     file: None,
@@ -422,16 +422,16 @@ impl StreamReader<'_> {
         if self.files[file].length == 0 {
             return Ok(());
         }
-        if let Some((i, mut handle)) = self.open.take() {
-            if i == file {
-                let mut probe = [0u8; 1];
-                let n = handle.read(&mut probe).map_err(|source| CreateError::Io {
-                    path: path.clone(),
-                    source,
-                })?;
-                if n != 0 {
-                    return Err(CreateError::FileChanged { path: path.clone() });
-                }
+        if let Some((i, mut handle)) = self.open.take()
+            && i == file
+        {
+            let mut probe = [0u8; 1];
+            let n = handle.read(&mut probe).map_err(|source| CreateError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            if n != 0 {
+                return Err(CreateError::FileChanged { path: path.clone() });
             }
         }
         Ok(())
