@@ -69,8 +69,9 @@ fn stored_symlinks_describe_the_same_files_as_libtorrent() {
             .expect("build");
         let lt = fixture(&format!("links.symlinks.{flavour}.torrent"));
         // Same files, attributes and (resolved) targets. The bytes differ only for the link
-        // inside a subfolder: libtorrent writes its target relative to the link's folder
-        // (`../real`), BEP 47 and this crate relative to the torrent root (`d/real`).
+        // inside a subfolder: libtorrent 2.0 writes its target relative to the link's folder
+        // (`../real`); BEP 47, libtorrent 2.1 and this crate relative to the torrent root
+        // (`d/real`).
         assert_eq!(ours.info().files(), lt.info().files(), "{flavour}");
         let link = ours
             .info()

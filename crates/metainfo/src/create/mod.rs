@@ -11,7 +11,7 @@
 //!   single-file torrent (or a folder with one file) gets no padding; v1-only torrents get
 //!   none;
 //! - `attr` `x` marks files whose owner-execute bit is set (checked on the link itself for
-//!   symlinks, as libtorrent does); `h` is never set on Unix;
+//!   symlinks, as libtorrent 2.0 does); `h` is never set on Unix;
 //! - the automatic piece length is [`crate::auto_piece_length`] of the real files' total.
 
 mod hasher;
