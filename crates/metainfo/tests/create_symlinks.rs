@@ -1,5 +1,5 @@
 //! Symlinks when creating: stored as BEP 47 symlinks by default, followed on request, checked
-//! against libtorrent 2.0 (`testdata/lt/`, written by `testdata/lt/make.py`).
+//! against libtorrent 2.0 and 2.1 (`testdata/lt/`, written by `testdata/lt/make.py`).
 #![cfg(all(feature = "create", unix))]
 
 use std::os::unix::fs::{PermissionsExt, symlink};
@@ -52,13 +52,23 @@ fn following_symlinks_matches_libtorrent_default() {
             .follow_symlinks(true)
             .build()
             .expect("build");
-        let lt = fixture(&format!("links.follow.{flavour}.torrent"));
+        let lt = fixture(&format!("links.follow.{flavour}.lt20.torrent"));
         assert_eq!(ours.info().raw(), lt.info().raw(), "{flavour}");
+        // libtorrent 2.1 takes `x` from the target, not the link: same files otherwise.
+        let lt21 = fixture(&format!("links.follow.{flavour}.lt21.torrent"));
+        let strip = |t: &Metainfo| -> Vec<(PathBuf, u64)> {
+            t.info()
+                .files()
+                .iter()
+                .map(|f| (f.path.clone(), f.length))
+                .collect()
+        };
+        assert_eq!(strip(&ours), strip(&lt21), "{flavour}");
     }
 }
 
 #[test]
-fn stored_symlinks_describe_the_same_files_as_libtorrent() {
+fn stored_symlinks_match_libtorrent_21() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let root = build(tmp.path());
     for (version, flavour) in flavours().into_iter().skip(1) {
@@ -67,12 +77,14 @@ fn stored_symlinks_describe_the_same_files_as_libtorrent() {
             .piece_length(Some(16384))
             .build()
             .expect("build");
-        let lt = fixture(&format!("links.symlinks.{flavour}.torrent"));
-        // Same files, attributes and (resolved) targets. The bytes differ only for the link
-        // inside a subfolder: libtorrent 2.0 writes its target relative to the link's folder
-        // (`../real`); BEP 47, libtorrent 2.1 and this crate relative to the torrent root
-        // (`d/real`).
-        assert_eq!(ours.info().files(), lt.info().files(), "{flavour}");
+        // libtorrent 2.1 writes targets relative to the torrent root, as BEP 47 and we do.
+        let lt21 = fixture(&format!("links.symlinks.{flavour}.lt21.torrent"));
+        assert_eq!(ours.info().raw(), lt21.info().raw(), "{flavour}");
+        // libtorrent 2.0 writes the nested link's target relative to its folder (`../real`):
+        // other bytes, but the same files, attributes and resolved targets.
+        let lt20 = fixture(&format!("links.symlinks.{flavour}.lt20.torrent"));
+        assert_ne!(ours.info().raw(), lt20.info().raw(), "{flavour}");
+        assert_eq!(ours.info().files(), lt20.info().files(), "{flavour}");
         let link = ours
             .info()
             .files()

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Writes the libtorrent fixtures of this folder (symlink trees, which testdata/real lacks).
 
-Run with /usr/bin/python3 (Debian python3-libtorrent 2.0) from this folder:
+Run from this folder with libtorrent 2.0 (Debian python3-libtorrent) and 2.1 (PyPI wheel):
     /usr/bin/python3 make.py
+    /path/to/venv-with-libtorrent-2.1/bin/python make.py
 The tree is rebuilt by tests/create_symlinks.rs in a temporary folder:
 
     links/d/real        1000 bytes: byte i is i % 251
@@ -12,7 +13,7 @@ The tree is rebuilt by tests/create_symlinks.rs in a temporary folder:
     links/link_dir   -> d
     links/d/sub/up   -> ../real         (relative to its folder: links/d/real)
 
-Outputs links.<mode>.<flavour>.torrent with mode "symlinks" (create_torrent.symlinks: links
+Outputs links.<mode>.<flavour>.<lt20|lt21>.torrent with mode "symlinks" (create_torrent.symlinks: links
 stored as BEP 47 symlinks; v2 and hybrid only) or "follow" (libtorrent's default: links
 followed), flavour v1 (files handed to libtorrent sorted per path component), v2 or hybrid,
 16 KiB pieces.
@@ -22,7 +23,11 @@ import os
 import shutil
 import tempfile
 
+import warnings
+
 import libtorrent as lt
+
+warnings.simplefilter("ignore", DeprecationWarning)
 
 FLAVOURS = {"v1": lt.create_torrent.v1_only, "v2": lt.create_torrent.v2_only, "hybrid": 0}
 
@@ -71,7 +76,8 @@ def main():
                         fs.add_file(p, size, fl, 0, link)
                 ct = lt.create_torrent(fs, 16384, flags=flags | extra)
                 lt.set_piece_hashes(ct, tmp)
-                with open(f"links.{mode}.{flavour}.torrent", "wb") as f:
+                tag = "lt" + "".join(lt.__version__.split(".")[:2])
+                with open(f"links.{mode}.{flavour}.{tag}.torrent", "wb") as f:
                     f.write(lt.bencode(ct.generate()))
     finally:
         shutil.rmtree(tmp)
