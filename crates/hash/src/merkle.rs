@@ -541,7 +541,7 @@ impl std::fmt::Debug for FileHasher {
 /// Checks that `index..index + count` is a power-of-two range aligned to its length and fits
 /// in `width` (a power of two); returns `log2(count)`.
 fn check_range(index: usize, count: usize, width: usize) -> Result<u32, MerkleError> {
-    if count == 0 || !count.is_power_of_two() || index % count != 0 {
+    if count == 0 || !count.is_power_of_two() || !index.is_multiple_of(count) {
         return Err(MerkleError::UnalignedRange { index, count });
     }
     if count > width || index > width - count {
@@ -625,7 +625,7 @@ pub fn proof_root(
     uncles: &[Node],
 ) -> Result<(Node, usize), MerkleError> {
     let count = hashes.len();
-    if count == 0 || !count.is_power_of_two() || index % count != 0 {
+    if count == 0 || !count.is_power_of_two() || !index.is_multiple_of(count) {
         return Err(MerkleError::UnalignedRange { index, count });
     }
     let mut subtree = Stack::new();
@@ -636,7 +636,7 @@ pub fn proof_root(
     let mut node = subtree.root(count.trailing_zeros(), |_| ZERO_LEAF);
     let mut position = index / count;
     for uncle in uncles {
-        node = if position % 2 == 0 {
+        node = if position.is_multiple_of(2) {
             sha256_pair(&node, uncle)
         } else {
             sha256_pair(uncle, &node)

@@ -190,10 +190,10 @@ impl Magnet {
             "ws" => self.web_seeds.push(value),
             "as" => self.acceptable_sources.push(value),
             "xs" => {
-                if let Some(key) = strip_prefix_ignore_case(&value, BTPK) {
-                    if let Err(source) = hex::decode_to_slice(key, &mut [0; 32]) {
-                        return Err(MagnetError::InvalidPublicKey { value, source });
-                    }
+                if let Some(key) = strip_prefix_ignore_case(&value, BTPK)
+                    && let Err(source) = hex::decode_to_slice(key, &mut [0; 32])
+                {
+                    return Err(MagnetError::InvalidPublicKey { value, source });
                 }
                 self.exact_sources.push(value);
             }

@@ -7,7 +7,10 @@ const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 
 /// Encodes `bytes` (length a multiple of 5) as uppercase base32.
 pub(crate) fn encode(bytes: &[u8]) -> String {
-    debug_assert!(bytes.len() % 5 == 0, "callers pass whole 40-bit groups");
+    debug_assert!(
+        bytes.len().is_multiple_of(5),
+        "callers pass whole 40-bit groups"
+    );
     let mut out = String::with_capacity(bytes.len() / 5 * 8);
     for group in bytes.chunks(5) {
         let mut acc: u64 = 0;
@@ -37,7 +40,10 @@ fn value(b: u8) -> Option<u64> {
 /// Decodes base32 `text` (any case, no padding) into `out`, which it must fill exactly;
 /// `out.len()` must be a multiple of 5.
 pub(crate) fn decode_to_slice(text: &str, out: &mut [u8]) -> Result<(), ParseError> {
-    debug_assert!(out.len() % 5 == 0, "callers pass whole 40-bit groups");
+    debug_assert!(
+        out.len().is_multiple_of(5),
+        "callers pass whole 40-bit groups"
+    );
     let bytes = text.as_bytes();
     let expected = out.len() / 5 * 8;
     if bytes.len() != expected {

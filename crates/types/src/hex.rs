@@ -69,7 +69,7 @@ pub fn decode_to_slice(text: &str, out: &mut [u8]) -> Result<(), ParseError> {
 /// [`ParseError::TextLength`] for an odd length, [`ParseError::InvalidHex`] at the
 /// first character that is not a hex digit.
 pub fn decode(text: &str) -> Result<Vec<u8>, ParseError> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return Err(ParseError::TextLength {
             expected: text.len() + 1,
             actual: text.len(),

@@ -112,10 +112,11 @@ impl PeerId {
     /// Returns `None` for ids that follow none of these or use an unknown code.
     pub fn client(&self) -> Option<Client> {
         let id = &self.0;
-        if id[0] == b'-' && id[7] == b'-' {
-            if let Some(client) = azureus(id) {
-                return Some(client);
-            }
+        if id[0] == b'-'
+            && id[7] == b'-'
+            && let Some(client) = azureus(id)
+        {
+            return Some(client);
         }
         if id.starts_with(b"-aria2-") {
             return Some(Client {
@@ -123,13 +124,13 @@ impl PeerId {
                 version: String::new(),
             });
         }
-        if let Some(rest) = id.strip_prefix(b"A2-") {
-            if let Some((version, _)) = dashed_version(rest) {
-                return Some(Client {
-                    name: "aria2",
-                    version,
-                });
-            }
+        if let Some(rest) = id.strip_prefix(b"A2-")
+            && let Some((version, _)) = dashed_version(rest)
+        {
+            return Some(Client {
+                name: "aria2",
+                version,
+            });
         }
         mainline(id).or_else(|| shadow(id))
     }

@@ -363,10 +363,10 @@ fn find_duplicates(entries: &[(&[u8], Value<'_>)]) -> Option<Vec<bool>> {
     order.sort_by_key(|&i| entries[i].0);
     let mut duplicate: Option<Vec<bool>> = None;
     for pair in order.windows(2) {
-        if let [first, second] = *pair {
-            if entries[first].0 == entries[second].0 {
-                duplicate.get_or_insert_with(|| vec![false; entries.len()])[second] = true;
-            }
+        if let [first, second] = *pair
+            && entries[first].0 == entries[second].0
+        {
+            duplicate.get_or_insert_with(|| vec![false; entries.len()])[second] = true;
         }
     }
     duplicate
