@@ -99,6 +99,13 @@ impl fmt::Display for DecodeErrorKind {
             Self::NonCanonicalLength => {
                 f.write_str("non-canonical byte-string length (leading zero)")
             }
+            Self::LengthExceedsInput {
+                length: u64::MAX,
+                remaining,
+            } => write!(
+                f,
+                "byte-string length of at least 2^64 - 1 exceeds the {remaining} remaining input bytes"
+            ),
             Self::LengthExceedsInput { length, remaining } => write!(
                 f,
                 "byte-string length {length} exceeds the {remaining} remaining input bytes"

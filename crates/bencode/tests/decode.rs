@@ -443,3 +443,12 @@ fn many_files_parse() {
     assert_eq!(last.get(b"length").and_then(Value::as_int), Some(99_999));
     assert_eq!(v.to_owned().encode(), input);
 }
+
+#[test]
+fn overflowing_length_prefix_is_not_reported_as_a_number_the_input_never_said() {
+    let err = webtorrent_bencode::decode(b"99999999999999999999:x").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid bencode at byte 0: byte-string length of at least 2^64 - 1 exceeds the 1 remaining input bytes"
+    );
+}

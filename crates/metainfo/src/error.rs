@@ -14,7 +14,7 @@ use crate::path::PathProblem;
 #[non_exhaustive]
 pub enum MetainfoError {
     /// The bytes are not valid bencode.
-    #[error("invalid bencode: {0}")]
+    #[error(transparent)]
     Bencode(#[from] DecodeError),
     /// A required key is missing.
     #[error("missing key `{key}`")]
