@@ -9,7 +9,6 @@ use indicatif::{ProgressBar, ProgressStyle};
 use webtorrent::metainfo::{MetaVersion, Metainfo, TorrentBuilder};
 
 use crate::args::{CreateArgs, MetaVersionArg};
-use crate::info::magnet_of;
 use crate::output::print_stdout;
 use crate::units::human;
 
@@ -121,7 +120,7 @@ pub(crate) fn run(args: &CreateArgs) -> Result<()> {
             human(info.total_length()),
         );
     }
-    print_stdout(&format!("{}\n", magnet_of(&meta)))?;
+    print_stdout(&format!("{}\n", webtorrent::magnet_link(&meta)))?;
     Ok(())
 }
 

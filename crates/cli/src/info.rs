@@ -30,15 +30,6 @@ pub(crate) fn meta_version_str(v: MetaVersion) -> &'static str {
     }
 }
 
-/// The magnet link of a torrent: info-hashes, name, trackers, web seeds.
-pub(crate) fn magnet_of(meta: &Metainfo) -> Magnet {
-    let mut m = Magnet::new(meta.info_hashes());
-    m.display_name = Some(meta.info().name().to_owned());
-    m.trackers = meta.trackers().iter().flatten().cloned().collect();
-    m.web_seeds = meta.web_seeds().to_vec();
-    m
-}
-
 /// A file's path with `/` separators (components are UTF-8: the parser guarantees it).
 fn file_path(f: &FileEntry) -> String {
     f.components().collect::<Vec<_>>().join("/")
@@ -153,7 +144,7 @@ pub(crate) fn torrent_json(meta: &Metainfo) -> Value {
         "comment": meta.comment(),
         "created_by": meta.created_by(),
         "creation_date": meta.creation_date(),
-        "magnet": magnet_of(meta).to_string(),
+        "magnet": webtorrent::magnet_link(meta).to_string(),
         "magnet_params": Value::Null,
     })
 }
@@ -322,7 +313,11 @@ fn torrent_text(meta: &Metainfo, show_pad_files: bool) -> String {
             clean(&flags)
         );
     }
-    row(&mut out, "magnet", &magnet_of(meta).to_string());
+    row(
+        &mut out,
+        "magnet",
+        &webtorrent::magnet_link(meta).to_string(),
+    );
     out
 }
 

@@ -1,10 +1,53 @@
 //! WebTorrent-compatible BitTorrent in Rust.
 //!
-//! This umbrella crate re-exports the protocol crates of the workspace as modules.
+//! This umbrella crate re-exports the protocol crates of the workspace as modules and holds
+//! what joins them. Each module is also usable on its own as its `webtorrent-*` crate.
+//!
+//! | module | what it does |
+//! |---|---|
+//! | [`bencode`] | zero-copy bencode with raw spans, canonical encoder, serde |
+//! | [`types`] | info-hashes (v1, v2, truncated), peer ids with BEP 20 client names |
+//! | [`hash`] | SHA-1 pieces, BEP 52 Merkle trees, hash engines |
+//! | [`metainfo`] | `.torrent` files: parse and create v1, v2 and hybrid torrents |
+//! | [`magnet`] | magnet links: parse and format |
+//!
+//! Create a torrent from data in memory, then read it back and share its magnet link:
+//!
+//! ```
+//! use webtorrent::metainfo::{Metainfo, TorrentBuilder};
+//!
+//! let created = TorrentBuilder::from_memory_file("hello.txt", b"hello, swarm".to_vec())
+//!     .tracker("wss://tracker.example/announce".to_owned())
+//!     .build()?;
+//! let parsed = Metainfo::from_bytes(&created.to_bytes())?;
+//! assert_eq!(parsed.info_hashes(), created.info_hashes());
+//!
+//! let link = webtorrent::magnet_link(&parsed).to_string();
+//! assert!(link.starts_with("magnet:?xt=urn:btih:"));
+//! assert!(link.contains("&xt=urn:btmh:1220"));   // hybrid: v1 and v2 info-hashes
+//! assert!(link.contains("&dn=hello.txt"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 pub use webtorrent_bencode as bencode;
 pub use webtorrent_hash as hash;
 pub use webtorrent_magnet as magnet;
 pub use webtorrent_metainfo as metainfo;
 pub use webtorrent_types as types;
+
+/// The magnet link of a torrent: its info-hashes (v1 and/or v2), name, trackers (every tier,
+/// in order) and web seeds.
+pub fn magnet_link(torrent: &metainfo::Metainfo) -> magnet::Magnet {
+    let mut m = magnet::Magnet::new(torrent.info_hashes());
+    m.display_name = Some(torrent.info().name().to_owned());
+    m.trackers = torrent.trackers().iter().flatten().cloned().collect();
+    m.web_seeds = torrent.web_seeds().to_vec();
+    m
+}
+
+/// The README examples, run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
