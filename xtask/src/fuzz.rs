@@ -22,10 +22,10 @@ pub(crate) struct Options {
 /// Seed corpora from the repository, per target (libFuzzer reads them, never writes them).
 fn seeds(target: &str) -> Vec<std::path::PathBuf> {
     let r = root();
-    let dirs = match target {
-        "metainfo" | "bencode" => vec![r.join("crates/metainfo/testdata/real")],
-        _ => vec![],
-    };
+    let mut dirs = vec![r.join("fuzz/seeds").join(target)];
+    if matches!(target, "metainfo" | "bencode") {
+        dirs.push(r.join("crates/metainfo/testdata/real"));
+    }
     dirs.into_iter().filter(|d| d.is_dir()).collect()
 }
 
