@@ -1,22 +1,22 @@
-//! Hashing for creation: a reader thread fills large buffers with the data stream (files
-//! back to back, zeros for padding) while the caller's thread hashes the previous buffer's
-//! pieces on the [`HashEngine`] (double buffering: I/O and hashing overlap).
+//! Hashing for creation: the layout of the hashed stream, and the choice between the two
+//! hashing paths.
 //!
-//! Memory is bounded by a few buffers of [`CHUNK_TARGET`] bytes (or one piece, if pieces
-//! are larger), whatever the file sizes.
+//! - Without an injected engine, [`super::direct`] hashes with `webtorrent_hash`'s SHA-1 and
+//!   SHA-256 on one worker per core; each worker reads the pieces it claims with positioned
+//!   reads and hashes them while they are in cache. No worker waits for another, and the
+//!   data is copied once, from the page cache into a small per-worker buffer.
+//! - With an engine ([`TorrentBuilder::engine`](super::TorrentBuilder::engine)),
+//!   [`super::batched`] reads the stream ahead on one thread and hands every piece to
+//!   [`HashEngine::run`] in batches of a few MiB. An engine may hash on a GPU, in WebCrypto
+//!   or on a remote machine, and [`HashEngine`] only promises to run batches of jobs, so the
+//!   engine sees every byte and decides how to parallelise. The built-in engines
+//!   (`SingleThreadEngine`, `MultiCoreEngine`) also work there; the direct path is what the
+//!   default engine would do, without the batch barriers.
 
-use std::fs::File;
-use std::io::{ErrorKind, Read};
-use std::sync::mpsc;
+use webtorrent_hash::HashEngine;
 
-use webtorrent_hash::merkle;
-use webtorrent_hash::{Algorithm, BLOCK_SIZE, Digest, HashEngine, Job};
-
-use super::{CreateError, PlannedFile, Source};
+use super::{CreateError, PlannedFile, batched, direct};
 use crate::info::MetaVersion;
-
-/// Target size of one read buffer.
-const CHUNK_TARGET: u64 = 8 * 1024 * 1024;
 
 /// A run of the data stream: a file's bytes, or zeros (padding).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,339 +101,228 @@ pub(crate) struct Hashes {
     pub(crate) layers: Vec<Option<Vec<[u8; 32]>>>,
 }
 
-/// A filled buffer: chunk number and its bytes.
-type Filled = Result<(u64, Vec<u8>), CreateError>;
-
-/// Hashes the stream described by `layout`.
+/// Hashes the stream described by `layout`: on `engine` if one was injected, else directly
+/// on every core. `progress(bytes_hashed, total)` is called on the caller's thread, with
+/// `bytes_hashed` never decreasing and ending at `total` when hashing succeeds.
 pub(crate) fn hash(
     files: &[PlannedFile],
     layout: &Layout,
-    engine: &dyn HashEngine,
+    engine: Option<&dyn HashEngine>,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Hashes, CreateError> {
-    let pl = layout.piece_length;
-    let chunk_size = pl * (CHUNK_TARGET / pl).max(1);
-    let chunks = layout.stream_length.div_ceil(chunk_size);
-    let buffers = if chunk_size >= 64 * 1024 * 1024 { 2 } else { 3 };
-    let total: u64 = files.iter().map(|f| f.length).sum();
-
-    let mut out = Hashes {
-        v1: Vec::with_capacity(if layout.version.has_v1() {
-            layout.piece_count as usize
-        } else {
-            0
-        }),
-        roots: vec![None; files.len()],
-        layers: vec![None; files.len()],
-    };
-    let mut v2_layers: Vec<Vec<[u8; 32]>> = vec![Vec::new(); files.len()];
-    // The file owning each piece (v2): every piece starts inside exactly one file.
-    let mut owner = PieceOwner::new(files, layout);
-    let mut hashed = 0u64;
-    let mut counter = RealCounter {
-        segments: &layout.segments,
-        next: 0,
-        pos: 0,
-    };
-
-    std::thread::scope(|scope| -> Result<(), CreateError> {
-        let (free_tx, free_rx) = mpsc::channel::<Vec<u8>>();
-        let (full_tx, full_rx) = mpsc::sync_channel::<Filled>(buffers);
-        for _ in 0..buffers.min(chunks.max(1) as usize) {
-            // The reader grows each buffer to the chunk size on first use.
-            let _ = free_tx.send(Vec::new());
-        }
-        scope.spawn(move || read_stream(files, layout, chunk_size, chunks, &free_rx, &full_tx));
-
-        for _ in 0..chunks {
-            let (chunk, buf) = match full_rx.recv() {
-                Ok(filled) => filled?,
-                // The reader only stops early after sending an error (or by panicking, which
-                // the scope re-raises).
-                Err(_) => {
-                    return Err(CreateError::Io {
-                        path: std::path::PathBuf::new(),
-                        source: std::io::Error::other("the reader thread stopped"),
-                    });
-                }
-            };
-            let start = chunk * chunk_size;
-            let mut jobs: Vec<Job<'_>> = Vec::new();
-            let mut v2_targets: Vec<usize> = Vec::new();
-            let pieces = (buf.len() as u64).div_ceil(pl);
-            if layout.version.has_v1() {
-                for p in 0..pieces {
-                    let s = (p * pl) as usize;
-                    let e = (s + pl as usize).min(buf.len());
-                    jobs.push(Job::new(&buf[s..e], Algorithm::Sha1));
-                }
-            }
-            if layout.version.has_v2() {
-                for p in 0..pieces {
-                    let piece_start = start + p * pl;
-                    let Some(file) = owner.file_at(piece_start) else {
-                        continue;
-                    };
-                    let f_end = layout.offsets[file] + files[file].length;
-                    let s = (piece_start - start) as usize;
-                    let e = ((piece_start + pl).min(f_end) - start) as usize;
-                    let width = if files[file].length < pl {
-                        // A file of at most one piece: its tree is only as wide as a power
-                        // of two of its own blocks.
-                        (merkle::leaf_count(files[file].length).next_power_of_two()
-                            * BLOCK_SIZE as u64) as usize
-                    } else {
-                        pl as usize
-                    };
-                    jobs.push(Job::new(
-                        &buf[s..e],
-                        Algorithm::MerklePiece {
-                            piece_length: width,
-                        },
-                    ));
-                    v2_targets.push(file);
-                }
-            }
-            engine.run(&mut jobs);
-            let (v1_jobs, v2_jobs) = if layout.version.has_v1() {
-                jobs.split_at(pieces as usize)
-            } else {
-                jobs.split_at(0)
-            };
-            for job in v1_jobs {
-                out.v1.push(digest20(job.digest));
-            }
-            for (job, &file) in v2_jobs.iter().zip(&v2_targets) {
-                v2_layers[file].push(digest32(job.digest));
-            }
-            hashed += counter.count(start + buf.len() as u64);
-            drop(jobs);
-            progress(hashed, total);
-            // The reader may already be done; then the buffer is simply dropped.
-            let _ = free_tx.send(buf);
-        }
-        Ok(())
-    })?;
-
-    if layout.version.has_v2() {
-        for (i, layer) in v2_layers.into_iter().enumerate() {
-            match layer.len() {
-                0 => {}
-                1 => out.roots[i] = layer.first().copied(),
-                _ => {
-                    out.roots[i] = Some(merkle::root_from_piece_layer(&layer, pl as usize));
-                    out.layers[i] = Some(layer);
-                }
-            }
-        }
-    }
-    Ok(out)
-}
-
-fn digest20(d: Option<Digest>) -> [u8; 20] {
-    // The engine fills every job's digest; a missing one would be an engine bug, and an
-    // all-zero hash makes the torrent fail verification instead of panicking.
-    d.and_then(|d| d.sha1()).unwrap_or([0; 20])
-}
-
-fn digest32(d: Option<Digest>) -> [u8; 32] {
-    d.and_then(|d| d.sha256()).unwrap_or([0; 32])
-}
-
-/// Counts bytes of real files in the stream, chunk after chunk.
-struct RealCounter<'a> {
-    segments: &'a [Segment],
-    /// First segment not fully counted.
-    next: usize,
-    /// Stream position counted up to.
-    pos: u64,
-}
-
-impl RealCounter<'_> {
-    /// Real-file bytes between the previous position and `end`.
-    fn count(&mut self, end: u64) -> u64 {
-        let mut sum = 0;
-        while let Some(seg) = self.segments.get(self.next) {
-            let seg_end = seg.offset + seg.length;
-            if seg.file.is_some() {
-                let a = seg.offset.max(self.pos);
-                let b = seg_end.min(end);
-                sum += b.saturating_sub(a);
-            }
-            if seg_end <= end {
-                self.next += 1;
-            } else {
-                break;
-            }
-        }
-        self.pos = end;
-        sum
-    }
-}
-
-/// Finds the file a piece starts in, walking forward (pieces are visited in order).
-struct PieceOwner<'a> {
-    files: &'a [PlannedFile],
-    offsets: &'a [u64],
-    next: usize,
-}
-
-impl<'a> PieceOwner<'a> {
-    fn new(files: &'a [PlannedFile], layout: &'a Layout) -> Self {
-        Self {
-            files,
-            offsets: &layout.offsets,
-            next: 0,
-        }
-    }
-
-    fn file_at(&mut self, pos: u64) -> Option<usize> {
-        while self.next < self.files.len() {
-            let i = self.next;
-            let end = self.offsets[i] + self.files[i].length;
-            if end > pos {
-                return (self.offsets[i] <= pos && self.files[i].length > 0).then_some(i);
-            }
-            self.next += 1;
-        }
-        None
-    }
-}
-
-/// The reader thread: fills buffers chunk by chunk, in order.
-fn read_stream(
-    files: &[PlannedFile],
-    layout: &Layout,
-    chunk_size: u64,
-    chunks: u64,
-    free: &mpsc::Receiver<Vec<u8>>,
-    full: &mpsc::SyncSender<Filled>,
-) {
-    let mut reader = StreamReader {
-        files,
-        segments: &layout.segments,
-        seg: 0,
-        open: None,
-    };
-    for chunk in 0..chunks {
-        let Ok(mut buf) = free.recv() else { return };
-        let start = chunk * chunk_size;
-        let end = (start + chunk_size).min(layout.stream_length);
-        // Every byte is overwritten by `fill`, so the buffer is only zeroed when it grows.
-        buf.resize((end - start) as usize, 0);
-        let result = reader.fill(start, &mut buf).map(|()| (chunk, buf));
-        let failed = result.is_err();
-        if full.send(result).is_err() || failed {
-            return;
+    match engine {
+        Some(engine) => batched::hash(files, layout, engine, progress),
+        None => {
+            let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+            direct::hash(files, layout, threads, progress)
         }
     }
 }
 
-struct StreamReader<'a> {
-    files: &'a [PlannedFile],
-    segments: &'a [Segment],
-    seg: usize,
-    /// The open file: its index and handle.
-    open: Option<(usize, File)>,
-}
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+    use std::sync::Arc;
 
-impl StreamReader<'_> {
-    /// Fills `buf` with the stream bytes from `start`: file data, zeros for padding and for
-    /// the gaps between piece-aligned files.
-    fn fill(&mut self, start: u64, buf: &mut [u8]) -> Result<(), CreateError> {
-        let end = start + buf.len() as u64;
-        let mut filled = start;
-        while let Some(seg) = self.segments.get(self.seg).copied() {
-            let seg_end = seg.offset + seg.length;
-            if seg.offset >= end {
-                break;
-            }
-            let a = seg.offset.max(start);
-            let b = seg_end.min(end);
-            if a > filled {
-                buf[(filled - start) as usize..(a - start) as usize].fill(0);
-            }
-            if b > a {
-                let dst = &mut buf[(a - start) as usize..(b - start) as usize];
-                match seg.file {
-                    Some(file) => self.read_file(file, a - seg.offset, dst)?,
-                    None => dst.fill(0),
-                }
-                filled = b;
-            }
-            if seg_end <= end {
-                if let Some(file) = seg.file {
-                    self.finish_file(file)?;
-                }
-                self.seg += 1;
-            } else {
-                break;
-            }
-        }
-        if end > filled {
-            buf[(filled - start) as usize..].fill(0);
-        }
-        Ok(())
+    use proptest::prelude::*;
+    use webtorrent_hash::{BLOCK_SIZE, SingleThreadEngine};
+
+    use super::*;
+    use crate::create::Source;
+
+    fn content(len: usize, seed: u8) -> Vec<u8> {
+        (0..len)
+            .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ (i >> 9) as u8)
+            .collect()
     }
 
-    /// Reads `dst.len()` bytes of file `file` starting at `pos` (reads are sequential).
-    fn read_file(&mut self, file: usize, pos: u64, dst: &mut [u8]) -> Result<(), CreateError> {
-        let planned = &self.files[file];
-        match &planned.source {
-            Source::Memory(data) => {
-                let s = pos as usize;
-                let src = data.get(s..s + dst.len()).ok_or(CreateError::FileChanged {
-                    path: planned.components.join("/").into(),
-                })?;
-                dst.copy_from_slice(src);
-                Ok(())
-            }
-            Source::None => Ok(()),
-            Source::Disk(path) => {
-                if self.open.as_ref().is_none_or(|(i, _)| *i != file) {
-                    let handle = File::open(path).map_err(|source| CreateError::Io {
-                        path: path.clone(),
-                        source,
-                    })?;
-                    self.open = Some((file, handle));
-                }
-                let Some((_, handle)) = self.open.as_mut() else {
-                    return Ok(());
+    fn planned(name: &str, length: u64, source: Source) -> PlannedFile {
+        PlannedFile {
+            components: vec![name.to_owned()],
+            length,
+            executable: false,
+            hidden: false,
+            symlink: None,
+            source,
+        }
+    }
+
+    /// Writes `data` to `dir/name` and plans it with `length` (its real length unless a
+    /// test wants a file that changed).
+    fn disk(dir: &Path, name: &str, data: &[u8], length: u64) -> PlannedFile {
+        let path = dir.join(name);
+        std::fs::write(&path, data).expect("write");
+        planned(name, length, Source::Disk(path))
+    }
+
+    fn direct(
+        files: &[PlannedFile],
+        layout: &Layout,
+        threads: usize,
+    ) -> Result<Hashes, CreateError> {
+        direct::hash(files, layout, threads, &mut |_, _| {})
+    }
+
+    fn batched(files: &[PlannedFile], layout: &Layout) -> Result<Hashes, CreateError> {
+        batched::hash(files, layout, &SingleThreadEngine, &mut |_, _| {})
+    }
+
+    fn changed_path(result: Result<Hashes, CreateError>) -> PathBuf {
+        match result {
+            Err(CreateError::FileChanged { path }) => path,
+            Err(e) => panic!("expected FileChanged, got {e}"),
+            Ok(_) => panic!("expected FileChanged, got hashes"),
+        }
+    }
+
+    fn io_path(result: Result<Hashes, CreateError>) -> PathBuf {
+        match result {
+            Err(CreateError::Io { path, .. }) => path,
+            Err(e) => panic!("expected Io, got {e}"),
+            Ok(_) => panic!("expected Io, got hashes"),
+        }
+    }
+
+    const VERSIONS: [MetaVersion; 3] = [MetaVersion::V1, MetaVersion::V2, MetaVersion::Hybrid];
+
+    #[test]
+    fn a_file_that_shrank_or_grew_is_an_error() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let data = content(5 * BLOCK_SIZE + 7, 1);
+        let ok = disk(tmp.path(), "a", &data, data.len() as u64);
+        for (name, planned_len) in [("shrank", 6 * BLOCK_SIZE as u64), ("grew", 70_000)] {
+            let bad = disk(tmp.path(), name, &data, planned_len);
+            let files = [ok.clone(), bad.clone()];
+            for version in VERSIONS {
+                let layout = Layout::new(&files, 2 * BLOCK_SIZE as u64, version).expect("layout");
+                let Source::Disk(path) = &bad.source else {
+                    unreachable!("planned on disk above")
                 };
-                handle.read_exact(dst).map_err(|source| {
-                    if source.kind() == ErrorKind::UnexpectedEof {
-                        CreateError::FileChanged { path: path.clone() }
+                for threads in [1, 3] {
+                    assert_eq!(&changed_path(direct(&files, &layout, threads)), path);
+                }
+                assert_eq!(&changed_path(batched(&files, &layout)), path);
+            }
+        }
+    }
+
+    /// With several workers, the error is the first one in stream order, as with one.
+    #[test]
+    fn the_first_failure_in_stream_order_is_reported() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let block = BLOCK_SIZE as u64;
+        let memory = |name: &str, len: u64| {
+            planned(name, len, Source::Memory(content(len as usize, 4).into()))
+        };
+        let missing = tmp.path().join("missing");
+        // With two workers, the first run (4 MiB of 16 KiB pieces) ends with `missing` and
+        // the second starts with `missing2`: the second worker fails first.
+        let files = [
+            memory("a", 255 * block),
+            planned("missing", block, Source::Disk(missing.clone())),
+            planned("missing2", block, Source::Disk(tmp.path().join("missing2"))),
+            memory("b", 1024 * block),
+        ];
+        for version in VERSIONS {
+            let layout = Layout::new(&files, block, version).expect("layout");
+            for threads in [1, 2, 4] {
+                assert_eq!(io_path(direct(&files, &layout, threads)), missing);
+            }
+            assert_eq!(io_path(batched(&files, &layout)), missing);
+        }
+    }
+
+    #[test]
+    fn progress_rises_to_the_total() {
+        let data: Arc<[u8]> = content(3 << 20, 3).into();
+        let files = [
+            planned("a", data.len() as u64, Source::Memory(Arc::clone(&data))),
+            planned("b", 0, Source::Memory(Arc::new([]))),
+            planned("c", 1000, Source::Memory(data[..1000].into())),
+        ];
+        let total = data.len() as u64 + 1000;
+        for version in VERSIONS {
+            let layout = Layout::new(&files, BLOCK_SIZE as u64, version).expect("layout");
+            let mut calls = Vec::new();
+            direct::hash(&files, &layout, 3, &mut |done, all| calls.push((done, all)))
+                .expect("hash");
+            assert!(calls.len() > 1, "{calls:?}");
+            assert!(calls.windows(2).all(|w| w[0].0 <= w[1].0), "{calls:?}");
+            assert!(calls.iter().all(|&(_, all)| all == total));
+            assert_eq!(calls.last(), Some(&(total, total)));
+        }
+    }
+
+    /// Runs of pieces cover every piece once, in order, and shrink near the end.
+    #[test]
+    fn claims_cover_every_piece_once() {
+        for (pieces, max_run, threads) in [(1, 4, 2), (1000, 4, 2), (37, 64, 3), (5, 1, 8)] {
+            let claims = direct::Claims::new(pieces, max_run, threads);
+            let mut next = 0;
+            let mut runs = Vec::new();
+            while let Some((first, last)) = claims.next() {
+                assert_eq!(first, next);
+                assert!(first < last && last <= pieces);
+                assert!(last - first <= max_run);
+                runs.push(last - first);
+                next = last;
+            }
+            assert_eq!(next, pieces);
+            assert_eq!(runs.last(), Some(&1));
+            assert!(runs.windows(2).all(|w| w[0] >= w[1]), "{runs:?}");
+        }
+    }
+
+    /// A file set: (length, on disk) per file.
+    fn file_set() -> impl Strategy<Value = Vec<(usize, bool)>> {
+        let len = prop_oneof![
+            Just(0usize),
+            1usize..100,
+            Just(BLOCK_SIZE),
+            BLOCK_SIZE - 1..BLOCK_SIZE + 2,
+            1usize..600_000,
+            Just(4 * BLOCK_SIZE),
+            Just(8 * BLOCK_SIZE + 1),
+        ];
+        proptest::collection::vec((len, any::<bool>()), 1..6)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
+
+        /// The direct path on any number of workers gives what an engine gives.
+        #[test]
+        fn direct_and_engine_paths_agree(
+            set in file_set(),
+            version in prop_oneof![Just(MetaVersion::V1), Just(MetaVersion::V2), Just(MetaVersion::Hybrid)],
+            // Pieces shorter and longer than a read (8 blocks), and 48 KiB for v1.
+            blocks in prop_oneof![Just(1u64), Just(2), Just(16), Just(3)],
+            threads in 1usize..5,
+        ) {
+            // v2 needs a power of two.
+            let blocks = if version.has_v2() && blocks == 3 { 8 } else { blocks };
+            let piece_length = blocks * BLOCK_SIZE as u64;
+            prop_assume!(set.iter().any(|&(len, _)| len > 0));
+            let tmp = tempfile::tempdir().expect("tempdir");
+            let files: Vec<PlannedFile> = set
+                .iter()
+                .enumerate()
+                .map(|(i, &(len, on_disk))| {
+                    let data = content(len, i as u8);
+                    let name = format!("f{i}");
+                    if on_disk {
+                        disk(tmp.path(), &name, &data, len as u64)
                     } else {
-                        CreateError::Io {
-                            path: path.clone(),
-                            source,
-                        }
+                        planned(&name, len as u64, Source::Memory(data.into()))
                     }
                 })
-            }
+                .collect();
+            let layout = Layout::new(&files, piece_length, version).expect("layout");
+            let want = batched(&files, &layout).expect("engine");
+            let got = direct(&files, &layout, threads).expect("direct");
+            prop_assert_eq!(got.v1, want.v1);
+            prop_assert_eq!(got.roots, want.roots);
+            prop_assert_eq!(got.layers, want.layers);
         }
-    }
-
-    /// Done with a file: check it did not grow, then close it.
-    fn finish_file(&mut self, file: usize) -> Result<(), CreateError> {
-        let Source::Disk(path) = &self.files[file].source else {
-            return Ok(());
-        };
-        if self.files[file].length == 0 {
-            return Ok(());
-        }
-        if let Some((i, mut handle)) = self.open.take()
-            && i == file
-        {
-            let mut probe = [0u8; 1];
-            let n = handle.read(&mut probe).map_err(|source| CreateError::Io {
-                path: path.clone(),
-                source,
-            })?;
-            if n != 0 {
-                return Err(CreateError::FileChanged { path: path.clone() });
-            }
-        }
-        Ok(())
     }
 }

@@ -14,6 +14,8 @@
 //!   symlinks, as libtorrent 2.0 does); `h` is never set on Unix;
 //! - the automatic piece length is [`crate::auto_piece_length`] of the real files' total.
 
+mod batched;
+mod direct;
 mod hasher;
 mod walk;
 
@@ -22,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use webtorrent_bencode::OwnedValue;
-use webtorrent_hash::{HashEngine, MultiCoreEngine};
+use webtorrent_hash::HashEngine;
 
 use crate::error::MetainfoError;
 use crate::info::{MAX_FILES, MetaVersion};
@@ -404,7 +406,15 @@ impl TorrentBuilder {
         self
     }
 
-    /// The hash engine (default: a [`MultiCoreEngine`] using every core).
+    /// Hashes the pieces with `engine` instead of the built-in hashing.
+    ///
+    /// By default the builder hashes with `webtorrent-hash`'s SHA-1 and SHA-256 on one
+    /// thread per core, each thread reading the pieces it hashes. An engine set here is given
+    /// every piece through [`HashEngine::run`] instead, in batches of a few MiB read ahead by
+    /// one thread: use it to hash elsewhere (hardware, WebCrypto) or on chosen threads (a
+    /// [`MultiCoreEngine`](webtorrent_hash::MultiCoreEngine) of `n` threads,
+    /// [`SingleThreadEngine`](webtorrent_hash::SingleThreadEngine)). The torrent is the same
+    /// either way; the default is the fastest.
     #[must_use]
     pub fn engine(mut self, engine: Arc<dyn HashEngine>) -> Self {
         self.engine = Some(engine);
@@ -459,11 +469,8 @@ impl TorrentBuilder {
         }
 
         let layout = hasher::Layout::new(&files, piece_length, self.version)?;
-        let engine: Arc<dyn HashEngine> = match &self.engine {
-            Some(e) => Arc::clone(e),
-            None => Arc::new(MultiCoreEngine::default()),
-        };
-        let hashes = hasher::hash(&files, &layout, &*engine, &mut progress)?;
+        let engine = self.engine.as_deref();
+        let hashes = hasher::hash(&files, &layout, engine, &mut progress)?;
 
         let info = assemble_info(&name, multi_file, &files, &layout, &hashes, self.private);
         let mut top = BTreeMap::new();
