@@ -119,15 +119,17 @@ impl DecodeOptions {
     }
 }
 
-/// An open list or dictionary.
+/// An open list or dictionary. Its children wait on a scratch stack shared by every open
+/// container, from index `first` on, and move into a vector of exactly their number when it
+/// closes: one allocation per container, none wasted on growth.
 enum Frame<'a> {
     List {
         start: usize,
-        items: Vec<Value<'a>>,
+        first: usize,
     },
     Dict {
         start: usize,
-        entries: Vec<(&'a [u8], Value<'a>)>,
+        first: usize,
         key: Option<&'a [u8]>,
         sorted: bool,
     },
@@ -144,6 +146,8 @@ fn parse<'a>(input: &'a [u8], opts: &DecodeOptions) -> Result<(Value<'a>, usize)
     let mut items = 0usize;
     let mut pos = 0usize;
     let mut stack: Vec<Frame<'a>> = Vec::new();
+    let mut list_items: Vec<Value<'a>> = Vec::new();
+    let mut dict_entries: Vec<(&'a [u8], Value<'a>)> = Vec::new();
     loop {
         let Some(&b) = input.get(pos) else {
             return Err(err(pos, DecodeErrorKind::UnexpectedEof));
@@ -154,29 +158,29 @@ fn parse<'a>(input: &'a [u8], opts: &DecodeOptions) -> Result<(Value<'a>, usize)
                 Some(Frame::Dict { key: Some(_), .. }) => {
                     return Err(err(pos, DecodeErrorKind::DictMissingValue));
                 }
-                Some(Frame::List { start, items }) => {
+                Some(Frame::List { start, first }) => {
                     pos += 1;
                     Value::List(List {
                         raw: &input[start..pos],
-                        items,
+                        items: list_items.drain(first..).collect(),
                     })
                 }
                 Some(Frame::Dict {
                     start,
-                    entries,
+                    first,
                     key: None,
                     sorted,
                 }) => {
                     pos += 1;
                     Value::Dict(Dict {
                         raw: &input[start..pos],
-                        entries,
+                        entries: dict_entries.drain(first..).collect(),
                         sorted,
                     })
                 }
             }
         } else if let Some(Frame::Dict {
-            entries,
+            first,
             key: key @ None,
             sorted,
             ..
@@ -186,7 +190,7 @@ fn parse<'a>(input: &'a [u8], opts: &DecodeOptions) -> Result<(Value<'a>, usize)
                 return Err(err(pos, DecodeErrorKind::DictKeyNotBytes));
             }
             let (k, next) = parse_bytes(input, pos, strict)?;
-            if let Some((prev, _)) = entries.last() {
+            if let Some((prev, _)) = dict_entries.get(*first..).and_then(<[_]>::last) {
                 match (*prev).cmp(k) {
                     Ordering::Less => {}
                     Ordering::Equal if strict => {
@@ -227,12 +231,12 @@ fn parse<'a>(input: &'a [u8], opts: &DecodeOptions) -> Result<(Value<'a>, usize)
                     stack.push(if b == b'l' {
                         Frame::List {
                             start: pos,
-                            items: Vec::new(),
+                            first: list_items.len(),
                         }
                     } else {
                         Frame::Dict {
                             start: pos,
-                            entries: Vec::new(),
+                            first: dict_entries.len(),
                             key: None,
                             sorted: true,
                         }
@@ -245,9 +249,9 @@ fn parse<'a>(input: &'a [u8], opts: &DecodeOptions) -> Result<(Value<'a>, usize)
         };
         match stack.last_mut() {
             None => return Ok((value, pos)),
-            Some(Frame::List { items, .. }) => items.push(value),
-            Some(Frame::Dict { entries, key, .. }) => match key.take() {
-                Some(k) => entries.push((k, value)),
+            Some(Frame::List { .. }) => list_items.push(value),
+            Some(Frame::Dict { key, .. }) => match key.take() {
+                Some(k) => dict_entries.push((k, value)),
                 // A value is parsed inside a dictionary only once its key is
                 // set (the `key @ None` branch above handles the other case).
                 None => unreachable!("dictionary value parsed before its key"),
