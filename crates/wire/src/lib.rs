@@ -1,0 +1,2 @@
+//! Work in progress: see the crate README once it lands.
+#![forbid(unsafe_code)]
