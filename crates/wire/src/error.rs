@@ -63,9 +63,6 @@ pub enum ProtocolError {
     /// A second handshake on the same connection.
     #[error("second handshake")]
     DuplicateHandshake,
-    /// The handshake named another torrent.
-    #[error("handshake for another torrent")]
-    WrongInfoHash,
     /// `bitfield`, `have all` or `have none` after the first message.
     #[error("message id {id} is only allowed as the first message")]
     NotFirst {
@@ -161,4 +158,21 @@ pub enum UsageError {
     /// A message that needs an extension the handshake did not negotiate.
     #[error("extension not negotiated")]
     NotNegotiated,
+    /// A bitfield (or have all / have none) after other messages were sent.
+    #[error("the bitfield must be the first message")]
+    NotFirst,
+    /// A bitfield for another piece count than the torrent's.
+    #[error("bitfield of {actual} pieces for a torrent of {expected}")]
+    BitfieldLength {
+        /// The torrent's piece count.
+        expected: u32,
+        /// The bitfield's.
+        actual: u32,
+    },
+    /// A message whose state this connection tracks, to be sent with its own method.
+    #[error("message id {id} must be sent with its own method")]
+    Stateful {
+        /// The message id.
+        id: u8,
+    },
 }

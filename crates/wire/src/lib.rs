@@ -7,6 +7,9 @@
 //!   [`Decoder`] splits a byte stream into messages borrowed from the caller's buffer
 //!   and enforces a frame size limit before anything is buffered.
 //! - [`Bitfield`]: the pieces a peer has.
+//! - [`Connection`]: the per-peer state machine (choke and interest, request queues
+//!   both ways with validation and timeouts, BEP 6 rejects and allowed-fast pieces,
+//!   keep-alive and idle timers), driven by messages, method calls and the time.
 //!
 //! No sockets, no clock: the caller reads and writes the bytes.
 //!
@@ -37,11 +40,13 @@
 #![deny(missing_docs)]
 
 mod bitfield;
+mod connection;
 mod error;
 mod handshake;
 mod message;
 
 pub use bitfield::Bitfield;
+pub use connection::{Config, Connection, Event, Geometry};
 pub use error::{BitfieldError, DecodeError, ProtocolError, UsageError};
 pub use handshake::{HANDSHAKE_LEN, Handshake, PROTOCOL, Reserved};
 pub use message::{DEFAULT_MAX_FRAME, Decoder, HashRequest, Message, id};
