@@ -1299,4 +1299,118 @@ mod tests {
             }]
         );
     }
+
+    mod sequences {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn small_block() -> impl Strategy<Value = BlockRef> {
+            (
+                0u32..12,
+                0u32..3,
+                prop_oneof![Just(BLOCK_SIZE), Just(1_000), 0u32..40_000],
+            )
+                .prop_map(|(p, n, len)| BlockRef::new(p, n * BLOCK_SIZE, len))
+        }
+
+        #[derive(Debug, Clone)]
+        enum Step {
+            Peer(Message<'static>),
+            Request(BlockRef),
+            Cancel(BlockRef),
+            Serve(BlockRef),
+            Choke,
+            Unchoke,
+            AllowFast(u32),
+            Wait(u64),
+        }
+
+        fn step() -> impl Strategy<Value = Step> {
+            let peer = prop_oneof![
+                Just(Message::KeepAlive),
+                Just(Message::Choke),
+                Just(Message::Unchoke),
+                Just(Message::Interested),
+                Just(Message::HaveAll),
+                Just(Message::HaveNone),
+                (0u32..12).prop_map(Message::Have),
+                (0u32..12).prop_map(Message::AllowedFast),
+                small_block().prop_map(Message::Request),
+                small_block().prop_map(Message::Cancel),
+                small_block().prop_map(Message::Reject),
+                small_block().prop_map(|b| Message::Piece {
+                    piece: b.piece,
+                    offset: b.offset,
+                    data: Cow::Owned(vec![0; b.length as usize]),
+                }),
+                proptest::collection::vec(any::<u8>(), 0..3)
+                    .prop_map(|b| Message::Bitfield(Cow::Owned(b))),
+            ];
+            prop_oneof![
+                peer.prop_map(Step::Peer),
+                small_block().prop_map(Step::Request),
+                small_block().prop_map(Step::Cancel),
+                small_block().prop_map(Step::Serve),
+                Just(Step::Choke),
+                Just(Step::Unchoke),
+                (0u32..12).prop_map(Step::AllowFast),
+                (0u64..100).prop_map(Step::Wait),
+            ]
+        }
+
+        proptest! {
+            /// Whatever the peer sends and we do, nothing panics, every error is typed,
+            /// and the queues keep their invariants.
+            #[test]
+            fn invariants(fast: bool, steps in proptest::collection::vec(step(), 0..60)) {
+                let (mut c, mut now) = connected(fast);
+                for step in steps {
+                    match step {
+                        Step::Peer(m) => {
+                            let was_choked = c.am_choking();
+                            if let Ok(Some(Event::Request(b))) = c.handle_message(now, m) {
+                                prop_assert!(geometry().valid_block(b, BLOCK_SIZE));
+                                prop_assert!(!was_choked || c.allowed_fast_out.contains(&b.piece));
+                            }
+                        }
+                        Step::Request(b) => {
+                            if c.request(now, b).is_ok() {
+                                prop_assert!(c.peer_pieces().has(b.piece));
+                            }
+                        }
+                        Step::Cancel(b) => {
+                            c.cancel(now, b);
+                        }
+                        Step::Serve(b) => {
+                            let _ = c.send_piece(now, b, vec![0; b.length as usize]);
+                        }
+                        Step::Choke => {
+                            c.choke(now);
+                        }
+                        Step::Unchoke => c.unchoke(now),
+                        Step::AllowFast(p) => {
+                            let _ = c.allow_fast(now, p);
+                        }
+                        Step::Wait(secs) => {
+                            now += Duration::from_secs(secs);
+                            if c.handle_timeout(now).is_err() {
+                                break;
+                            }
+                            // Everything due has been handled.
+                            prop_assert!(c.poll_timeout() > now);
+                        }
+                    }
+                    prop_assert!(c.peer_requests.len() <= c.config.max_peer_requests);
+                    prop_assert!(c.requested.keys().all(|b| !c.stale.contains_key(b)));
+                    if c.am_choking() {
+                        prop_assert!(c.peer_requests().all(|b| c.allowed_fast_out.contains(&b.piece)));
+                    }
+                    while let Some(m) = c.poll_transmit() {
+                        let bytes = m.to_vec();
+                        prop_assert_eq!(crate::Decoder::new().decode(&bytes), Ok(Some((m, bytes.len()))));
+                    }
+                }
+            }
+        }
+    }
 }

@@ -10,6 +10,7 @@
 //! - [`Connection`]: the per-peer state machine (choke and interest, request queues
 //!   both ways with validation and timeouts, BEP 6 rejects and allowed-fast pieces,
 //!   keep-alive and idle timers), driven by messages, method calls and the time.
+//! - [`allowed_fast_set`]: the BEP 6 canonical allowed-fast pieces for a peer.
 //!
 //! No sockets, no clock: the caller reads and writes the bytes.
 //!
@@ -42,12 +43,14 @@
 mod bitfield;
 mod connection;
 mod error;
+mod fast;
 mod handshake;
 mod message;
 
 pub use bitfield::Bitfield;
 pub use connection::{Config, Connection, Event, Geometry};
 pub use error::{BitfieldError, DecodeError, ProtocolError, UsageError};
+pub use fast::allowed_fast_set;
 pub use handshake::{HANDSHAKE_LEN, Handshake, PROTOCOL, Reserved};
 pub use message::{DEFAULT_MAX_FRAME, Decoder, HashRequest, Message, id};
 
