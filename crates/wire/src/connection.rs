@@ -49,12 +49,12 @@ impl Geometry {
 
     /// The size of `piece`, shorter for the last one; `None` past the end.
     pub const fn piece_size(&self, piece: PieceIndex) -> Option<u32> {
-        if piece + 1 == self.pieces {
-            Some(self.last_piece_length)
-        } else if piece < self.pieces {
-            Some(self.piece_length)
-        } else {
+        if piece >= self.pieces {
             None
+        } else if piece == self.pieces - 1 {
+            Some(self.last_piece_length)
+        } else {
+            Some(self.piece_length)
         }
     }
 
@@ -629,8 +629,9 @@ impl Connection {
     /// Announces a piece we completed.
     pub fn have(&mut self, now: Instant, piece: PieceIndex) -> Result<(), UsageError> {
         if piece >= self.geometry.pieces() {
-            return Err(UsageError::InvalidBlock {
-                block: BlockRef::new(piece, 0, 0),
+            return Err(UsageError::PieceOutOfRange {
+                piece,
+                pieces: self.geometry.pieces(),
             });
         }
         self.send(now, Message::Have(piece));
@@ -731,8 +732,9 @@ impl Connection {
             return Err(UsageError::NotNegotiated);
         }
         if piece >= self.geometry.pieces() {
-            return Err(UsageError::InvalidBlock {
-                block: BlockRef::new(piece, 0, 0),
+            return Err(UsageError::PieceOutOfRange {
+                piece,
+                pieces: self.geometry.pieces(),
             });
         }
         if self.allowed_fast_out.insert(piece) {
@@ -817,6 +819,8 @@ mod tests {
         assert_eq!(g.piece_size(8), Some(PIECE));
         assert_eq!(g.piece_size(9), Some(1_000));
         assert_eq!(g.piece_size(10), None);
+        assert_eq!(g.piece_size(u32::MAX), None);
+        assert!(!g.valid_block(BlockRef::new(u32::MAX, 0, 1), BLOCK_SIZE));
         assert!(g.valid_block(BlockRef::new(9, 0, 1_000), BLOCK_SIZE));
         assert!(!g.valid_block(BlockRef::new(9, 1, 1_000), BLOCK_SIZE));
         assert!(!g.valid_block(BlockRef::new(0, 0, 0), BLOCK_SIZE));
@@ -1107,6 +1111,7 @@ mod tests {
         c.unchoke(now);
         for bad in [
             BlockRef::new(10, 0, BLOCK_SIZE),
+            BlockRef::new(u32::MAX, 0, BLOCK_SIZE),
             BlockRef::new(9, 0, 1_001),
             BlockRef::new(9, 1_000, 1),
             BlockRef::new(0, 0, 0),
@@ -1232,8 +1237,9 @@ mod tests {
         assert_eq!(sent(&mut c), [Message::Bitfield(Cow::Owned(vec![0, 0x40]))]);
         assert_eq!(
             c.have(now, 10),
-            Err(UsageError::InvalidBlock {
-                block: BlockRef::new(10, 0, 0)
+            Err(UsageError::PieceOutOfRange {
+                piece: 10,
+                pieces: 10
             })
         );
     }
@@ -1277,6 +1283,14 @@ mod tests {
             Err(UsageError::NotNegotiated)
         );
         assert_eq!(c.allow_fast(now, 1), Err(UsageError::NotNegotiated));
+        let (mut fast, now) = connected(true);
+        assert_eq!(
+            fast.allow_fast(now, 10),
+            Err(UsageError::PieceOutOfRange {
+                piece: 10,
+                pieces: 10
+            })
+        );
         assert_eq!(
             c.send_message(now, Message::Request(block(0, 0))),
             Err(UsageError::Stateful { id: id::REQUEST })

@@ -135,6 +135,14 @@ pub enum UsageError {
         /// The block.
         block: BlockRef,
     },
+    /// A piece index past the end of the torrent.
+    #[error("piece {piece} is out of range (the torrent has {pieces})")]
+    PieceOutOfRange {
+        /// The index.
+        piece: PieceIndex,
+        /// The torrent's piece count.
+        pieces: u32,
+    },
     /// A block already requested and not yet answered.
     #[error("block {block:?} already requested")]
     AlreadyRequested {

@@ -476,7 +476,8 @@ impl Decoder {
                 max: self.max_frame,
             });
         }
-        let end = 4 + length as usize;
+        // Saturating: on 16- and 32-bit targets a huge limit must not wrap around.
+        let end = (length as usize).saturating_add(4);
         let Some(frame) = buf.get(4..end) else {
             return Ok(None);
         };
