@@ -209,3 +209,95 @@ pub(crate) fn checks_pass(checks: &[PieceCheck], data: &[u8]) -> bool {
             .is_some_and(|d| c.algorithm.hash(d) == c.expected)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use webtorrent_metainfo::{MemoryFile, MetaVersion, TorrentBuilder};
+
+    fn layout(version: MetaVersion, sizes: &[usize]) -> Layout {
+        let files = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| MemoryFile::new(format!("f{i}"), vec![i as u8 + 1; n]))
+            .collect();
+        let t = TorrentBuilder::from_memory("t", files)
+            .meta_version(version)
+            .piece_length(Some(BLOCK_SIZE as u64))
+            .build()
+            .expect("valid torrent");
+        Layout::from_metainfo(&t)
+    }
+
+    #[test]
+    fn v1_block_spanning_three_files() {
+        // f0: 0..10000, f1: 10000..10000 (empty), f2: 10000..10005, f3: 10005..40000.
+        let l = layout(MetaVersion::V1, &[10_000, 0, 5, 29_995]);
+        let segs = l.segments(0, 9_000, 2_000).unwrap();
+        assert_eq!(
+            segs,
+            [
+                Segment {
+                    file: 0,
+                    offset: 9_000,
+                    length: 1_000,
+                    pad: false
+                },
+                Segment {
+                    file: 2,
+                    offset: 0,
+                    length: 5,
+                    pad: false
+                },
+                Segment {
+                    file: 3,
+                    offset: 0,
+                    length: 995,
+                    pad: false
+                },
+            ]
+        );
+        // Piece 1 starts inside f3.
+        assert_eq!(
+            l.segments(1, 0, 10).unwrap(),
+            [Segment {
+                file: 3,
+                offset: BLOCK_SIZE as u64 - 10_005,
+                length: 10,
+                pad: false
+            }]
+        );
+        assert!(l.segments(0, 0, 0).unwrap().is_empty());
+        assert!(matches!(
+            l.segments(2, 7_232, 1),
+            Err(StorageError::BlockOutOfRange {
+                piece_size: 7_232,
+                ..
+            })
+        ));
+        assert!(matches!(
+            l.segments(0, u64::MAX, 2),
+            Err(StorageError::BlockOutOfRange { .. })
+        ));
+        assert!(matches!(
+            l.segments(3, 0, 1),
+            Err(StorageError::PieceOutOfRange { .. })
+        ));
+        assert_eq!(l.piece_checks(0).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn hybrid_pads_and_v2_ranges() {
+        let l = layout(MetaVersion::Hybrid, &[10_000, 40_000]);
+        // f0 then a pad file up to the piece boundary.
+        let segs = l.segments(0, 0, BLOCK_SIZE as u64).unwrap();
+        assert_eq!(segs.len(), 2);
+        assert!(segs[1].pad && segs[1].length == BLOCK_SIZE as u64 - 10_000);
+        let checks = l.piece_checks(0).unwrap();
+        assert_eq!(checks[0].range, 0..BLOCK_SIZE);
+        // The v2 hash covers only f0's bytes, not the padding.
+        assert_eq!(checks[1].range, 0..10_000);
+        assert_eq!(l.piece_hash_v2(0), l.info().files()[0].pieces_root);
+        assert_eq!(l.piece_hash_v2(99), None);
+    }
+}

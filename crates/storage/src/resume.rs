@@ -427,3 +427,166 @@ impl Reader<'_> {
         rest
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn sample() -> ResumeData {
+        let mut verified = Bitfield::new(11);
+        verified.set(0, true);
+        verified.set(10, true);
+        ResumeData::new(
+            InfoHashes {
+                v1: Some(InfoHashV1([1; 20])),
+                v2: None,
+            },
+            vec![
+                Some(FileState::new(5, Some(Duration::new(1_700_000_000, 123)))),
+                None,
+                Some(FileState::new(0, None)),
+            ],
+            verified,
+        )
+    }
+
+    #[test]
+    fn layout_of_version_1() {
+        let bytes = sample().encode();
+        let mut want = b"WTRESUME\x01\x01".to_vec();
+        want.extend_from_slice(&[1; 20]);
+        want.extend_from_slice(&11u32.to_be_bytes());
+        want.extend_from_slice(&3u32.to_be_bytes());
+        want.push(1);
+        want.extend_from_slice(&5u64.to_be_bytes());
+        want.extend_from_slice(&1_700_000_000u64.to_be_bytes());
+        want.extend_from_slice(&123u32.to_be_bytes());
+        want.push(0);
+        want.push(1);
+        want.extend_from_slice(&0u64.to_be_bytes());
+        want.extend_from_slice(&0u64.to_be_bytes());
+        want.extend_from_slice(&u32::MAX.to_be_bytes());
+        want.extend_from_slice(&[0x80, 0x20]);
+        let sum = webtorrent_hash::sha1(&want);
+        want.extend_from_slice(&sum);
+        assert_eq!(bytes, want);
+        assert_eq!(ResumeData::decode(&bytes).unwrap(), sample());
+    }
+
+    /// Re-signs a hand-made body so that only the structure is tested.
+    fn signed(mut body: Vec<u8>) -> Vec<u8> {
+        let sum = webtorrent_hash::sha1(&body);
+        body.extend_from_slice(&sum);
+        body
+    }
+
+    #[test]
+    fn structural_errors() {
+        let good = sample().encode();
+        let body = &good[..good.len() - 20];
+        assert!(matches!(
+            ResumeData::decode(b"WTRES"),
+            Err(ResumeError::BadMagic)
+        ));
+        assert!(matches!(
+            ResumeData::decode(b"WTRESUME"),
+            Err(ResumeError::Malformed { .. })
+        ));
+        let mut v2 = body.to_vec();
+        v2[8] = 2;
+        assert!(matches!(
+            ResumeData::decode(&signed(v2)),
+            Err(ResumeError::UnsupportedVersion(2))
+        ));
+        let mut flags = body.to_vec();
+        flags[9] = 0b101;
+        assert!(matches!(
+            ResumeData::decode(&signed(flags)),
+            Err(ResumeError::Malformed {
+                reason: "unknown flags",
+                ..
+            })
+        ));
+        let mut no_hash = b"WTRESUME\x01\x00".to_vec();
+        no_hash.extend_from_slice(&[0; 8]);
+        assert!(matches!(
+            ResumeData::decode(&signed(no_hash)),
+            Err(ResumeError::Malformed {
+                reason: "no info-hash",
+                ..
+            })
+        ));
+        // A huge file count is refused before anything is allocated.
+        let mut huge = b"WTRESUME\x01\x01".to_vec();
+        huge.extend_from_slice(&[1; 20]);
+        huge.extend_from_slice(&0u32.to_be_bytes());
+        huge.extend_from_slice(&u32::MAX.to_be_bytes());
+        assert!(matches!(
+            ResumeData::decode(&signed(huge)),
+            Err(ResumeError::Malformed {
+                reason: "file count exceeds the data",
+                ..
+            })
+        ));
+        // A spare bit set in the bitfield.
+        let mut spare = body.to_vec();
+        *spare.last_mut().unwrap() |= 1;
+        assert!(matches!(
+            ResumeData::decode(&signed(spare)),
+            Err(ResumeError::Malformed { .. })
+        ));
+        let mut bad_sum = good.clone();
+        *bad_sum.last_mut().unwrap() ^= 1;
+        assert!(matches!(
+            ResumeData::decode(&bad_sum),
+            Err(ResumeError::Checksum)
+        ));
+    }
+
+    fn arb_state() -> impl Strategy<Value = Option<FileState>> {
+        proptest::option::of(
+            (
+                any::<u64>(),
+                proptest::option::of((any::<u64>(), 0u32..1_000_000_000)),
+            )
+                .prop_map(|(length, t)| {
+                    FileState::new(length, t.map(|(s, n)| Duration::new(s, n)))
+                }),
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn round_trip(
+            v1 in proptest::option::of(any::<[u8; 20]>()),
+            v2 in proptest::option::of(any::<[u8; 32]>()),
+            files in proptest::collection::vec(arb_state(), 0..20),
+            pieces in 0u32..300,
+            set in proptest::collection::vec(any::<u32>(), 0..40),
+        ) {
+            prop_assume!(v1.is_some() || v2.is_some());
+            let mut verified = Bitfield::new(pieces);
+            for s in set {
+                if pieces > 0 {
+                    verified.set(s % pieces, true);
+                }
+            }
+            let data = ResumeData::new(
+                InfoHashes { v1: v1.map(InfoHashV1), v2: v2.map(InfoHashV2) },
+                files,
+                verified,
+            );
+            prop_assert_eq!(ResumeData::decode(&data.encode()).unwrap(), data);
+        }
+
+        #[test]
+        fn hostile_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = ResumeData::decode(&bytes);
+            let mut with_magic = MAGIC.to_vec();
+            with_magic.push(VERSION);
+            with_magic.extend_from_slice(&bytes);
+            let _ = ResumeData::decode(&signed(with_magic));
+        }
+    }
+}
