@@ -280,8 +280,12 @@ impl Storage for FileStorage {
             return Ok(());
         }
         let handle = self.handle(file, true)?;
+        let written = pio::write_all_at(&handle, data, offset)
+            .map_err(|e| StorageError::io(&self.paths[file], e));
+        // Marked once written, so that a `flush` that starts after this write returns syncs
+        // it. Even a failed write may have changed part of the file.
         self.lock().dirty.insert(file);
-        pio::write_all_at(&handle, data, offset).map_err(|e| StorageError::io(&self.paths[file], e))
+        written
     }
 
     fn flush(&self) -> Result<(), StorageError> {

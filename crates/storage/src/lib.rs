@@ -54,7 +54,7 @@
 //!
 //! // Save the verified set; a new session loads and validates it against the files.
 //! let resume_path = dir.path().join("demo.resume");
-//! ResumeData::new(torrent.info_hashes(), store.file_states()?, store.verified()).save(&resume_path)?;
+//! ResumeData::capture(&store)?.save(&resume_path)?;
 //! let loaded = ResumeData::load(&resume_path)?.expect("just saved");
 //! assert!(loaded.validate(&layout, &store.file_states()?)?.is_complete());
 //!

@@ -27,7 +27,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use webtorrent_metainfo::{InfoHashV1, InfoHashV2, InfoHashes, MAX_FILES};
 
-use crate::{Bitfield, Layout};
+use crate::{Bitfield, FileStorage, Layout, Storage, StorageError};
 
 const MAGIC: &[u8; 8] = b"WTRESUME";
 const VERSION: u8 = 1;
@@ -149,6 +149,17 @@ impl ResumeData {
             files,
             verified,
         }
+    }
+
+    /// The resume data of a file store as it is now: its verified set and the state of its
+    /// files on disk. Call it after [`Storage::flush`], so that no
+    /// later write of data already written changes a file's time.
+    pub fn capture(store: &FileStorage) -> Result<Self, StorageError> {
+        Ok(Self::new(
+            store.layout().info().info_hashes(),
+            store.file_states()?,
+            store.verified(),
+        ))
     }
 
     /// Encodes the data (see the [module docs](self) for the format).

@@ -579,3 +579,23 @@ proptest! {
         prop_assert_eq!(store.verified(), verified);
     }
 }
+
+#[test]
+fn stores_are_thread_safe_objects() {
+    fn send_sync<T: Send + Sync + ?Sized>() {}
+    send_sync::<FileStorage>();
+    send_sync::<MemoryStorage>();
+    send_sync::<dyn Storage>();
+}
+
+/// Regression: a failed first check of a piece must not shift the digests of the pieces
+/// after it in the same recheck batch.
+#[test]
+fn recheck_after_a_failed_hybrid_piece() {
+    let fx = Fixture::new(MetaVersion::Hybrid, 16 * 1024, &[("d0/f0", 16385)], 2);
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStorage::new(fx.layout.clone(), dir.path()).unwrap();
+    fx.write_pieces(&store, &BTreeSet::from([1]), 1);
+    let v = recheck(&store, &SingleThreadEngine, |_, _| {}).unwrap();
+    assert_eq!(v.iter_set().collect::<Vec<_>>(), [1]);
+}
