@@ -56,17 +56,16 @@
 //! let resume_path = dir.path().join("demo.resume");
 //! ResumeData::capture(&store)?.save(&resume_path)?;
 //! let loaded = ResumeData::load(&resume_path)?.expect("just saved");
-//! assert!(loaded.validate(&layout, &store.file_states()?)?.is_complete());
+//! assert!(loaded.validate(&layout, &store.file_states()?)?.is_full());
 //!
 //! // Or rehash everything on disk.
 //! let verified = recheck(&store, &SingleThreadEngine, |_done, _total| {})?;
-//! assert!(verified.is_complete());
+//! assert!(verified.is_full());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-mod bitfield;
 mod error;
 mod file;
 mod layout;
@@ -75,7 +74,6 @@ mod recheck;
 pub mod resume;
 mod storage;
 
-pub use bitfield::Bitfield;
 pub use error::StorageError;
 pub use file::{DEFAULT_MAX_OPEN_FILES, FileStorage};
 pub use layout::{Layout, PieceCheck, Segment};
@@ -83,6 +81,7 @@ pub use memory::MemoryStorage;
 pub use recheck::{RECHECK_BATCH_BYTES, recheck};
 pub use resume::{FileState, ResumeData, ResumeError};
 pub use storage::Storage;
+pub use webtorrent_types::Bitfield;
 
 /// The README's examples, run as doctests.
 #[cfg(doctest)]

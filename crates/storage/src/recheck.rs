@@ -61,7 +61,10 @@ pub fn recheck<S: Storage + ?Sized>(
                 .iter()
                 .map(|c| digests.next().flatten() == Some(c.expected))
                 .collect();
-            verified.set(*piece, results.iter().all(|&ok| ok));
+            if results.iter().all(|&ok| ok) {
+                // `piece` comes from 0..total, the bitfield's length.
+                let _ = verified.set(*piece);
+            }
         }
         progress(next, total);
     }

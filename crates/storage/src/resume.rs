@@ -268,10 +268,11 @@ impl ResumeData {
             });
         }
         let bits = r.rest();
-        let verified = Bitfield::from_bytes(bits, piece_count).ok_or(ResumeError::Malformed {
-            offset: r.pos,
-            reason: "bitfield does not match the piece count",
-        })?;
+        let verified =
+            Bitfield::from_bytes(bits, piece_count).map_err(|_| ResumeError::Malformed {
+                offset: r.pos,
+                reason: "bitfield does not match the piece count",
+            })?;
         Ok(Self {
             info_hashes: InfoHashes { v1, v2 },
             files,
@@ -320,7 +321,8 @@ impl ResumeData {
                 && let Some(pieces) = info.file_pieces(file)
             {
                 for p in pieces {
-                    verified.set(p, false);
+                    // `p` is below the piece count, checked equal to the bitfield's above.
+                    let _ = verified.clear(p);
                 }
             }
         }
@@ -446,8 +448,8 @@ mod tests {
 
     fn sample() -> ResumeData {
         let mut verified = Bitfield::new(11);
-        verified.set(0, true);
-        verified.set(10, true);
+        verified.set(0).unwrap();
+        verified.set(10).unwrap();
         ResumeData::new(
             InfoHashes {
                 v1: Some(InfoHashV1([1; 20])),
@@ -580,7 +582,7 @@ mod tests {
             let mut verified = Bitfield::new(pieces);
             for s in set {
                 if pieces > 0 {
-                    verified.set(s % pieces, true);
+                    verified.set(s % pieces).unwrap();
                 }
             }
             let data = ResumeData::new(

@@ -132,7 +132,8 @@ impl VerifiedSet {
     }
 
     pub(crate) fn set(&self, piece: u32, value: bool) {
-        self.lock().set(piece, value);
+        // Pieces past the end are not in the set: nothing to record for them.
+        let _ = self.lock().set_to(piece, value);
     }
 
     pub(crate) fn replace(&self, new: Bitfield) -> Result<(), StorageError> {

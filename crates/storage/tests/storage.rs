@@ -154,7 +154,7 @@ fn check_round_trip(fx: &Fixture, store: &dyn Storage, seed: u64) {
             &want[off as usize..(off + len) as usize]
         );
     }
-    assert!(store.verified().is_complete());
+    assert!(store.verified().is_full());
 }
 
 #[test]
@@ -232,7 +232,7 @@ fn hybrid_has_pad_files_and_checks_both_hashes() {
     let back = store.read_piece(pad_piece).unwrap();
     assert_eq!(back[size - 1], 0, "pad bytes read as zeros");
     assert!(!store.verify_piece(pad_piece).unwrap());
-    assert!(!store.verified().get(pad_piece));
+    assert!(!store.verified().has(pad_piece));
 }
 
 #[test]
@@ -420,7 +420,7 @@ fn concurrent_writers() {
         }
     });
     let verified = recheck(&*store, &MultiCoreEngine::new(2), |_, _| {}).unwrap();
-    assert!(verified.is_complete());
+    assert!(verified.is_full());
 }
 
 #[test]
@@ -459,7 +459,7 @@ fn resume_round_trip_and_stale_files() {
     let loaded = ResumeData::load(&path).unwrap().unwrap();
     assert_eq!(loaded, saved);
     let states = store.file_states().unwrap();
-    assert!(loaded.validate(&fx.layout, &states).unwrap().is_complete());
+    assert!(loaded.validate(&fx.layout, &states).unwrap().is_full());
 
     // A file changed size: only its pieces drop out.
     let third = fx
@@ -472,7 +472,7 @@ fn resume_round_trip_and_stale_files() {
     let mut changed = states.clone();
     changed[third] = Some(FileState::new(1, None));
     let v = loaded.validate(&fx.layout, &changed).unwrap();
-    let dropped: Vec<u32> = (0..v.len()).filter(|&p| !v.get(p)).collect();
+    let dropped: Vec<u32> = (0..v.len()).filter(|&p| !v.has(p)).collect();
     assert_eq!(
         dropped,
         fx.layout
@@ -575,7 +575,7 @@ proptest! {
             }
         }
         let verified = recheck(&store, &MultiCoreEngine::new(2), |_, _| {}).unwrap();
-        prop_assert_eq!(verified.iter_set().collect::<BTreeSet<_>>(), good);
+        prop_assert_eq!(verified.iter().collect::<BTreeSet<_>>(), good);
         prop_assert_eq!(store.verified(), verified);
     }
 }
@@ -597,5 +597,5 @@ fn recheck_after_a_failed_hybrid_piece() {
     let store = FileStorage::new(fx.layout.clone(), dir.path()).unwrap();
     fx.write_pieces(&store, &BTreeSet::from([1]), 1);
     let v = recheck(&store, &SingleThreadEngine, |_, _| {}).unwrap();
-    assert_eq!(v.iter_set().collect::<Vec<_>>(), [1]);
+    assert_eq!(v.iter().collect::<Vec<_>>(), [1]);
 }

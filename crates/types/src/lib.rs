@@ -5,7 +5,8 @@
 //!   torrent has. [`InfoHashes::wire`] gives the 20-byte name used on the wire.
 //! - [`PeerId`], with [`PeerId::client`] recognising the client and version that made
 //!   it (BEP 20), and [`OUR_PEER_ID_PREFIX`] for ids this project sends.
-//! - [`PieceIndex`], [`BlockRef`] and [`BLOCK_SIZE`].
+//! - [`PieceIndex`], [`BlockRef`] and [`BLOCK_SIZE`]; [`Bitfield`], a set of pieces in the
+//!   BEP 3 wire layout.
 //! - [`hex`], a tiny hexadecimal codec.
 //!
 //! The crate does no I/O: randomness for peer ids is passed in.
@@ -31,12 +32,14 @@
 #![deny(missing_docs)]
 
 mod base32;
+mod bitfield;
 mod block;
 mod error;
 pub mod hex;
 mod info_hash;
 mod peer_id;
 
+pub use bitfield::{Bitfield, BitfieldError};
 pub use block::{BLOCK_SIZE, BlockRef, PieceIndex};
 pub use error::ParseError;
 pub use info_hash::{InfoHashV1, InfoHashV2, InfoHashes};

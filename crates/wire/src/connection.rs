@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 
 use webtorrent_types::{BLOCK_SIZE, BlockRef, PieceIndex};
 
-use crate::bitfield::Bitfield;
 use crate::error::{ProtocolError, UsageError};
 use crate::handshake::{Handshake, Reserved};
 use crate::message::{HashRequest, Message, id};
+use webtorrent_types::Bitfield;
 
 /// The piece layout of a torrent: what requests are checked against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

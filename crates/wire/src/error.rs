@@ -1,5 +1,6 @@
 //! The errors of this crate.
 
+pub use webtorrent_types::BitfieldError;
 use webtorrent_types::{BlockRef, PieceIndex};
 
 /// Bytes from a peer that are not a valid handshake or message frame. Each one means the
@@ -25,31 +26,6 @@ pub enum DecodeError {
         id: u8,
         /// The frame length (id byte included).
         length: u32,
-    },
-}
-
-/// A bitfield that does not fit the torrent, or a piece past its end.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum BitfieldError {
-    /// The bitfield has the wrong number of bytes for the torrent's piece count.
-    #[error("bitfield of {actual} bytes, expected {expected}")]
-    Length {
-        /// `ceil(pieces / 8)`.
-        expected: usize,
-        /// What was received.
-        actual: usize,
-    },
-    /// Bits after the last piece are set.
-    #[error("bitfield has spare bits set after the last piece")]
-    SpareBits,
-    /// A piece index past the end of the torrent.
-    #[error("piece {piece} is out of range (the torrent has {pieces})")]
-    OutOfRange {
-        /// The index.
-        piece: PieceIndex,
-        /// The torrent's piece count.
-        pieces: u32,
     },
 }
 

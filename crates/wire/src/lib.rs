@@ -40,19 +40,18 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-mod bitfield;
 mod connection;
 mod error;
 mod fast;
 mod handshake;
 mod message;
 
-pub use bitfield::Bitfield;
 pub use connection::{Config, Connection, Event, Geometry};
 pub use error::{BitfieldError, DecodeError, ProtocolError, UsageError};
 pub use fast::allowed_fast_set;
 pub use handshake::{HANDSHAKE_LEN, Handshake, PROTOCOL, Reserved};
 pub use message::{DEFAULT_MAX_FRAME, Decoder, HashRequest, Message, id};
+pub use webtorrent_types::Bitfield;
 
 /// The README examples, run as doctests.
 #[cfg(doctest)]

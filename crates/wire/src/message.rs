@@ -5,8 +5,8 @@ use std::borrow::Cow;
 use bytes::BufMut;
 use webtorrent_types::{BLOCK_SIZE, BlockRef, PieceIndex};
 
-use crate::bitfield::Bitfield;
 use crate::error::DecodeError;
+use webtorrent_types::Bitfield;
 
 /// Message ids, the byte after the length prefix.
 pub mod id {

@@ -1,10 +1,45 @@
-//! The set of pieces a peer has, as carried by the `bitfield` message.
+//! A set of pieces in the BEP 3 `bitfield` layout: what a peer has, what we verified.
 
-use webtorrent_types::PieceIndex;
+use crate::PieceIndex;
 
-use crate::error::BitfieldError;
+/// A bitfield that does not fit the torrent, or a piece past its end.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BitfieldError {
+    /// The bitfield has the wrong number of bytes for the torrent's piece count.
+    #[error("bitfield of {actual} bytes, expected {expected}")]
+    Length {
+        /// `ceil(pieces / 8)`.
+        expected: usize,
+        /// What was received.
+        actual: usize,
+    },
+    /// Bits after the last piece are set.
+    #[error("bitfield has spare bits set after the last piece")]
+    SpareBits,
+    /// A piece index past the end of the torrent.
+    #[error("piece {piece} is out of range (the torrent has {pieces})")]
+    OutOfRange {
+        /// The index.
+        piece: PieceIndex,
+        /// The torrent's piece count.
+        pieces: u32,
+    },
+}
 
 /// One bit per piece, most significant bit of the first byte for piece 0 (BEP 3).
+///
+/// ```
+/// use webtorrent_types::Bitfield;
+///
+/// let mut have = Bitfield::new(10);
+/// have.set(0)?;
+/// have.set(9)?;
+/// assert_eq!(have.as_bytes(), [0x80, 0x40]);
+/// assert_eq!(Bitfield::from_bytes(have.as_bytes(), 10)?, have);
+/// assert!(Bitfield::from_bytes(&[0x80, 0x60], 10).is_err()); // a spare bit is set
+/// # Ok::<(), webtorrent_types::BitfieldError>(())
+/// ```
 ///
 /// The spare bits after the last piece are always zero: [`Bitfield::from_bytes`] rejects
 /// bytes where they are set, as the protocol requires.
@@ -110,6 +145,11 @@ impl Bitfield {
     /// Clears `piece`. Returns whether it was set, or `Err` if it is past the end.
     pub fn clear(&mut self, piece: PieceIndex) -> Result<bool, BitfieldError> {
         self.change(piece, false)
+    }
+
+    /// Sets or clears `piece`. Returns whether it changed, or `Err` if it is past the end.
+    pub fn set_to(&mut self, piece: PieceIndex, on: bool) -> Result<bool, BitfieldError> {
+        self.change(piece, on)
     }
 
     fn change(&mut self, piece: PieceIndex, on: bool) -> Result<bool, BitfieldError> {
