@@ -40,14 +40,22 @@
 mod announce;
 mod error;
 pub mod http;
+#[cfg(feature = "http")]
+mod http_client;
 mod tiers;
 pub mod udp;
+#[cfg(feature = "udp")]
+mod udp_client;
 
 pub use announce::{
     AnnounceRequest, AnnounceResponse, DEFAULT_INTERVAL, Event, Peer, ScrapeResponse, ScrapeStats,
 };
 pub use error::TrackerError;
+#[cfg(feature = "http")]
+pub use http_client::{HttpConfig, HttpTracker};
 pub use tiers::{AnnounceSchedule, TierList};
+#[cfg(feature = "udp")]
+pub use udp_client::UdpTracker;
 
 /// The README examples, run as doctests.
 #[cfg(doctest)]
