@@ -374,9 +374,27 @@ pub fn parse_announce_response(body: &[u8]) -> Result<AnnounceResponse, TrackerE
     })
 }
 
+/// A scrape `files` key: 20 raw bytes, or (as bittorrent-tracker sends
+/// them) the UTF-8 encoding of those bytes read as Latin-1 characters.
+fn scrape_key(key: &[u8]) -> Option<InfoHashV1> {
+    if let Ok(hash) = InfoHashV1::from_bytes(key) {
+        return Some(hash);
+    }
+    let text = std::str::from_utf8(key).ok()?;
+    let mut out = [0u8; 20];
+    let mut n = 0;
+    for c in text.chars() {
+        *out.get_mut(n)? = u8::try_from(u32::from(c)).ok()?;
+        n += 1;
+    }
+    (n == 20).then_some(InfoHashV1(out))
+}
+
 /// Parses an HTTP scrape response body (BEP 48): `files` maps raw 20-byte
 /// info-hashes to `complete`, `downloaded` and `incomplete` counts (a
-/// missing count reads as 0).
+/// missing count reads as 0). A key that is not 20 bytes but is the UTF-8
+/// form of 20 Latin-1 characters (bittorrent-tracker's encoding) is read
+/// back to the 20 bytes.
 ///
 /// # Errors
 /// As [`parse_announce_response`].
@@ -392,7 +410,7 @@ pub fn parse_scrape_response(body: &[u8]) -> Result<ScrapeResponse, TrackerError
     check_count(files.len(), MAX_SCRAPE_FILES)?;
     let mut out = Vec::with_capacity(files.len());
     for (key, stats) in files.iter() {
-        let hash = InfoHashV1::from_bytes(key).map_err(|_| TrackerError::Malformed {
+        let hash = scrape_key(key).ok_or(TrackerError::Malformed {
             what: "a `files` key is not a 20-byte info-hash",
         })?;
         let stats = stats.as_dict().ok_or(TrackerError::Malformed {

@@ -1038,6 +1038,13 @@ impl UdpTrackerMachine {
         self.queue.len() + usize::from(self.current.is_some())
     }
 
+    /// Whether the machine holds nothing worth keeping at `now`: no
+    /// operation and no connection id still valid.
+    #[must_use]
+    pub fn is_idle(&self, now: Instant) -> bool {
+        self.pending() == 0 && self.connection_id(now).is_none()
+    }
+
     /// Fails every queued and running operation with [`TrackerError::Shutdown`].
     pub fn cancel_all(&mut self) {
         if let Some(cur) = self.current.take() {

@@ -261,6 +261,9 @@ impl Driver {
                 }
             }
         }
+        let now = Instant::now();
+        self.trackers
+            .retain(|_, t| !t.waiting.is_empty() || !t.machine.is_idle(now));
         for (addr, packet) in sends {
             // A lost send is retransmitted on the machine's timeout.
             let _ = self.socket.send_to(&packet, addr).await;

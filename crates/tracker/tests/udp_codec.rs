@@ -268,8 +268,10 @@ fn connection_id_is_reused_for_60_seconds() {
     assert_eq!(o, op);
     assert_eq!(response.get(&InfoHashV1([3; 20])), Some(stats));
 
+    assert!(!m.is_idle(t1), "the connection id is still valid");
     // 60 s after the connect: connect again.
     let t2 = t0 + Duration::from_secs(60);
+    assert!(m.is_idle(t2));
     m.announce(t2, &req());
     assert!(matches!(sent(&mut m), UdpRequest::Connect { .. }));
 }
