@@ -10,6 +10,7 @@
 //! | [`hash`] | SHA-1 pieces, BEP 52 Merkle trees, hash engines |
 //! | [`metainfo`] | `.torrent` files: parse and create v1, v2 and hybrid torrents |
 //! | [`magnet`] | magnet links: parse and format |
+//! | [`picker`] | piece picker: rarest first, priorities, streaming deadlines, endgame |
 //! | [`ratelimit`] | token-bucket rate limits (global and per torrent), rate meters |
 //!
 //! Create a torrent from data in memory, then read it back and share its magnet link:
@@ -38,6 +39,7 @@ pub use webtorrent_magnet as magnet;
 pub use webtorrent_metainfo as metainfo;
 pub use webtorrent_types as types;
 
+pub mod picker;
 pub mod ratelimit;
 
 /// The magnet link of a torrent: its info-hashes (v1 and/or v2), name, trackers (every tier,
