@@ -10,6 +10,7 @@
 //! | [`hash`] | SHA-1 pieces, BEP 52 Merkle trees, hash engines |
 //! | [`metainfo`] | `.torrent` files: parse and create v1, v2 and hybrid torrents |
 //! | [`magnet`] | magnet links: parse and format |
+//! | [`choker`] | tit-for-tat choker: regular and optimistic unchoke slots, seeding modes |
 //! | [`picker`] | piece picker: rarest first, priorities, streaming deadlines, endgame |
 //! | [`ratelimit`] | token-bucket rate limits (global and per torrent), rate meters |
 //!
@@ -39,6 +40,7 @@ pub use webtorrent_magnet as magnet;
 pub use webtorrent_metainfo as metainfo;
 pub use webtorrent_types as types;
 
+pub mod choker;
 pub mod picker;
 pub mod ratelimit;
 
