@@ -1263,6 +1263,12 @@ impl PiecePicker {
                 .filter(|&piece| usable(piece))
                 .map(|piece| (self.key(piece), self.pieces[piece as usize].slot, piece))
                 .collect();
+            // Each piece has a free block, so the `need` first ones are enough: select them
+            // in linear time, then sort only those.
+            if need > 0 && c.len() > need {
+                c.select_nth_unstable(need - 1);
+                c.truncate(need);
+            }
             c.sort_unstable();
             c.into_iter().map(|(_, _, piece)| piece).collect::<Vec<_>>()
         };
@@ -1270,9 +1276,12 @@ impl PiecePicker {
             (Some(only), _) => {
                 by_candidates(&mut only.iter().copied().filter(|&piece| p.has(piece)))
             }
-            // A peer with few pieces: sort its pieces rather than scan the buckets.
+            // A peer with a fraction f of the pieces costs about f·n to list, and a scan of
+            // the buckets about need/f pieces: list its pieces when f²·n < need, with a margin
+            // as the rarest buckets hold fewer of a peer's pieces than average.
             (None, Some(Has::Some(bits)))
-                if u64::from(peer_count) * 4 < u64::from(self.bucketed) =>
+                if u64::from(peer_count).pow(2)
+                    < 4 * need as u64 * u64::from(self.bucketed.max(1)) =>
             {
                 by_candidates(&mut bits.iter())
             }
