@@ -600,6 +600,107 @@ impl PiecePicker {
         self.free_blocks == 0 && self.remaining_bytes > 0
     }
 
+    /// Checks every internal invariant, panicking on the first broken one. For tests and
+    /// fuzzing only.
+    #[cfg(any(test, fuzzing))]
+    #[doc(hidden)]
+    pub fn check_consistency(&self) {
+        let mut bucketed = 0;
+        let (mut free, mut wanted, mut remaining, mut verified) = (0u64, 0u64, 0u64, 0u64);
+        for piece in 0..self.piece_count() {
+            let info = self.pieces[piece as usize];
+            let size = u64::from(self.sizes.size(piece));
+            if Self::pickable(&info) {
+                bucketed += 1;
+                let bucket = &self.buckets[&self.key(piece)];
+                assert_eq!(bucket[info.slot as usize], piece, "slot of piece {piece}");
+            }
+            if info.priority > 0 {
+                wanted += size;
+                free += u64::from(self.free_of(piece));
+                if info.status != Status::Verified {
+                    remaining += size;
+                }
+            }
+            if info.status == Status::Verified {
+                verified += size;
+            }
+            let has_partial = self.partials.contains_key(&piece);
+            assert_eq!(
+                has_partial,
+                matches!(info.status, Status::Downloading | Status::Complete),
+                "partial state of piece {piece}"
+            );
+            let holders = self
+                .peers
+                .values()
+                .filter(|p| matches!(&p.has, Some(Has::Some(b)) if b.get(piece)))
+                .count();
+            assert_eq!(
+                info.avail as usize, holders,
+                "availability of piece {piece}"
+            );
+        }
+        assert_eq!(self.bucketed, bucketed);
+        assert_eq!(
+            self.buckets.values().map(Vec::len).sum::<usize>(),
+            bucketed as usize
+        );
+        assert_eq!(
+            (
+                self.free_blocks,
+                self.wanted_bytes,
+                self.remaining_bytes,
+                self.verified_bytes
+            ),
+            (free, wanted, remaining, verified)
+        );
+        let seeds = self
+            .peers
+            .values()
+            .filter(|p| matches!(p.has, Some(Has::All)))
+            .count();
+        assert_eq!(self.seeds as usize, seeds);
+        let mut requested = 0;
+        for (&piece, partial) in &self.partials {
+            let n_free = partial
+                .blocks
+                .iter()
+                .filter(|b| b.state == BState::Free)
+                .count();
+            assert_eq!(
+                partial.free as usize, n_free,
+                "free blocks of piece {piece}"
+            );
+            let n_received = partial
+                .blocks
+                .iter()
+                .filter(|b| matches!(b.state, BState::Received | BState::Written))
+                .count();
+            assert_eq!(partial.received as usize, n_received);
+            // Nothing requested or received any more turns a piece back to missing.
+            assert!(
+                (partial.free as usize) < partial.blocks.len(),
+                "idle partial {piece}"
+            );
+            for (i, b) in partial.blocks.iter().enumerate() {
+                assert_eq!(b.state == BState::Requested, !b.requesters.is_empty());
+                assert!(b.requesters.len() <= MAX_REQUESTERS);
+                let block = self.block_ref(piece, i as u32);
+                for r in &b.requesters {
+                    assert!(self.peers[r].requests.contains(&block), "{r:?} {block:?}");
+                }
+                requested += b.requesters.len();
+            }
+        }
+        let listed: usize = self.peers.values().map(|p| p.requests.len()).sum();
+        assert_eq!(listed, requested, "requests listed by peers and by blocks");
+        for (t, piece) in &self.deadlines {
+            assert_eq!(self.deadline_of.get(piece), Some(t));
+        }
+        assert_eq!(self.deadlines.len(), self.deadline_of.len());
+    }
+
     // ----- bookkeeping helpers -----
 
     /// The sort key of a piece: priority tier first (higher priority sorts first), then
@@ -1253,8 +1354,9 @@ impl PiecePicker {
         let Some(p) = self.peers.get(&peer) else {
             return Vec::new();
         };
+        // `only` may come from a peer (its allowed-fast set): indices are checked here.
         let usable = |piece: PieceIndex| {
-            Self::pickable(&self.pieces[piece as usize]) && self.free_of(piece) > 0
+            self.pieces.get(piece as usize).is_some_and(Self::pickable) && self.free_of(piece) > 0
         };
         let mut picked = Vec::new();
         let mut got = 0usize;

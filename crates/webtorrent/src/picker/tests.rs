@@ -34,6 +34,7 @@ fn deliver(p: &mut PiecePicker, peer: PeerKey, block: BlockRef) -> Received {
     if r.piece_complete {
         p.piece_verified(block.piece).unwrap();
     }
+    p.check_consistency();
     r
 }
 
@@ -168,6 +169,7 @@ fn overdue_deadline_gets_a_second_requester() {
     let r = p.block_received(B, block).unwrap();
     assert_eq!(r.cancels, [Cancel { peer: A, block }]);
     assert!(p.requests(A).all(|b| b != block));
+    p.check_consistency();
 }
 
 #[test]
@@ -202,6 +204,12 @@ fn allowed_fast_restricts_picks() {
     let mut got = pieces_of(&p.pick_allowed_fast(A, &[1, 3, 5], 10, now()));
     got.sort();
     assert_eq!(got, [3, 5]);
+    // An allowed-fast set from a peer may name pieces out of range.
+    p.peer_have_all(B);
+    assert_eq!(
+        pieces_of(&p.pick_allowed_fast(B, &[6, 99, 1], 10, now())),
+        [1]
+    );
 }
 
 #[test]
@@ -242,6 +250,7 @@ fn no_duplicates_then_endgame_with_cancels() {
     assert!(p.requests(A).all(|x| x != a[0]));
     let late = p.block_received(A, a[0]).unwrap();
     assert!(!late.new && late.cancels.is_empty());
+    p.check_consistency();
 }
 
 #[test]
@@ -268,6 +277,7 @@ fn failed_piece_returns_blocks_and_names_contributors() {
         p.piece_failed(0),
         Err(PickerError::WrongState { piece: 0, .. })
     ));
+    p.check_consistency();
 }
 
 #[test]
@@ -291,6 +301,7 @@ fn peer_gone_returns_requests_and_availability() {
     p.peer_disconnected(B);
     assert_eq!(p.availability(0), 0);
     assert!(p.pick_blocks(B, 8, now()).is_empty());
+    p.check_consistency();
 }
 
 #[test]
@@ -307,6 +318,7 @@ fn rejected_and_timed_out_requests_go_back() {
     assert_eq!(p.drop_requests(A).len(), 2);
     // A late block after a timeout is still accepted.
     assert!(p.block_received(A, a[0]).unwrap().new);
+    p.check_consistency();
 }
 
 #[test]
@@ -365,6 +377,7 @@ fn have_none_then_have_and_dont_have() {
     p.peer_bitfield(B, &bitfield(100, &[1])).unwrap();
     assert_eq!(p.availability(69), 0);
     assert_eq!(p.availability(1), 1);
+    p.check_consistency();
 }
 
 #[test]
@@ -525,6 +538,7 @@ proptest! {
             outstanding = keep;
             // Requests cancelled by the picker are gone from its records.
             outstanding.retain(|(peer, b)| p.requests(*peer).any(|x| x == *b));
+            p.check_consistency();
             if p.is_complete() {
                 break;
             }
@@ -545,5 +559,6 @@ proptest! {
         for q in 0..s.pieces {
             prop_assert_eq!(p.availability(q), 0);
         }
+        p.check_consistency();
     }
 }
