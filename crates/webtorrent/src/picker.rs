@@ -14,7 +14,7 @@
 //!    at random (a small seeded generator inside; no global randomness).
 //!
 //! Pieces of priority 0 are never requested. A block requested from one peer is not handed out
-//! again, except in *endgame* (every block still missing is requested) and for time-critical
+//! again, except in *endgame* (every missing block some connected peer has is requested) and for time-critical
 //! pieces whose deadline has passed: then a block may be requested from up to
 //! [`MAX_REQUESTERS`] peers, and [`block_received`](PiecePicker::block_received) lists the
 //! cancels to send to the others.
@@ -350,6 +350,8 @@ pub struct PiecePicker {
     deadline_of: HashMap<PieceIndex, Instant>,
     /// Free blocks of wanted (priority > 0), not yet complete pieces.
     free_blocks: u64,
+    /// The part of `free_blocks` in pieces no connected peer but a seed has.
+    free_unavailable: u64,
     wanted_bytes: u64,
     remaining_bytes: u64,
     verified_bytes: u64,
@@ -417,6 +419,7 @@ impl PiecePicker {
             deadlines: BTreeSet::new(),
             deadline_of: HashMap::new(),
             free_blocks: 0,
+            free_unavailable: 0,
             wanted_bytes: total,
             remaining_bytes: total,
             verified_bytes: 0,
@@ -433,6 +436,7 @@ impl PiecePicker {
             me.pieces[p as usize].slot = slot as u32;
             me.free_blocks += u64::from(me.block_count(p));
         }
+        me.free_unavailable = me.free_blocks;
         me.bucketed = count;
         if count > 0 {
             me.buckets.insert(key, all);
@@ -594,10 +598,16 @@ impl PiecePicker {
         self.remaining_bytes == 0
     }
 
-    /// Whether the download is in endgame: something is missing but every missing block of a
-    /// wanted piece is requested or received.
+    /// Whether the download is in endgame: something is missing, but every missing block of a
+    /// wanted piece that a connected peer has is requested or received. Pieces nobody has do
+    /// not hold endgame off.
     pub fn in_endgame(&self) -> bool {
-        self.free_blocks == 0 && self.remaining_bytes > 0
+        let free = if self.seeds > 0 {
+            self.free_blocks
+        } else {
+            self.free_blocks - self.free_unavailable
+        };
+        free == 0 && self.remaining_bytes > 0
     }
 
     /// Checks every internal invariant, panicking on the first broken one. For tests and
@@ -607,6 +617,7 @@ impl PiecePicker {
     pub fn check_consistency(&self) {
         let mut bucketed = 0;
         let (mut free, mut wanted, mut remaining, mut verified) = (0u64, 0u64, 0u64, 0u64);
+        let mut free_unavailable = 0u64;
         for piece in 0..self.piece_count() {
             let info = self.pieces[piece as usize];
             let size = u64::from(self.sizes.size(piece));
@@ -618,6 +629,9 @@ impl PiecePicker {
             if info.priority > 0 {
                 wanted += size;
                 free += u64::from(self.free_of(piece));
+                if info.avail == 0 {
+                    free_unavailable += u64::from(self.free_of(piece));
+                }
                 if info.status != Status::Verified {
                     remaining += size;
                 }
@@ -642,6 +656,7 @@ impl PiecePicker {
             );
         }
         assert_eq!(self.bucketed, bucketed);
+        assert_eq!(self.free_unavailable, free_unavailable);
         assert_eq!(
             self.buckets.values().map(Vec::len).sum::<usize>(),
             bucketed as usize
@@ -749,7 +764,11 @@ impl PiecePicker {
             if info.status != Status::Verified {
                 self.remaining_bytes -= size;
             }
-            self.free_blocks -= u64::from(self.free_of(piece));
+            let free = u64::from(self.free_of(piece));
+            self.free_blocks -= free;
+            if info.avail == 0 {
+                self.free_unavailable -= free;
+            }
         }
         if info.status == Status::Verified {
             self.verified_bytes -= u64::from(self.sizes.size(piece));
@@ -776,7 +795,11 @@ impl PiecePicker {
             if info.status != Status::Verified {
                 self.remaining_bytes += size;
             }
-            self.free_blocks += u64::from(self.free_of(piece));
+            let free = u64::from(self.free_of(piece));
+            self.free_blocks += free;
+            if info.avail == 0 {
+                self.free_unavailable += free;
+            }
         }
         if info.status == Status::Verified {
             self.verified_bytes += u64::from(self.sizes.size(piece));
@@ -801,11 +824,15 @@ impl PiecePicker {
 
     /// Moves a free block of a wanted piece out of (or back into) the free count.
     fn free_changed(&mut self, piece: PieceIndex, freed: bool) {
-        if self.pieces[piece as usize].priority > 0 {
+        let info = self.pieces[piece as usize];
+        if info.priority > 0 {
+            let unavailable = u64::from(info.avail == 0);
             if freed {
                 self.free_blocks += 1;
+                self.free_unavailable += unavailable;
             } else {
                 self.free_blocks -= 1;
+                self.free_unavailable -= unavailable;
             }
         }
     }
@@ -1457,8 +1484,12 @@ impl PiecePicker {
             }
             partial.free -= taken_free;
         }
-        if self.pieces[piece as usize].priority > 0 {
+        let info = self.pieces[piece as usize];
+        if info.priority > 0 {
             self.free_blocks -= u64::from(taken_free);
+            if info.avail == 0 {
+                self.free_unavailable -= u64::from(taken_free);
+            }
         }
         for i in newly {
             let block = self.block_ref(piece, i);

@@ -562,3 +562,24 @@ proptest! {
         p.check_consistency();
     }
 }
+
+#[test]
+fn pieces_nobody_has_do_not_hold_off_endgame() {
+    let mut p = picker(3, 1);
+    p.peer_bitfield(A, &bitfield(3, &[0, 1])).unwrap();
+    p.peer_bitfield(B, &bitfield(3, &[0, 1])).unwrap();
+    assert_eq!(p.pick_blocks(A, 5, now()).len(), 2);
+    assert!(p.in_endgame());
+    assert_eq!(p.pick_blocks(B, 5, now()).len(), 2);
+    // Once a peer has piece 2, its free block is pickable again: no endgame.
+    p.peer_have(C, 2).unwrap();
+    assert!(!p.in_endgame());
+    assert_eq!(pieces_of(&p.pick_blocks(C, 5, now())), [2]);
+    assert!(p.in_endgame());
+    // A seed makes every piece available.
+    p.peer_disconnected(C);
+    assert!(p.in_endgame()); // piece 2 is requested from nobody now, and nobody has it
+    p.peer_have_all(C);
+    assert!(!p.in_endgame());
+    p.check_consistency();
+}
