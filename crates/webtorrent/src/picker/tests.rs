@@ -538,6 +538,20 @@ proptest! {
             outstanding = keep;
             // Requests cancelled by the picker are gone from its records.
             outstanding.retain(|(peer, b)| p.requests(*peer).any(|x| x == *b));
+            // Now and then a peer reconnects (its requests are lost) or a reader sets a
+            // deadline (far ahead, so that it only reorders picks).
+            if rng.below(16) == 0 {
+                let i = rng.below(s.peers.len());
+                let peer = PeerKey(i as u64);
+                p.peer_disconnected(peer);
+                let set: Vec<u32> = (0..s.pieces).filter(|&q| s.peers[i][q as usize]).collect();
+                p.peer_bitfield(peer, &bitfield(s.pieces, &set)).unwrap();
+                outstanding.retain(|(o, _)| *o != peer);
+            }
+            if rng.below(8) == 0 {
+                let q = rng.below(s.pieces as usize) as u32;
+                p.set_deadline(q, t + Duration::from_secs(3600)).unwrap();
+            }
             p.check_consistency();
             if p.is_complete() {
                 break;
