@@ -50,7 +50,6 @@ mod bits;
 mod tests;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::fmt;
 use std::ops::Range;
 use std::time::Instant;
 
@@ -130,10 +129,11 @@ pub enum PieceState {
 }
 
 /// Errors of the picker. A peer's bad input (an unknown block) is reported, never a panic.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum PickerError {
     /// A piece length of 0, or a torrent of more than `u32::MAX` pieces.
+    #[error("invalid torrent geometry: piece length {piece_length}, length {total_length}")]
     InvalidGeometry {
         /// The piece length given.
         piece_length: u32,
@@ -141,6 +141,7 @@ pub enum PickerError {
         total_length: u64,
     },
     /// A piece index beyond the torrent.
+    #[error("piece {piece} out of range (torrent has {pieces} pieces)")]
     PieceOutOfRange {
         /// The index given.
         piece: PieceIndex,
@@ -148,10 +149,13 @@ pub enum PickerError {
         pieces: u32,
     },
     /// A block that is not one of the 16 KiB blocks the pieces are split into.
+    #[error("not a block of the torrent: piece {} offset {} length {}", .0.piece, .0.offset, .0.length)]
     InvalidBlock(BlockRef),
     /// A priority above [`MAX_PRIORITY`].
+    #[error("priority {0} above {MAX_PRIORITY}")]
     InvalidPriority(u8),
     /// A bitfield whose length does not match the number of pieces.
+    #[error("bitfield of {actual} bytes, expected {expected}")]
     BitfieldLength {
         /// Bytes expected: the piece count divided by 8, rounded up.
         expected: usize,
@@ -159,6 +163,7 @@ pub enum PickerError {
         actual: usize,
     },
     /// The piece is not in the state the call needs (e.g. failing a piece not complete).
+    #[error("piece {piece} is {state:?}, not in the state the call needs")]
     WrongState {
         /// The piece.
         piece: PieceIndex,
@@ -166,50 +171,9 @@ pub enum PickerError {
         state: PieceState,
     },
     /// [`PiecePicker::block_written`] on a block that was not received.
+    #[error("block not received: piece {} offset {} length {}", .0.piece, .0.offset, .0.length)]
     NotReceived(BlockRef),
 }
-
-impl fmt::Display for PickerError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::InvalidGeometry {
-                piece_length,
-                total_length,
-            } => write!(
-                f,
-                "invalid torrent geometry: piece length {piece_length}, length {total_length}"
-            ),
-            Self::PieceOutOfRange { piece, pieces } => {
-                write!(
-                    f,
-                    "piece {piece} out of range (torrent has {pieces} pieces)"
-                )
-            }
-            Self::InvalidBlock(b) => write!(
-                f,
-                "not a block of the torrent: piece {} offset {} length {}",
-                b.piece, b.offset, b.length
-            ),
-            Self::InvalidPriority(p) => write!(f, "priority {p} above {MAX_PRIORITY}"),
-            Self::BitfieldLength { expected, actual } => {
-                write!(f, "bitfield of {actual} bytes, expected {expected}")
-            }
-            Self::WrongState { piece, state } => {
-                write!(
-                    f,
-                    "piece {piece} is {state:?}, not in the state the call needs"
-                )
-            }
-            Self::NotReceived(b) => write!(
-                f,
-                "block not received: piece {} offset {} length {}",
-                b.piece, b.offset, b.length
-            ),
-        }
-    }
-}
-
-impl std::error::Error for PickerError {}
 
 /// Piece sizes: one length for all but a shorter last piece, or one length each (v2 torrents,
 /// whose pieces end at file boundaries).
