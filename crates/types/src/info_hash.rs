@@ -3,7 +3,8 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::{ParseError, base32, hex};
+use crate::bytes::fixed_bytes;
+use crate::{ParseError, base32};
 
 /// The multihash prefix of a sha2-256 digest: function code `0x12`, length `0x20`.
 const MULTIHASH_SHA2_256: &str = "1220";
@@ -25,43 +26,9 @@ pub struct InfoHashV1(pub [u8; 20]);
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct InfoHashV2(pub [u8; 32]);
 
+fixed_bytes!(InfoHashV1, 20, "hash");
+
 impl InfoHashV1 {
-    /// The length of the hash in bytes.
-    pub const LEN: usize = 20;
-
-    /// Copies a 20-byte slice.
-    ///
-    /// # Errors
-    /// [`ParseError::ByteLength`] if `bytes` is not exactly 20 bytes long.
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self, ParseError> {
-        <[u8; 20]>::try_from(bytes)
-            .map(Self)
-            .map_err(|_| ParseError::ByteLength {
-                expected: Self::LEN,
-                actual: bytes.len(),
-            })
-    }
-
-    /// The raw hash.
-    pub const fn as_bytes(&self) -> &[u8; 20] {
-        &self.0
-    }
-
-    /// 40 lowercase hex digits.
-    pub fn to_hex(&self) -> String {
-        hex::encode(&self.0)
-    }
-
-    /// Parses 40 hex digits, any case.
-    ///
-    /// # Errors
-    /// [`ParseError::TextLength`] or [`ParseError::InvalidHex`].
-    pub fn from_hex(text: &str) -> Result<Self, ParseError> {
-        let mut out = [0; 20];
-        hex::decode_to_slice(text, &mut out)?;
-        Ok(Self(out))
-    }
-
     /// 32 uppercase RFC 4648 base32 characters, the older magnet-link form.
     pub fn to_base32(&self) -> String {
         base32::encode(&self.0)
@@ -78,43 +45,9 @@ impl InfoHashV1 {
     }
 }
 
+fixed_bytes!(InfoHashV2, 32, "hash");
+
 impl InfoHashV2 {
-    /// The length of the hash in bytes.
-    pub const LEN: usize = 32;
-
-    /// Copies a 32-byte slice.
-    ///
-    /// # Errors
-    /// [`ParseError::ByteLength`] if `bytes` is not exactly 32 bytes long.
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self, ParseError> {
-        <[u8; 32]>::try_from(bytes)
-            .map(Self)
-            .map_err(|_| ParseError::ByteLength {
-                expected: Self::LEN,
-                actual: bytes.len(),
-            })
-    }
-
-    /// The raw hash.
-    pub const fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
-    }
-
-    /// 64 lowercase hex digits.
-    pub fn to_hex(&self) -> String {
-        hex::encode(&self.0)
-    }
-
-    /// Parses 64 hex digits, any case.
-    ///
-    /// # Errors
-    /// [`ParseError::TextLength`] or [`ParseError::InvalidHex`].
-    pub fn from_hex(text: &str) -> Result<Self, ParseError> {
-        let mut out = [0; 32];
-        hex::decode_to_slice(text, &mut out)?;
-        Ok(Self(out))
-    }
-
     /// The first 20 bytes: how a v2 torrent is named on the peer wire (handshake),
     /// to trackers and in the DHT (BEP 52).
     pub fn truncated(&self) -> InfoHashV1 {

@@ -34,6 +34,7 @@
 mod base32;
 mod bitfield;
 mod block;
+mod bytes;
 mod error;
 pub mod hex;
 mod info_hash;

@@ -2,7 +2,8 @@
 
 use std::fmt;
 
-use crate::{ParseError, hex};
+use crate::ParseError;
+use crate::bytes::fixed_bytes;
 
 /// The first eight bytes of every peer id this project sends: Azureus style, client
 /// code `RW` ("Rust WebTorrent"), then the crate version as four libtorrent-style
@@ -42,10 +43,9 @@ impl fmt::Display for Client {
     }
 }
 
-impl PeerId {
-    /// The length of a peer id in bytes.
-    pub const LEN: usize = 20;
+fixed_bytes!(PeerId, 20, "peer id");
 
+impl PeerId {
     /// Builds a peer id from a prefix (such as [`OUR_PEER_ID_PREFIX`]) followed by
     /// the caller's random bytes: the first `prefix.len()` bytes of `random` are
     /// replaced by the prefix. A prefix longer than 20 bytes is cut to 20.
@@ -64,39 +64,6 @@ impl PeerId {
         id[..8].copy_from_slice(&OUR_PEER_ID_PREFIX);
         id[8..].copy_from_slice(&random);
         Self(id)
-    }
-
-    /// Copies a 20-byte slice.
-    ///
-    /// # Errors
-    /// [`ParseError::ByteLength`] if `bytes` is not exactly 20 bytes long.
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self, ParseError> {
-        <[u8; 20]>::try_from(bytes)
-            .map(Self)
-            .map_err(|_| ParseError::ByteLength {
-                expected: Self::LEN,
-                actual: bytes.len(),
-            })
-    }
-
-    /// The raw bytes.
-    pub const fn as_bytes(&self) -> &[u8; 20] {
-        &self.0
-    }
-
-    /// 40 lowercase hex digits.
-    pub fn to_hex(&self) -> String {
-        hex::encode(&self.0)
-    }
-
-    /// Parses 40 hex digits, any case.
-    ///
-    /// # Errors
-    /// [`ParseError::TextLength`] or [`ParseError::InvalidHex`].
-    pub fn from_hex(text: &str) -> Result<Self, ParseError> {
-        let mut out = [0; 20];
-        hex::decode_to_slice(text, &mut out)?;
-        Ok(Self(out))
     }
 
     /// Recognises the client that made this peer id, following BEP 20's conventions:
