@@ -13,6 +13,7 @@
 //! | [`choker`] | tit-for-tat choker: regular and optimistic unchoke slots, seeding modes |
 //! | [`picker`] | piece picker: rarest first, priorities, streaming deadlines, endgame |
 //! | [`ratelimit`] | token-bucket rate limits (global and per torrent), rate meters |
+//! | [`session`] | the engine: TCP listener, torrents, peer connections, download and seed |
 //!
 //! Create a torrent from data in memory, then read it back and share its magnet link:
 //!
@@ -43,6 +44,7 @@ pub use webtorrent_types as types;
 pub mod choker;
 pub mod picker;
 pub mod ratelimit;
+pub mod session;
 
 /// The magnet link of a torrent: its info-hashes (v1 and/or v2), name, trackers (every tier,
 /// in order) and web seeds.
