@@ -26,8 +26,9 @@
 //! Not yet: tracker announces, the [`picker`](crate::picker) (pieces are taken in order,
 //! no rarest-first, no endgame), the [`choker`](crate::choker) (every interested peer is
 //! unchoked), [rate limits](crate::ratelimit), request pipelines sized to the peer's rate,
-//! magnet links (metadata exchange), the BEP 52 hash messages, uTP and WebRTC, and
-//! interop tests against other clients.
+//! magnet links (metadata exchange), the extension protocol (BEP 10), the BEP 52 hash
+//! messages, uTP and WebRTC. Interop is tested with libtorrent in both directions; other
+//! clients are not tested yet.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -68,6 +69,12 @@ use webtorrent_types::{InfoHashV1, PeerId};
 use webtorrent_wire::{HANDSHAKE_LEN, Handshake, Reserved};
 
 use torrent::Command;
+
+/// The extensions our handshake announces: the fast extension (BEP 6) only, as the engine
+/// does not speak the extension protocol (BEP 10), DHT or the BEP 52 hash messages yet.
+/// (Announcing BEP 10 also makes peers such as libtorrent send their extension handshake
+/// before their bitfield.)
+const RESERVED: Reserved = Reserved::NONE.with_fast(true);
 
 /// How long a peer may take to connect and send its handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -374,7 +381,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
 async fn inbound(mut stream: TcpStream, addr: SocketAddr, shared: &Shared) -> Option<()> {
     let theirs = read_handshake(&mut stream).await?;
     let tx = shared.torrent(&theirs.info_hash)?;
-    let ours = Handshake::new(Reserved::OURS, theirs.info_hash, shared.peer_id);
+    let ours = Handshake::new(RESERVED, theirs.info_hash, shared.peer_id);
     stream.write_all(&ours.to_bytes()).await.ok()?;
     tx.send(Command::Connected {
         stream,

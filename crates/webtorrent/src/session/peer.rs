@@ -141,7 +141,9 @@ async fn drive(
     mut frames: mpsc::Receiver<Message<'static>>,
     write: &mut OwnedWriteHalf,
 ) -> Result<(), Ended> {
-    let mut conn = Connection::new(Config::default(), cx.geometry, cx.now);
+    let mut config = Config::default();
+    config.reserved = super::RESERVED;
+    let mut conn = Connection::new(config, cx.geometry, cx.now);
     conn.handle_handshake(cx.now, &cx.handshake)
         .map_err(|_| Ended::Protocol)?;
     conn.send_bitfield(cx.now, &cx.ours)

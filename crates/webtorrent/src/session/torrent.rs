@@ -12,10 +12,10 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
 use webtorrent_storage::{Bitfield, FileStorage, ResumeData, Storage};
 use webtorrent_types::{BLOCK_SIZE, BlockRef, InfoHashV1, PeerId};
-use webtorrent_wire::{Geometry, Handshake, Reserved};
+use webtorrent_wire::{Geometry, Handshake};
 
 use super::peer::{self, PeerEvent, ToPeer};
-use super::{Counters, HANDSHAKE_TIMEOUT, SessionError, Torrent, read_handshake};
+use super::{Counters, HANDSHAKE_TIMEOUT, RESERVED, SessionError, Torrent, read_handshake};
 
 /// A peer connection's key inside its torrent.
 pub(super) type PeerKey = u64;
@@ -205,7 +205,7 @@ impl Task {
         let Some(tx) = self.this.upgrade() else {
             return;
         };
-        let ours = Handshake::new(Reserved::OURS, self.info_hash, self.peer_id);
+        let ours = Handshake::new(RESERVED, self.info_hash, self.peer_id);
         tokio::spawn(async move {
             let connect = async {
                 let mut stream = TcpStream::connect(addr).await.ok()?;
