@@ -30,6 +30,48 @@
 //! messages, uTP and WebRTC. Interop is tested with libtorrent in both directions; other
 //! clients are not tested yet.
 //!
+//! A seeder and a leecher on loopback:
+//!
+//! ```
+//! use std::net::{Ipv4Addr, SocketAddr};
+//! use webtorrent::metainfo::TorrentBuilder;
+//! use webtorrent::session::{AddOptions, Client, ClientConfig};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+//! let torrent = TorrentBuilder::from_memory_file("demo.bin", data.clone()).build()?;
+//! let (seed_dir, leech_dir) = (tempfile::tempdir()?, tempfile::tempdir()?);
+//! std::fs::write(seed_dir.path().join("demo.bin"), &data)?;
+//! let loopback = |dir: &std::path::Path| {
+//!     let mut config = ClientConfig::new(dir);
+//!     config.listen = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+//!     config
+//! };
+//!
+//! let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+//! runtime.block_on(async {
+//!     let seeder = Client::new(loopback(seed_dir.path())).await?;
+//!     let seeding = seeder.add(torrent.clone(), AddOptions::default()).await?;
+//!     assert!(seeding.is_done()); // the data on disk checked out
+//!
+//!     let leecher = Client::new(loopback(leech_dir.path())).await?;
+//!     let mut options = AddOptions::default();
+//!     options.peers.push(seeder.local_addr());
+//!     let download = leecher.add(torrent, options).await?;
+//!     download.wait_done().await;
+//!     assert_eq!(download.stats().downloaded, data.len() as u64);
+//!
+//!     leecher.shutdown().await?;
+//!     seeder.shutdown().await?;
+//!     Ok::<_, Box<dyn std::error::Error>>(())
+//! })?;
+//! assert_eq!(std::fs::read(leech_dir.path().join("demo.bin"))?, data);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The same from a `.torrent` file and a known peer:
+//!
 //! ```no_run
 //! use std::time::Duration;
 //! use webtorrent::metainfo::Metainfo;

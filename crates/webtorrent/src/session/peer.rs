@@ -106,6 +106,7 @@ async fn read_loop(mut read: OwnedReadHalf, frames: mpsc::Sender<Message<'static
             Ok(0) | Err(_) => return,
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }
+        // `at` only advances by what the decoder consumed, so it stays within `buf`.
         let mut at = 0;
         loop {
             match decoder.decode(&buf[at..]) {

@@ -291,6 +291,8 @@ impl Task {
                     peer.pieces = pieces;
                 }
                 self.update_interest(key);
+                // The peer may have unchoked us before its piece set arrived.
+                self.fill(key);
             }
             PeerEvent::Have(piece) => {
                 if let Some(peer) = self.peers.get_mut(&key) {
