@@ -202,3 +202,44 @@ async fn peer_sending_bad_data_is_banned() {
     leecher.shutdown().await.expect("shutdown");
     seeder.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swarm_of_one_seeder_and_two_leechers() {
+    let files = files();
+    let metainfo = torrent(&files);
+    let seed_dir = tempfile::tempdir().expect("tempdir");
+    write_files(seed_dir.path(), &files);
+    let seeder = Client::new(config(seed_dir.path())).await.expect("seeder");
+    seeder
+        .add(metainfo.clone(), AddOptions::default())
+        .await
+        .expect("add");
+
+    let dir_a = tempfile::tempdir().expect("tempdir");
+    let dir_b = tempfile::tempdir().expect("tempdir");
+    let a = Client::new(config(dir_a.path())).await.expect("a");
+    let b = Client::new(config(dir_b.path())).await.expect("b");
+    let mut options = AddOptions::default();
+    options.peers.push(seeder.local_addr());
+    let download_a = a.add(metainfo.clone(), options).await.expect("add a");
+    let mut options = AddOptions::default();
+    options.peers.extend([seeder.local_addr(), a.local_addr()]);
+    let download_b = b.add(metainfo, options).await.expect("add b");
+    tokio::time::timeout(LIMIT, async {
+        download_a.wait_done().await;
+        download_b.wait_done().await;
+    })
+    .await
+    .expect("both finish in time");
+    // Leechers connected to each other as well as to the seeder.
+    assert!(download_b.stats().peers >= 1);
+    a.shutdown().await.expect("shutdown");
+    b.shutdown().await.expect("shutdown");
+    seeder.shutdown().await.expect("shutdown");
+    for dir in [dir_a.path(), dir_b.path()] {
+        for (path, bytes) in &files {
+            let got = std::fs::read(dir.join("multi").join(path)).expect("read");
+            assert!(got == *bytes, "{path} differs");
+        }
+    }
+}
