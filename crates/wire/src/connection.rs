@@ -208,9 +208,10 @@ pub struct Connection {
     geometry: Geometry,
     /// The extensions both sides announced, once the peer's handshake is in.
     negotiated: Option<Reserved>,
-    /// Whether a message other than a keep-alive came from the peer.
+    /// Whether a message other than a keep-alive or an extended message came from the
+    /// peer: the piece set (bitfield, have all, have none) may only come before that.
     received_any: bool,
-    /// Whether a message other than a keep-alive went to the peer.
+    /// Whether a message other than a keep-alive or an extended message went to the peer.
     sent_any: bool,
     am_choking: bool,
     am_interested: bool,
@@ -314,7 +315,7 @@ impl Connection {
     }
 
     fn send(&mut self, now: Instant, message: Message<'static>) {
-        if message != Message::KeepAlive {
+        if !may_precede_piece_set(&message) {
             self.sent_any = true;
         }
         self.last_sent = now;
@@ -357,7 +358,9 @@ impl Connection {
             return Ok(None);
         };
         let first = !self.received_any;
-        self.received_any = true;
+        if !may_precede_piece_set(&message) {
+            self.received_any = true;
+        }
         let needs = |on: bool| {
             if on {
                 Ok(())
@@ -766,6 +769,12 @@ impl Connection {
     }
 }
 
+/// Messages that may come before the piece set: keep-alives, and BEP 10 extended messages,
+/// since clients (libtorrent among them) send their extension handshake before the bitfield.
+fn may_precede_piece_set(message: &Message<'_>) -> bool {
+    matches!(message, Message::KeepAlive | Message::Extended { .. })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -898,6 +907,25 @@ mod tests {
             Ok(Some(Event::Bitfield))
         );
         assert!(c.peer_pieces().is_full());
+        assert_eq!(
+            c.handle_message(now, Message::HaveNone),
+            Err(ProtocolError::NotFirst { id: id::HAVE_NONE })
+        );
+    }
+
+    #[test]
+    fn extension_handshake_may_come_before_the_piece_set() {
+        // libtorrent sends its BEP 10 handshake first, then its bitfield.
+        let (mut c, now) = connected(true);
+        let ext = Message::Extended {
+            id: 0,
+            payload: Cow::Borrowed(b"de"),
+        };
+        assert!(c.handle_message(now, ext).is_ok());
+        assert_eq!(
+            c.handle_message(now, Message::HaveAll),
+            Ok(Some(Event::Bitfield))
+        );
         assert_eq!(
             c.handle_message(now, Message::HaveNone),
             Err(ProtocolError::NotFirst { id: id::HAVE_NONE })
