@@ -76,7 +76,8 @@ pub(super) async fn run(mut cx: Context) {
     if let Some(stream) = stream {
         let (read, mut write) = stream.into_split();
         let (frames_tx, frames) = mpsc::channel(READ_QUEUE);
-        let reader = tokio::spawn(read_loop(read, frames_tx));
+        let decoder = Decoder::for_pieces(cx.geometry.pieces());
+        let reader = tokio::spawn(read_loop(read, decoder, frames_tx));
         let _ = drive(cx, frames, &mut write).await;
         reader.abort();
         let _ = write.shutdown().await;
@@ -96,9 +97,13 @@ enum Ended {
 }
 
 /// Reads the socket and decodes messages into `frames` until the socket or the
-/// channel closes. A malformed stream ends the connection.
-async fn read_loop(mut read: OwnedReadHalf, frames: mpsc::Sender<Message<'static>>) {
-    let decoder = Decoder::new();
+/// channel closes. A malformed stream ends the connection. The decoder's frame limit
+/// fits the torrent's bitfield, however many pieces it has.
+async fn read_loop(
+    mut read: OwnedReadHalf,
+    decoder: Decoder,
+    frames: mpsc::Sender<Message<'static>>,
+) {
     let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
     let mut chunk = vec![0u8; 64 * 1024];
     loop {
