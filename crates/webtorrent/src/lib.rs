@@ -10,6 +10,8 @@
 //! | [`hash`] | SHA-1 pieces, BEP 52 Merkle trees, hash engines |
 //! | [`metainfo`] | `.torrent` files: parse and create v1, v2 and hybrid torrents |
 //! | [`magnet`] | magnet links: parse and format |
+//! | [`wire`] | peer wire protocol, sans-IO: handshake, messages, per-peer state machine |
+//! | [`storage`] | pieces and blocks on files or in memory, verification, resume data |
 //! | [`choker`] | tit-for-tat choker: regular and optimistic unchoke slots, seeding modes |
 //! | [`picker`] | piece picker: rarest first, priorities, streaming deadlines, endgame |
 //! | [`ratelimit`] | token-bucket rate limits (global and per torrent), rate meters |
@@ -39,7 +41,9 @@ pub use webtorrent_bencode as bencode;
 pub use webtorrent_hash as hash;
 pub use webtorrent_magnet as magnet;
 pub use webtorrent_metainfo as metainfo;
+pub use webtorrent_storage as storage;
 pub use webtorrent_types as types;
+pub use webtorrent_wire as wire;
 
 pub mod choker;
 pub mod picker;
