@@ -1,12 +1,13 @@
 //! Command-line arguments.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::units::parse_size;
 
-/// Create and inspect BitTorrent v1, v2 and hybrid torrents and magnet links.
+/// Create, inspect, download and seed BitTorrent v1, v2 and hybrid torrents.
 #[derive(Parser, Debug)]
 #[command(name = "webtorrent", version, about, max_term_width = 100)]
 pub(crate) struct Cli {
@@ -23,6 +24,73 @@ pub(crate) enum Command {
     Create(CreateArgs),
     /// Show what a .torrent file or a magnet link holds.
     Info(InfoArgs),
+    /// Download a torrent from the given peers (trackers and DHT are not used yet).
+    Download(DownloadArgs),
+    /// Share a file or folder (or the data of a .torrent) until Ctrl-C.
+    ///
+    /// Trackers given with --tracker are recorded in the created torrent but not announced
+    /// to yet: the engine has no tracker client yet, so peers must connect to the printed
+    /// address themselves.
+    Seed(SeedArgs),
+}
+
+/// Where the session listens for peers.
+#[derive(Args, Debug, Clone, Copy)]
+pub(crate) struct ListenArgs {
+    /// Listen for peers on 0.0.0.0:PORT (0: any free port; the address is printed on stderr).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub(crate) port: u16,
+    /// Listen for peers on this address instead (e.g. 127.0.0.1:6881).
+    #[arg(long, value_name = "ADDR", conflicts_with = "port")]
+    pub(crate) listen: Option<SocketAddr>,
+}
+
+impl ListenArgs {
+    /// The address to bind.
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.listen
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], self.port)))
+    }
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct DownloadArgs {
+    /// The .torrent file (magnet links are not supported yet).
+    #[arg(value_name = "TORRENT")]
+    pub(crate) torrent: String,
+    /// The folder the torrent's file or folder is saved in.
+    #[arg(short, long, value_name = "DIR", default_value = ".")]
+    pub(crate) output: PathBuf,
+    /// A peer to download from (repeatable).
+    #[arg(long = "peer", value_name = "IP:PORT")]
+    pub(crate) peers: Vec<SocketAddr>,
+    #[command(flatten)]
+    pub(crate) listen: ListenArgs,
+    /// Keep seeding after the download completes, until Ctrl-C.
+    #[arg(long)]
+    pub(crate) seed: bool,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct SeedArgs {
+    /// A file or folder to share (a torrent is created for it), or a .torrent file whose
+    /// data is in --dir (a path ending in `.torrent` is taken as a torrent).
+    #[arg(value_name = "PATH|TORRENT")]
+    pub(crate) input: PathBuf,
+    /// Write the created .torrent to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) torrent: Option<PathBuf>,
+    /// Overwrite the --torrent file if it exists.
+    #[arg(short, long)]
+    pub(crate) force: bool,
+    /// With a .torrent: the folder holding its file or folder [default: the current folder].
+    #[arg(short = 'd', long, value_name = "DIR")]
+    pub(crate) dir: Option<PathBuf>,
+    /// Tracker URL recorded in the created torrent (not announced to yet); repeatable.
+    #[arg(short, long = "tracker", value_name = "URL")]
+    pub(crate) trackers: Vec<String>,
+    #[command(flatten)]
+    pub(crate) listen: ListenArgs,
 }
 
 /// Which info-hashes the torrent gets.
@@ -142,10 +210,49 @@ mod tests {
                 .expect("valid arguments");
             match cli.command {
                 Command::Create(a) => assert_eq!(a.meta_version, v),
-                Command::Info(_) => panic!("parsed as info"),
+                other => panic!("parsed as {other:?}"),
             }
         }
         assert!(Cli::try_parse_from(["webtorrent", "create", "x", "--meta-version", "3"]).is_err());
+    }
+
+    #[test]
+    fn listen_addresses() {
+        let cli = Cli::try_parse_from(["webtorrent", "download", "a.torrent", "--port", "6881"])
+            .expect("valid arguments");
+        let Command::Download(a) = cli.command else {
+            panic!("not parsed as download")
+        };
+        assert_eq!(a.listen.addr(), "0.0.0.0:6881".parse().expect("address"));
+        assert_eq!(a.output, PathBuf::from("."));
+        let cli = Cli::try_parse_from([
+            "webtorrent",
+            "seed",
+            "dir",
+            "--listen",
+            "127.0.0.1:7000",
+            "--tracker",
+            "udp://t.example:1/announce",
+        ])
+        .expect("valid arguments");
+        let Command::Seed(a) = cli.command else {
+            panic!("not parsed as seed")
+        };
+        assert_eq!(a.listen.addr(), "127.0.0.1:7000".parse().expect("address"));
+        assert_eq!(a.trackers.len(), 1);
+        assert!(
+            Cli::try_parse_from([
+                "webtorrent",
+                "seed",
+                "d",
+                "--port",
+                "1",
+                "--listen",
+                "127.0.0.1:2"
+            ])
+            .is_err()
+        );
+        assert!(Cli::try_parse_from(["webtorrent", "download", "a", "--peer", "nope"]).is_err());
     }
 
     #[test]

@@ -47,15 +47,10 @@ fn torrent_name(args: &CreateArgs, path: &Path) -> Option<String> {
 }
 
 pub(crate) fn run(args: &CreateArgs) -> Result<()> {
-    for t in &args.trackers {
-        check_url(t, "tracker", false)?;
-    }
-    for w in &args.web_seeds {
-        check_url(w, "web seed", true)?;
-    }
     // Canonical, so that `.` or `dir/..` get a real name.
     let path = std::fs::canonicalize(&args.path)
         .with_context(|| format!("cannot open {}", args.path.display()))?;
+    let builder = builder(args, &path)?;
     // Fail before hashing when the output obviously exists.
     let planned = args
         .output
@@ -65,12 +60,42 @@ pub(crate) fn run(args: &CreateArgs) -> Result<()> {
         refuse_overwrite(out, args.force)?;
     }
 
+    let interactive = std::io::stdout().is_terminal();
+    let meta = build(builder, interactive)?;
+    let out = args
+        .output
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("{}.torrent", meta.info().name())));
+    write_torrent(&out, &meta.to_bytes(), args.force)?;
+    if interactive {
+        let info = meta.info();
+        eprintln!(
+            "wrote {} ({}, {} pieces of {}, {})",
+            out.display(),
+            version_name(info.version()),
+            info.piece_count(),
+            human(info.piece_length()),
+            human(info.total_length()),
+        );
+    }
+    print_stdout(&format!("{}\n", webtorrent::magnet_link(&meta)))?;
+    Ok(())
+}
+
+/// The builder `args` describe for the (canonical) `path`; URLs are checked first.
+pub(crate) fn builder(args: &CreateArgs, path: &Path) -> Result<TorrentBuilder> {
+    for t in &args.trackers {
+        check_url(t, "tracker", false)?;
+    }
+    for w in &args.web_seeds {
+        check_url(w, "web seed", true)?;
+    }
     let version = match args.meta_version {
         MetaVersionArg::V1 => MetaVersion::V1,
         MetaVersionArg::V2 => MetaVersion::V2,
         MetaVersionArg::Hybrid => MetaVersion::Hybrid,
     };
-    let mut builder = TorrentBuilder::new(&path)
+    let mut builder = TorrentBuilder::new(path)
         .meta_version(version)
         .piece_length(args.piece_length)
         .private(args.private)
@@ -94,41 +119,24 @@ pub(crate) fn run(args: &CreateArgs) -> Result<()> {
         .duration_since(UNIX_EPOCH)
         .ok()
         .and_then(|d| i64::try_from(d.as_secs()).ok());
-    builder = builder.creation_date(if args.no_date { None } else { now });
+    Ok(builder.creation_date(if args.no_date { None } else { now }))
+}
 
-    let interactive = std::io::stdout().is_terminal();
-    let meta = if interactive {
+/// Hashes the files, with a progress bar on stderr when `interactive`.
+pub(crate) fn build(builder: TorrentBuilder, interactive: bool) -> Result<Metainfo> {
+    if interactive {
         build_with_bar(builder)?
     } else {
         builder.build()
     }
-    .context("cannot create the torrent")?;
-
-    let out = args
-        .output
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("{}.torrent", meta.info().name())));
-    write_torrent(&out, &meta.to_bytes(), args.force)?;
-    if interactive {
-        let info = meta.info();
-        eprintln!(
-            "wrote {} ({}, {} pieces of {}, {})",
-            out.display(),
-            version_name(info.version()),
-            info.piece_count(),
-            human(info.piece_length()),
-            human(info.total_length()),
-        );
-    }
-    print_stdout(&format!("{}\n", webtorrent::magnet_link(&meta)))?;
-    Ok(())
+    .context("cannot create the torrent")
 }
 
 fn version_name(v: MetaVersion) -> &'static str {
     crate::info::meta_version_str(v)
 }
 
-fn refuse_overwrite(out: &Path, force: bool) -> Result<()> {
+pub(crate) fn refuse_overwrite(out: &Path, force: bool) -> Result<()> {
     if !force && out.exists() {
         bail!(
             "{} already exists (use --force to overwrite it)",
@@ -140,7 +148,7 @@ fn refuse_overwrite(out: &Path, force: bool) -> Result<()> {
 
 /// Writes the file; without `force` an existing file is never replaced (even one that
 /// appeared while we were hashing). A failed write removes what it wrote.
-fn write_torrent(out: &Path, bytes: &[u8], force: bool) -> Result<()> {
+pub(crate) fn write_torrent(out: &Path, bytes: &[u8], force: bool) -> Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true);
     if force {

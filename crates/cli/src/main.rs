@@ -1,13 +1,15 @@
-//! `webtorrent`: create and inspect torrents (v1, v2 and hybrid) and magnet links.
+//! `webtorrent`: create and inspect torrents (v1, v2 and hybrid) and magnet links, download
+//! and seed them.
 //!
 //! Errors are printed as one line on stderr (`error: ...` with its causes) and exit with
-//! status 1; usage errors exit with status 2.
+//! status 1; usage errors exit with status 2; a download stopped by Ctrl-C exits with 130.
 #![forbid(unsafe_code)]
 
 mod args;
 mod create;
 mod info;
 mod output;
+mod session;
 mod units;
 
 use std::process::ExitCode;
@@ -21,11 +23,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
     let result = match cli.command {
-        Command::Create(a) => create::run(&a),
-        Command::Info(a) => info::run(&a),
+        Command::Create(a) => create::run(&a).map(|()| ExitCode::SUCCESS),
+        Command::Info(a) => info::run(&a).map(|()| ExitCode::SUCCESS),
+        Command::Download(a) => session::download(&a),
+        Command::Seed(a) => session::seed(&a),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) if output::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             output::print_error(&e);

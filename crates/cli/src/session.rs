@@ -1,0 +1,361 @@
+//! `webtorrent download` and `webtorrent seed`, on the session engine.
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use webtorrent::metainfo::Metainfo;
+use webtorrent::session::{AddOptions, Client, ClientConfig, Torrent, TorrentStats};
+
+use crate::args::{CreateArgs, DownloadArgs, MetaVersionArg, SeedArgs};
+use crate::output::print_stdout;
+use crate::units::human;
+
+/// The exit status after Ctrl-C (128 + SIGINT), as shells report it.
+const INTERRUPTED: u8 = 130;
+
+/// How often the progress line is refreshed.
+const TICK: Duration = Duration::from_millis(500);
+
+pub(crate) fn download(args: &DownloadArgs) -> Result<ExitCode> {
+    if args.torrent.trim_start().starts_with("magnet:") {
+        bail!(
+            "magnet links cannot be downloaded yet (the engine has no metadata exchange): \
+             give the .torrent file"
+        );
+    }
+    let meta = load_torrent(Path::new(&args.torrent))?;
+    std::fs::create_dir_all(&args.output)
+        .with_context(|| format!("cannot create {}", args.output.display()))?;
+    runtime()?.block_on(download_async(args, meta))
+}
+
+pub(crate) fn seed(args: &SeedArgs) -> Result<ExitCode> {
+    let (meta, dir) = if is_torrent_path(&args.input) {
+        if args.torrent.is_some() {
+            bail!("--torrent writes a created torrent: it cannot be used when seeding a .torrent");
+        }
+        let dir = args.dir.clone().unwrap_or_else(|| PathBuf::from("."));
+        (load_torrent(&args.input)?, dir)
+    } else {
+        if args.dir.is_some() {
+            bail!("--dir is for seeding a .torrent: the data of a PATH is the path itself");
+        }
+        create_for(args)?
+    };
+    runtime()?.block_on(seed_async(args, meta, &dir))
+}
+
+/// A path taken as a torrent file rather than data to share.
+fn is_torrent_path(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("torrent"))
+        && path.is_file()
+}
+
+fn load_torrent(path: &Path) -> Result<Metainfo> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Metainfo::from_bytes(&bytes).with_context(|| format!("{} is not a torrent", path.display()))
+}
+
+/// Creates the torrent of `args.input` as `webtorrent create` would (hybrid), writes it to
+/// `--torrent` if given, and returns it with the folder holding the input.
+fn create_for(args: &SeedArgs) -> Result<(Metainfo, PathBuf)> {
+    let path = std::fs::canonicalize(&args.input)
+        .with_context(|| format!("cannot open {}", args.input.display()))?;
+    let Some(dir) = path.parent() else {
+        bail!("cannot share {}: it has no parent folder", path.display());
+    };
+    if let Some(out) = &args.torrent {
+        crate::create::refuse_overwrite(out, args.force)?;
+    }
+    let create = CreateArgs {
+        path: path.clone(),
+        output: args.torrent.clone(),
+        force: args.force,
+        meta_version: MetaVersionArg::Hybrid,
+        piece_length: None,
+        trackers: args.trackers.clone(),
+        web_seeds: Vec::new(),
+        private: false,
+        comment: None,
+        name: None,
+        created_by: None,
+        no_created_by: false,
+        no_date: false,
+        follow_symlinks: false,
+    };
+    let builder = crate::create::builder(&create, &path)?;
+    let meta = crate::create::build(builder, std::io::stderr().is_terminal())?;
+    if let Some(out) = &args.torrent {
+        crate::create::write_torrent(out, &meta.to_bytes(), args.force)?;
+    }
+    Ok((meta, dir.to_path_buf()))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+async fn start(dir: &Path, listen: SocketAddr) -> Result<Client> {
+    let mut config = ClientConfig::new(dir);
+    config.listen = listen;
+    let client = Client::new(config).await?;
+    eprintln!("listening on {}", client.local_addr());
+    Ok(client)
+}
+
+async fn download_async(args: &DownloadArgs, meta: Metainfo) -> Result<ExitCode> {
+    let name = meta.info().name().to_owned();
+    let total_length = meta.info().total_length();
+    let piece_length = meta.info().piece_length();
+    let client = start(&args.output, args.listen.addr()).await?;
+    let mut options = AddOptions::default();
+    options.peers.clone_from(&args.peers);
+    let torrent = match client.add(meta, options).await {
+        Ok(t) => t,
+        Err(e) => {
+            // The torrent is not running; nothing else to save.
+            let _ = client.shutdown().await;
+            return Err(e).context(format!("cannot add {name}"));
+        }
+    };
+    let started = Instant::now();
+    let bar = std::io::stdout()
+        .is_terminal()
+        .then(|| progress_bar(total_length));
+    let mut progress = Progress::new(started, torrent.stats());
+    let mut tick = tokio::time::interval(TICK);
+    let outcome = loop {
+        tokio::select! {
+            () = torrent.wait_done() => break Outcome::Done,
+            r = tokio::signal::ctrl_c() => {
+                r.context("cannot wait for Ctrl-C")?;
+                break Outcome::Interrupted;
+            }
+            _ = tick.tick() => {
+                let line = progress.update(Instant::now(), torrent.stats(), piece_length, total_length);
+                if let Some(bar) = &bar {
+                    bar.set_position(line.bytes_done);
+                    bar.set_message(line.message());
+                }
+            }
+        }
+    };
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    let stats = torrent.stats();
+    match outcome {
+        Outcome::Interrupted => {
+            client.shutdown().await.context("cannot save resume data")?;
+            eprintln!(
+                "interrupted: {}/{} pieces verified, resume data saved",
+                stats.verified_pieces, stats.total_pieces
+            );
+            return Ok(ExitCode::from(INTERRUPTED));
+        }
+        Outcome::Done if !torrent.is_done() => {
+            let _ = client.shutdown().await;
+            bail!(
+                "{name}: the torrent stopped with {}/{} pieces verified",
+                stats.verified_pieces,
+                stats.total_pieces
+            );
+        }
+        Outcome::Done => {}
+    }
+    let elapsed = started.elapsed();
+    print_stdout(&format!(
+        "downloaded {name}: {} in {:.1} s ({}/s), {} pieces verified\n",
+        human(stats.downloaded),
+        elapsed.as_secs_f64(),
+        human(rate(stats.downloaded, elapsed)),
+        stats.total_pieces,
+    ))?;
+    if args.seed {
+        eprintln!("seeding {name}; press Ctrl-C to stop");
+        serve_until_ctrl_c(&torrent).await?;
+    }
+    client.shutdown().await.context("cannot save resume data")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn seed_async(args: &SeedArgs, meta: Metainfo, dir: &Path) -> Result<ExitCode> {
+    let name = meta.info().name().to_owned();
+    let magnet = webtorrent::magnet_link(&meta);
+    let client = start(dir, args.listen.addr()).await?;
+    let torrent = match client.add(meta, AddOptions::default()).await {
+        Ok(t) => t,
+        Err(e) => {
+            let _ = client.shutdown().await;
+            return Err(e).context(format!("cannot add {name}"));
+        }
+    };
+    let stats = torrent.stats();
+    if !torrent.is_done() {
+        eprintln!(
+            "warning: only {}/{} pieces of {name} are in {}: serving those",
+            stats.verified_pieces,
+            stats.total_pieces,
+            dir.display()
+        );
+    }
+    print_stdout(&format!("{magnet}\n"))?;
+    eprintln!("seeding {name}; press Ctrl-C to stop");
+    serve_until_ctrl_c(&torrent).await?;
+    client.shutdown().await.context("cannot save resume data")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Serves until Ctrl-C, then prints what was uploaded.
+async fn serve_until_ctrl_c(torrent: &Torrent) -> Result<()> {
+    tokio::signal::ctrl_c()
+        .await
+        .context("cannot wait for Ctrl-C")?;
+    eprintln!("stopping: uploaded {}", human(torrent.stats().uploaded));
+    Ok(())
+}
+
+enum Outcome {
+    Done,
+    Interrupted,
+}
+
+fn progress_bar(total_length: u64) -> ProgressBar {
+    let bar = ProgressBar::new(total_length);
+    // The template is a constant that parses; fall back to the default style otherwise.
+    if let Ok(style) = ProgressStyle::with_template(
+        "{bar:30} {percent:>3}% {binary_bytes}/{binary_total_bytes} {msg}",
+    ) {
+        bar.set_style(style);
+    }
+    bar
+}
+
+/// Speeds from the deltas between two snapshots of the stats.
+#[derive(Debug)]
+struct Progress {
+    at: Instant,
+    last: TorrentStats,
+}
+
+/// One refresh of the progress line.
+#[derive(Debug, Clone, PartialEq)]
+struct Line {
+    bytes_done: u64,
+    down_per_sec: u64,
+    up_per_sec: u64,
+    peers: usize,
+    eta: Option<Duration>,
+}
+
+impl Line {
+    fn message(&self) -> String {
+        let eta = self
+            .eta
+            .map_or_else(|| "-".to_owned(), |d| format_eta(d.as_secs()));
+        format!(
+            "down {}/s up {}/s, {} peers, eta {eta}",
+            human(self.down_per_sec),
+            human(self.up_per_sec),
+            self.peers
+        )
+    }
+}
+
+impl Progress {
+    fn new(at: Instant, stats: TorrentStats) -> Self {
+        Self { at, last: stats }
+    }
+
+    fn update(
+        &mut self,
+        now: Instant,
+        stats: TorrentStats,
+        piece_length: u64,
+        total_length: u64,
+    ) -> Line {
+        let elapsed = now.saturating_duration_since(self.at);
+        let down = rate(
+            stats.downloaded.saturating_sub(self.last.downloaded),
+            elapsed,
+        );
+        let up = rate(stats.uploaded.saturating_sub(self.last.uploaded), elapsed);
+        self.at = now;
+        self.last = stats;
+        let bytes_done = if stats.verified_pieces >= stats.total_pieces {
+            total_length
+        } else {
+            u64::from(stats.verified_pieces)
+                .saturating_mul(piece_length)
+                .min(total_length)
+        };
+        let left = total_length - bytes_done;
+        let eta = (down > 0).then(|| Duration::from_secs(left.div_ceil(down)));
+        Line {
+            bytes_done,
+            down_per_sec: down,
+            up_per_sec: up,
+            peers: stats.peers,
+            eta,
+        }
+    }
+}
+
+/// Bytes per second over `elapsed` (0 for no time).
+fn rate(bytes: u64, elapsed: Duration) -> u64 {
+    let ms = elapsed.as_millis();
+    if ms == 0 {
+        return 0;
+    }
+    u64::try_from(u128::from(bytes) * 1000 / ms).unwrap_or(u64::MAX)
+}
+
+/// `1h02m03s`, `2m03s` or `3s`.
+fn format_eta(secs: u64) -> String {
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    if h > 0 {
+        format!("{h}h{m:02}m{s:02}s")
+    } else if m > 0 {
+        format!("{m}m{s:02}s")
+    } else {
+        format!("{s}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates() {
+        assert_eq!(rate(1000, Duration::from_millis(500)), 2000);
+        assert_eq!(rate(1000, Duration::ZERO), 0);
+        assert_eq!(rate(u64::MAX, Duration::from_millis(1)), u64::MAX);
+    }
+
+    #[test]
+    fn etas() {
+        assert_eq!(format_eta(3), "3s");
+        assert_eq!(format_eta(123), "2m03s");
+        assert_eq!(format_eta(3723), "1h02m03s");
+    }
+
+    #[test]
+    fn torrent_paths() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let t = dir.path().join("a.TORRENT");
+        std::fs::write(&t, b"x").expect("write");
+        assert!(is_torrent_path(&t));
+        assert!(!is_torrent_path(dir.path()));
+        assert!(!is_torrent_path(&dir.path().join("missing.torrent")));
+    }
+}

@@ -1,0 +1,215 @@
+//! `webtorrent seed` and `webtorrent download` against each other over loopback TCP.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::content;
+
+/// Every wait in these tests is bounded by this.
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+fn spawn(cwd: &Path, args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_webtorrent"))
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the webtorrent binary starts")
+}
+
+/// A running seeder, killed when dropped.
+struct Seeder {
+    child: Child,
+    magnet: String,
+    addr: String,
+}
+
+impl Drop for Seeder {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `webtorrent seed ARGS --listen 127.0.0.1:0` and reads the magnet link (stdout)
+/// and the listening address (stderr).
+fn seed(cwd: &Path, args: &[&str]) -> Seeder {
+    let mut all = args.to_vec();
+    all.extend(["--listen", "127.0.0.1:0"]);
+    let mut child = spawn(cwd, &all);
+    let (tx, rx) = mpsc::channel();
+    let out = child.stdout.take().expect("stdout is piped");
+    let err = child.stderr.take().expect("stderr is piped");
+    let tx2 = tx.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            let _ = tx2.send(line);
+        }
+    });
+    let mut seeder = Seeder {
+        child,
+        magnet: String::new(),
+        addr: String::new(),
+    };
+    let deadline = Instant::now() + TIMEOUT;
+    while seeder.magnet.is_empty() || seeder.addr.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx
+            .recv_timeout(left)
+            .expect("the seeder prints its magnet link and address in time");
+        if line.starts_with("magnet:?") {
+            seeder.magnet = line;
+        } else if let Some(addr) = line.strip_prefix("listening on ") {
+            seeder.addr = addr.to_owned();
+        } else {
+            assert!(!line.starts_with("error"), "seeder failed: {line}");
+        }
+    }
+    seeder
+}
+
+/// Waits for `child` at most `TIMEOUT`, killing it if it takes longer.
+fn wait(mut child: Child) -> (ExitStatus, String, String) {
+    use std::io::Read;
+    let deadline = Instant::now() + TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("webtorrent did not finish within {TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut out = String::new();
+    let mut err = String::new();
+    if let Some(mut s) = child.stdout.take() {
+        s.read_to_string(&mut out).expect("stdout is UTF-8");
+    }
+    if let Some(mut s) = child.stderr.take() {
+        s.read_to_string(&mut err).expect("stderr is UTF-8");
+    }
+    (status, out, err)
+}
+
+fn download(cwd: &Path, torrent: &str, dir: &str, peer: &str) -> (ExitStatus, String, String) {
+    wait(spawn(
+        cwd,
+        &[
+            "download",
+            torrent,
+            "-o",
+            dir,
+            "--peer",
+            peer,
+            "--listen",
+            "127.0.0.1:0",
+        ],
+    ))
+}
+
+fn assert_same_file(a: &Path, b: &Path) {
+    let (x, y) = (
+        std::fs::read(a).expect("read a"),
+        std::fs::read(b).expect("read b"),
+    );
+    assert!(x == y, "{} and {} differ", a.display(), b.display());
+}
+
+#[test]
+fn seed_a_folder_then_its_torrent_and_download_both() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let root = tmp.path();
+    let data = root.join("src").join("share");
+    std::fs::create_dir_all(data.join("sub")).expect("mkdir");
+    // Sizes that end mid-block and mid-piece, and an empty file.
+    std::fs::write(data.join("big.bin"), content(1, 700_001)).expect("write");
+    std::fs::write(data.join("sub").join("small.txt"), content(2, 1234)).expect("write");
+    std::fs::write(data.join("empty"), b"").expect("write");
+
+    // 1. Seed the folder; the created torrent is written for the downloader.
+    let seeder = seed(root, &["seed", "src/share", "--torrent", "share.torrent"]);
+    assert!(seeder.magnet.contains("&dn=share"), "{}", seeder.magnet);
+    assert!(root.join("share.torrent").is_file());
+    let (status, out, err) = download(root, "share.torrent", "dst", &seeder.addr);
+    assert!(status.success(), "download failed ({status}): {err}");
+    assert!(out.starts_with("downloaded share: "), "{out:?}");
+    for f in ["big.bin", "sub/small.txt", "empty"] {
+        assert_same_file(&data.join(f), &root.join("dst").join("share").join(f));
+    }
+    drop(seeder);
+
+    // 2. Seed the .torrent from the downloaded copy (rechecked on add), download again.
+    let seeder = seed(root, &["seed", "share.torrent", "--dir", "dst"]);
+    let (status, _, err) = download(root, "share.torrent", "dst2", &seeder.addr);
+    assert!(status.success(), "second download failed ({status}): {err}");
+    assert_same_file(
+        &data.join("big.bin"),
+        &root.join("dst2").join("share").join("big.bin"),
+    );
+}
+
+#[test]
+fn magnet_download_is_refused_in_one_line() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let o = common::webtorrent(
+        tmp.path(),
+        &[
+            "download",
+            "magnet:?xt=urn:btih:33f2932d0e251daae51867e89436cb980a1fd810",
+        ],
+    );
+    let line = common::one_error_line(&o);
+    assert!(
+        line.contains("magnet links cannot be downloaded yet"),
+        "{line}"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_stops_a_download_with_status_130() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let root = tmp.path();
+    std::fs::write(root.join("f.bin"), content(3, 50_000)).expect("write");
+    let o = common::webtorrent(root, &["create", "f.bin", "-o", "f.torrent"]);
+    common::ok(&o);
+    // No peers: the download waits until interrupted.
+    let child = spawn(
+        root,
+        &[
+            "download",
+            "f.torrent",
+            "-o",
+            "dst",
+            "--listen",
+            "127.0.0.1:0",
+        ],
+    );
+    // Give it time to install its Ctrl-C handler.
+    std::thread::sleep(Duration::from_secs(1));
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    let (status, out, err) = wait(child);
+    assert_eq!(status.code(), Some(130), "stderr: {err}");
+    assert!(out.is_empty(), "{out:?}");
+    assert!(err.contains("interrupted: 0/"), "{err:?}");
+}
