@@ -37,7 +37,7 @@ pub(crate) enum Command {
 /// Where the session listens for peers.
 #[derive(Args, Debug, Clone, Copy)]
 pub(crate) struct ListenArgs {
-    /// Listen for peers on 0.0.0.0:PORT (0: any free port; the address is printed on stderr).
+    /// Listen for peers on 0.0.0.0:N (0: any free port; the address is printed on stderr).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub(crate) port: u16,
     /// Listen for peers on this address instead (e.g. 127.0.0.1:6881).

@@ -190,7 +190,7 @@ fn ctrl_c_stops_a_download_with_status_130() {
     let o = common::webtorrent(root, &["create", "f.bin", "-o", "f.torrent"]);
     common::ok(&o);
     // No peers: the download waits until interrupted.
-    let child = spawn(
+    let mut child = spawn(
         root,
         &[
             "download",
@@ -201,15 +201,28 @@ fn ctrl_c_stops_a_download_with_status_130() {
             "127.0.0.1:0",
         ],
     );
-    // Give it time to install its Ctrl-C handler.
+    // Wait until it listens (the torrent is added right after), then give it time to
+    // start waiting for Ctrl-C.
+    let mut err = BufReader::new(child.stderr.take().expect("stderr is piped"));
+    let mut first = String::new();
+    err.read_line(&mut first).expect("stderr is UTF-8");
+    assert!(first.starts_with("listening on "), "{first:?}");
     std::thread::sleep(Duration::from_secs(1));
     let killed = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
         .expect("kill runs");
     assert!(killed.success());
-    let (status, out, err) = wait(child);
-    assert_eq!(status.code(), Some(130), "stderr: {err}");
+    let (status, out, _) = wait(child);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).expect("stderr is UTF-8");
+    assert_eq!(status.code(), Some(130), "stderr: {rest}");
     assert!(out.is_empty(), "{out:?}");
-    assert!(err.contains("interrupted: 0/"), "{err:?}");
+    assert!(rest.starts_with("interrupted: 0/"), "{rest:?}");
+    // The resume data was saved on the way out.
+    let saved = std::fs::read_dir(root.join("dst"))
+        .expect("dst exists")
+        .filter_map(Result::ok)
+        .any(|e| e.file_name().to_string_lossy().ends_with(".resume"));
+    assert!(saved, "no resume data in dst");
 }
