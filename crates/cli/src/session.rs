@@ -131,17 +131,21 @@ async fn download_async(args: &DownloadArgs, meta: Metainfo) -> Result<ExitCode>
     let bar = std::io::stdout()
         .is_terminal()
         .then(|| progress_bar(total_length));
-    let mut progress = Progress::new(started, torrent.stats());
+    let mut progress = Progress::new(started, Snapshot::from(torrent.stats()));
     let mut tick = tokio::time::interval(TICK);
+    // One listener for the whole download: a fresh one each turn could miss a Ctrl-C that
+    // arrives between two turns.
+    let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
     let outcome = loop {
         tokio::select! {
             () = torrent.wait_done() => break Outcome::Done,
-            r = tokio::signal::ctrl_c() => {
+            r = &mut ctrl_c => {
                 r.context("cannot wait for Ctrl-C")?;
                 break Outcome::Interrupted;
             }
             _ = tick.tick() => {
-                let line = progress.update(Instant::now(), torrent.stats(), piece_length, total_length);
+                let stats = Snapshot::from(torrent.stats());
+                let line = progress.update(Instant::now(), stats, piece_length, total_length);
                 if let Some(bar) = &bar {
                     bar.set_position(line.bytes_done);
                     bar.set_message(line.message());
@@ -240,11 +244,33 @@ fn progress_bar(total_length: u64) -> ProgressBar {
     bar
 }
 
+/// The counters of [`TorrentStats`] the progress line uses.
+#[derive(Debug, Clone, Copy, Default)]
+struct Snapshot {
+    downloaded: u64,
+    uploaded: u64,
+    verified_pieces: u32,
+    total_pieces: u32,
+    peers: usize,
+}
+
+impl From<TorrentStats> for Snapshot {
+    fn from(s: TorrentStats) -> Self {
+        Self {
+            downloaded: s.downloaded,
+            uploaded: s.uploaded,
+            verified_pieces: s.verified_pieces,
+            total_pieces: s.total_pieces,
+            peers: s.peers,
+        }
+    }
+}
+
 /// Speeds from the deltas between two snapshots of the stats.
 #[derive(Debug)]
 struct Progress {
     at: Instant,
-    last: TorrentStats,
+    last: Snapshot,
 }
 
 /// One refresh of the progress line.
@@ -272,14 +298,14 @@ impl Line {
 }
 
 impl Progress {
-    fn new(at: Instant, stats: TorrentStats) -> Self {
+    fn new(at: Instant, stats: Snapshot) -> Self {
         Self { at, last: stats }
     }
 
     fn update(
         &mut self,
         now: Instant,
-        stats: TorrentStats,
+        stats: Snapshot,
         piece_length: u64,
         total_length: u64,
     ) -> Line {
@@ -340,6 +366,54 @@ mod tests {
         assert_eq!(rate(1000, Duration::from_millis(500)), 2000);
         assert_eq!(rate(1000, Duration::ZERO), 0);
         assert_eq!(rate(u64::MAX, Duration::from_millis(1)), u64::MAX);
+    }
+
+    #[test]
+    fn progress_from_deltas() {
+        let t0 = Instant::now();
+        let start = Snapshot {
+            downloaded: 1000,
+            uploaded: 50,
+            verified_pieces: 1,
+            total_pieces: 10,
+            peers: 0,
+        };
+        let mut p = Progress::new(t0, start);
+        // 2 pieces of 1000 bytes in 2 s: 1000 B/s, 7000 bytes left of 9500.
+        let later = Snapshot {
+            downloaded: 3000,
+            uploaded: 250,
+            verified_pieces: 3,
+            peers: 2,
+            ..start
+        };
+        let line = p.update(t0 + Duration::from_secs(2), later, 1000, 9500);
+        assert_eq!(
+            line,
+            Line {
+                bytes_done: 3000,
+                down_per_sec: 1000,
+                up_per_sec: 100,
+                peers: 2,
+                eta: Some(Duration::from_secs(7)),
+            }
+        );
+        assert_eq!(line.message(), "down 1000 B/s up 100 B/s, 2 peers, eta 7s");
+        // No progress since: no rate, no ETA; the last piece is shorter.
+        let line = p.update(t0 + Duration::from_secs(3), later, 1000, 9500);
+        assert_eq!((line.down_per_sec, line.eta), (0, None));
+        let done = Snapshot {
+            verified_pieces: 10,
+            ..later
+        };
+        assert_eq!(
+            p.update(t0 + Duration::from_secs(4), done, 1000, 9500)
+                .bytes_done,
+            9500
+        );
+        // A clock that does not move and counters that shrink do not panic.
+        let line = p.update(t0, start, 1000, 9500);
+        assert_eq!((line.down_per_sec, line.up_per_sec), (0, 0));
     }
 
     #[test]

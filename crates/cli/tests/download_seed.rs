@@ -42,6 +42,12 @@ impl Drop for Seeder {
 /// Starts `webtorrent seed ARGS --listen 127.0.0.1:0` and reads the magnet link (stdout)
 /// and the listening address (stderr).
 fn seed(cwd: &Path, args: &[&str]) -> Seeder {
+    serve(cwd, args, "magnet:?")
+}
+
+/// Starts `webtorrent ARGS --listen 127.0.0.1:0` and waits for a stdout line starting with
+/// `stdout_prefix` (kept in `magnet`) and the listening address (stderr).
+fn serve(cwd: &Path, args: &[&str], stdout_prefix: &str) -> Seeder {
     let mut all = args.to_vec();
     all.extend(["--listen", "127.0.0.1:0"]);
     let mut child = spawn(cwd, &all);
@@ -70,7 +76,7 @@ fn seed(cwd: &Path, args: &[&str]) -> Seeder {
         let line = rx
             .recv_timeout(left)
             .expect("the seeder prints its magnet link and address in time");
-        if line.starts_with("magnet:?") {
+        if line.starts_with(stdout_prefix) {
             seeder.magnet = line;
         } else if let Some(addr) = line.strip_prefix("listening on ") {
             seeder.addr = addr.to_owned();
@@ -225,4 +231,57 @@ fn ctrl_c_stops_a_download_with_status_130() {
         .filter_map(Result::ok)
         .any(|e| e.file_name().to_string_lossy().ends_with(".resume"));
     assert!(saved, "no resume data in dst");
+}
+
+#[cfg(unix)]
+#[test]
+fn download_with_seed_serves_after_completion_until_ctrl_c() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let root = tmp.path();
+    std::fs::create_dir(root.join("src")).expect("mkdir");
+    std::fs::write(root.join("src").join("f.bin"), content(4, 200_000)).expect("write");
+    let origin = seed(root, &["seed", "src/f.bin", "--torrent", "f.torrent"]);
+    // A downloads from the origin, then keeps seeding.
+    let mut a = serve(
+        root,
+        &[
+            "download",
+            "f.torrent",
+            "-o",
+            "a",
+            "--peer",
+            &origin.addr,
+            "--seed",
+        ],
+        "downloaded f.bin: ",
+    );
+    drop(origin);
+    // B downloads from A alone.
+    let (status, _, err) = download(root, "f.torrent", "b", &a.addr);
+    assert!(
+        status.success(),
+        "download from the --seed peer failed ({status}): {err}"
+    );
+    assert_same_file(
+        &root.join("src").join("f.bin"),
+        &root.join("b").join("f.bin"),
+    );
+    // Ctrl-C ends A's seeding normally.
+    let killed = Command::new("kill")
+        .args(["-INT", &a.child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    let deadline = Instant::now() + TIMEOUT;
+    let status = loop {
+        if let Some(status) = a.child.try_wait().expect("try_wait") {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "--seed did not stop after Ctrl-C"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0));
 }
