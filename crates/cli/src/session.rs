@@ -237,7 +237,7 @@ fn progress_bar(total_length: u64) -> ProgressBar {
     let bar = ProgressBar::new(total_length);
     // The template is a constant that parses; fall back to the default style otherwise.
     if let Ok(style) = ProgressStyle::with_template(
-        "{bar:30} {percent:>3}% {binary_bytes}/{binary_total_bytes} {msg}",
+        "{bar:20} {percent:>3}% {binary_bytes}/{binary_total_bytes} {msg}",
     ) {
         bar.set_style(style);
     }
@@ -289,7 +289,7 @@ impl Line {
             .eta
             .map_or_else(|| "-".to_owned(), |d| format_eta(d.as_secs()));
         format!(
-            "down {}/s up {}/s, {} peers, eta {eta}",
+            "down {}/s up {}/s peers {} eta {eta}",
             human(self.down_per_sec),
             human(self.up_per_sec),
             self.peers
@@ -398,7 +398,7 @@ mod tests {
                 eta: Some(Duration::from_secs(7)),
             }
         );
-        assert_eq!(line.message(), "down 1000 B/s up 100 B/s, 2 peers, eta 7s");
+        assert_eq!(line.message(), "down 1000 B/s up 100 B/s peers 2 eta 7s");
         // No progress since: no rate, no ETA; the last piece is shorter.
         let line = p.update(t0 + Duration::from_secs(3), later, 1000, 9500);
         assert_eq!((line.down_per_sec, line.eta), (0, None));

@@ -171,6 +171,42 @@ fn seed_a_folder_then_its_torrent_and_download_both() {
 }
 
 #[test]
+fn seeding_a_torrent_without_its_data_warns() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let root = tmp.path();
+    std::fs::write(root.join("f.bin"), content(5, 40_000)).expect("write");
+    common::ok(&common::webtorrent(
+        root,
+        &["create", "f.bin", "-o", "f.torrent"],
+    ));
+    std::fs::create_dir(root.join("empty")).expect("mkdir");
+    let mut all = vec![
+        "seed",
+        "f.torrent",
+        "--dir",
+        "empty",
+        "--listen",
+        "127.0.0.1:0",
+    ];
+    let mut child = spawn(root, &all);
+    let err = BufReader::new(child.stderr.take().expect("stderr is piped"));
+    let lines: Vec<String> = err.lines().map_while(Result::ok).take(2).collect();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(lines[0].starts_with("listening on 127.0.0.1:"), "{lines:?}");
+    assert!(
+        lines[1].starts_with("warning: only 0/3 pieces of f.bin are in empty"),
+        "{lines:?}"
+    );
+    // --torrent and --dir each belong to one kind of input.
+    all.extend(["--torrent", "x.torrent"]);
+    let line = common::one_error_line(&common::webtorrent(root, &all));
+    assert!(line.contains("--torrent"), "{line}");
+    let line = common::one_error_line(&common::webtorrent(root, &["seed", "f.bin", "-d", "x"]));
+    assert!(line.contains("--dir"), "{line}");
+}
+
+#[test]
 fn magnet_download_is_refused_in_one_line() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let o = common::webtorrent(
