@@ -178,7 +178,8 @@ async fn download_async(args: &DownloadArgs, meta: Metainfo) -> Result<ExitCode>
     }
     let elapsed = started.elapsed();
     print_stdout(&format!(
-        "downloaded {name}: {} in {:.1} s ({}/s), {} pieces verified\n",
+        "downloaded {name}: {} complete, {} received in {:.1} s ({}/s), {} pieces verified\n",
+        human(total_length),
         human(stats.downloaded),
         elapsed.as_secs_f64(),
         human(rate(stats.downloaded, elapsed)),
