@@ -9,10 +9,14 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use webtorrent::metainfo::{MemoryFile, Metainfo, TorrentBuilder};
-use webtorrent::session::{AddOptions, Client, ClientConfig};
+use webtorrent::session::{AddOptions, Client};
+
+mod common;
 
 const PYTHON: &str = "/usr/bin/python3";
+/// The torrent's name, so its folder under a download directory.
+const NAME: &str = "interop";
+const PIECE_LENGTH: u64 = 64 * 1024;
 const LIMIT: Duration = Duration::from_secs(60);
 
 fn libtorrent_missing() -> Option<String> {
@@ -33,49 +37,12 @@ fn driver() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../interop/python/lt_peer.py")
 }
 
-fn data(seed: u32, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect()
-}
-
 fn files() -> Vec<(&'static str, Vec<u8>)> {
     vec![
-        ("a.bin", data(11, 1_500_007)),
-        ("dir/b.bin", data(12, 17)),
-        ("dir/c.bin", data(13, 900_001)),
+        ("a.bin", common::data(11, 1_500_007)),
+        ("dir/b.bin", common::data(12, 17)),
+        ("dir/c.bin", common::data(13, 900_001)),
     ]
-}
-
-fn torrent(files: &[(&'static str, Vec<u8>)]) -> Metainfo {
-    let memory = files
-        .iter()
-        .map(|(path, bytes)| MemoryFile::new(*path, bytes.clone()))
-        .collect();
-    TorrentBuilder::from_memory("interop", memory)
-        .piece_length(Some(64 * 1024))
-        .build()
-        .expect("valid torrent")
-}
-
-fn write_files(root: &Path, files: &[(&'static str, Vec<u8>)]) {
-    for (path, bytes) in files {
-        let path = root.join("interop").join(path);
-        std::fs::create_dir_all(path.parent().expect("has a parent")).expect("mkdir");
-        std::fs::write(path, bytes).expect("write");
-    }
-}
-
-fn config(dir: &Path) -> ClientConfig {
-    let mut config = ClientConfig::new(dir);
-    config.listen = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
-    config
 }
 
 /// A running libtorrent peer and its stdout, line by line.
@@ -152,9 +119,9 @@ async fn libtorrent_seeds_we_download() {
         return;
     }
     let files = files();
-    let metainfo = torrent(&files);
+    let metainfo = common::torrent(NAME, PIECE_LENGTH, &files);
     let lt_dir = tempfile::tempdir().expect("tempdir");
-    write_files(lt_dir.path(), &files);
+    common::write_files(lt_dir.path(), NAME, &files);
     let torrent_file = lt_dir.path().join("interop.torrent");
     std::fs::write(&torrent_file, metainfo.to_bytes()).expect("write torrent");
     let mut lt = LtPeer::start(&torrent_file, lt_dir.path(), &["--seed".to_owned()]);
@@ -162,7 +129,9 @@ async fn libtorrent_seeds_we_download() {
     lt.expect("seeding").await;
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let client = Client::new(config(dir.path())).await.expect("client");
+    let client = Client::new(common::config(dir.path()))
+        .await
+        .expect("client");
     let mut options = AddOptions::default();
     options
         .peers
@@ -185,10 +154,12 @@ async fn we_seed_libtorrent_downloads() {
         return;
     }
     let files = files();
-    let metainfo = torrent(&files);
+    let metainfo = common::torrent(NAME, PIECE_LENGTH, &files);
     let dir = tempfile::tempdir().expect("tempdir");
-    write_files(dir.path(), &files);
-    let client = Client::new(config(dir.path())).await.expect("client");
+    common::write_files(dir.path(), NAME, &files);
+    let client = Client::new(common::config(dir.path()))
+        .await
+        .expect("client");
     let seeding = client
         .add(metainfo.clone(), AddOptions::default())
         .await

@@ -1,70 +1,36 @@
 //! End-to-end: our seeder and our leecher over real TCP sockets on 127.0.0.1.
 
-use std::net::{Ipv4Addr, SocketAddr};
-use std::path::Path;
 use std::time::Duration;
 
-use webtorrent::metainfo::{MemoryFile, Metainfo, TorrentBuilder};
-use webtorrent::session::{AddOptions, Client, ClientConfig};
+use webtorrent::session::{AddOptions, Client};
 
+mod common;
+
+/// The torrent's name, so its folder under a download directory.
+const NAME: &str = "multi";
+const PIECE_LENGTH: u64 = 32 * 1024;
 const LIMIT: Duration = Duration::from_secs(60);
-
-/// Bytes that differ from file to file and offset to offset.
-fn data(seed: u32, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect()
-}
 
 fn files() -> Vec<(&'static str, Vec<u8>)> {
     vec![
-        ("a.bin", data(1, 1_234_567)),
-        ("sub/b.bin", data(2, 3)),
-        ("sub/c.bin", data(3, 2_000_001)),
-        ("d.txt", data(4, 65_537)),
+        ("a.bin", common::data(1, 1_234_567)),
+        ("sub/b.bin", common::data(2, 3)),
+        ("sub/c.bin", common::data(3, 2_000_001)),
+        ("d.txt", common::data(4, 65_537)),
     ]
-}
-
-fn torrent(files: &[(&'static str, Vec<u8>)]) -> Metainfo {
-    let memory = files
-        .iter()
-        .map(|(path, bytes)| MemoryFile::new(*path, bytes.clone()))
-        .collect();
-    TorrentBuilder::from_memory("multi", memory)
-        .piece_length(Some(32 * 1024))
-        .build()
-        .expect("valid torrent")
-}
-
-fn write_files(root: &Path, files: &[(&'static str, Vec<u8>)]) {
-    for (path, bytes) in files {
-        let path = root.join("multi").join(path);
-        std::fs::create_dir_all(path.parent().expect("has a parent")).expect("mkdir");
-        std::fs::write(path, bytes).expect("write");
-    }
-}
-
-fn config(dir: &Path) -> ClientConfig {
-    let mut config = ClientConfig::new(dir);
-    config.listen = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
-    config
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seeder_to_leecher_multi_file() {
     let files = files();
-    let metainfo = torrent(&files);
+    let metainfo = common::torrent(NAME, PIECE_LENGTH, &files);
     let total: u64 = files.iter().map(|(_, b)| b.len() as u64).sum();
 
     let seed_dir = tempfile::tempdir().expect("tempdir");
-    write_files(seed_dir.path(), &files);
-    let seeder = Client::new(config(seed_dir.path())).await.expect("seeder");
+    common::write_files(seed_dir.path(), NAME, &files);
+    let seeder = Client::new(common::config(seed_dir.path()))
+        .await
+        .expect("seeder");
     let seeding = seeder
         .add(metainfo.clone(), AddOptions::default())
         .await
@@ -74,7 +40,7 @@ async fn seeder_to_leecher_multi_file() {
     assert_eq!(seeding.stats().verified_pieces, pieces);
 
     let leech_dir = tempfile::tempdir().expect("tempdir");
-    let leecher = Client::new(config(leech_dir.path()))
+    let leecher = Client::new(common::config(leech_dir.path()))
         .await
         .expect("leecher");
     let mut options = AddOptions::default();
@@ -102,7 +68,9 @@ async fn seeder_to_leecher_multi_file() {
     }
 
     // Added again, the torrent is complete at once (resume data or recheck).
-    let again = Client::new(config(leech_dir.path())).await.expect("again");
+    let again = Client::new(common::config(leech_dir.path()))
+        .await
+        .expect("again");
     let seeding = again
         .add(metainfo, AddOptions::default())
         .await
@@ -115,18 +83,20 @@ async fn seeder_to_leecher_multi_file() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leecher_connects_to_seeder_that_dials_it() {
     // The seeder dials the leecher: inbound connections on the leecher's side download too.
-    let files = vec![("only.bin", data(9, 300_001))];
-    let metainfo = torrent(&files);
+    let files = vec![("only.bin", common::data(9, 300_001))];
+    let metainfo = common::torrent(NAME, PIECE_LENGTH, &files);
     let seed_dir = tempfile::tempdir().expect("tempdir");
-    write_files(seed_dir.path(), &files);
-    let seeder = Client::new(config(seed_dir.path())).await.expect("seeder");
+    common::write_files(seed_dir.path(), NAME, &files);
+    let seeder = Client::new(common::config(seed_dir.path()))
+        .await
+        .expect("seeder");
     let seeding = seeder
         .add(metainfo.clone(), AddOptions::default())
         .await
         .expect("add");
 
     let leech_dir = tempfile::tempdir().expect("tempdir");
-    let leecher = Client::new(config(leech_dir.path()))
+    let leecher = Client::new(common::config(leech_dir.path()))
         .await
         .expect("leecher");
     let download = leecher
@@ -145,10 +115,12 @@ async fn leecher_connects_to_seeder_that_dials_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn adding_twice_is_refused() {
-    let files = vec![("x.bin", data(5, 1000))];
-    let metainfo = torrent(&files);
+    let files = vec![("x.bin", common::data(5, 1000))];
+    let metainfo = common::torrent(NAME, PIECE_LENGTH, &files);
     let dir = tempfile::tempdir().expect("tempdir");
-    let client = Client::new(config(dir.path())).await.expect("client");
+    let client = Client::new(common::config(dir.path()))
+        .await
+        .expect("client");
     client
         .add(metainfo.clone(), AddOptions::default())
         .await
@@ -159,21 +131,27 @@ async fn adding_twice_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peer_sending_bad_data_is_banned() {
-    let files = vec![("x.bin", data(7, 200_000))];
-    let metainfo = torrent(&files);
+    let files = vec![("x.bin", common::data(7, 200_000))];
+    let metainfo = common::torrent(NAME, PIECE_LENGTH, &files);
     let seed_dir = tempfile::tempdir().expect("tempdir");
-    write_files(seed_dir.path(), &files);
-    let seeder = Client::new(config(seed_dir.path())).await.expect("seeder");
+    common::write_files(seed_dir.path(), NAME, &files);
+    let seeder = Client::new(common::config(seed_dir.path()))
+        .await
+        .expect("seeder");
     let seeding = seeder
         .add(metainfo.clone(), AddOptions::default())
         .await
         .expect("add");
     assert!(seeding.is_done());
     // The data changes on disk after the check: the seeder now serves corrupt pieces.
-    std::fs::write(seed_dir.path().join("multi/x.bin"), data(8, 200_000)).expect("write");
+    std::fs::write(
+        seed_dir.path().join("multi/x.bin"),
+        common::data(8, 200_000),
+    )
+    .expect("write");
 
     let leech_dir = tempfile::tempdir().expect("tempdir");
-    let leecher = Client::new(config(leech_dir.path()))
+    let leecher = Client::new(common::config(leech_dir.path()))
         .await
         .expect("leecher");
     let mut options = AddOptions::default();
@@ -206,10 +184,12 @@ async fn peer_sending_bad_data_is_banned() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn swarm_of_one_seeder_and_two_leechers() {
     let files = files();
-    let metainfo = torrent(&files);
+    let metainfo = common::torrent(NAME, PIECE_LENGTH, &files);
     let seed_dir = tempfile::tempdir().expect("tempdir");
-    write_files(seed_dir.path(), &files);
-    let seeder = Client::new(config(seed_dir.path())).await.expect("seeder");
+    common::write_files(seed_dir.path(), NAME, &files);
+    let seeder = Client::new(common::config(seed_dir.path()))
+        .await
+        .expect("seeder");
     seeder
         .add(metainfo.clone(), AddOptions::default())
         .await
@@ -217,8 +197,8 @@ async fn swarm_of_one_seeder_and_two_leechers() {
 
     let dir_a = tempfile::tempdir().expect("tempdir");
     let dir_b = tempfile::tempdir().expect("tempdir");
-    let a = Client::new(config(dir_a.path())).await.expect("a");
-    let b = Client::new(config(dir_b.path())).await.expect("b");
+    let a = Client::new(common::config(dir_a.path())).await.expect("a");
+    let b = Client::new(common::config(dir_b.path())).await.expect("b");
     let mut options = AddOptions::default();
     options.peers.push(seeder.local_addr());
     let download_a = a.add(metainfo.clone(), options).await.expect("add a");

@@ -1,0 +1,52 @@
+//! Fixtures shared by the engine's end-to-end tests.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
+
+use webtorrent::metainfo::{MemoryFile, Metainfo, TorrentBuilder};
+use webtorrent::session::ClientConfig;
+
+/// Bytes that differ from file to file and offset to offset.
+pub(crate) fn data(seed: u32, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
+/// A multi-file torrent named `name` over `files` (paths relative to the torrent's folder).
+pub(crate) fn torrent(
+    name: &str,
+    piece_length: u64,
+    files: &[(&'static str, Vec<u8>)],
+) -> Metainfo {
+    let memory = files
+        .iter()
+        .map(|(path, bytes)| MemoryFile::new(*path, bytes.clone()))
+        .collect();
+    TorrentBuilder::from_memory(name, memory)
+        .piece_length(Some(piece_length))
+        .build()
+        .expect("valid torrent")
+}
+
+/// Writes `files` under `root/name`, as a download of the torrent would lay them out.
+pub(crate) fn write_files(root: &Path, name: &str, files: &[(&'static str, Vec<u8>)]) {
+    for (path, bytes) in files {
+        let path = root.join(name).join(path);
+        std::fs::create_dir_all(path.parent().expect("has a parent")).expect("mkdir");
+        std::fs::write(path, bytes).expect("write");
+    }
+}
+
+/// A client configuration for `dir`, listening on 127.0.0.1 only.
+pub(crate) fn config(dir: &Path) -> ClientConfig {
+    let mut config = ClientConfig::new(dir);
+    config.listen = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+    config
+}
