@@ -89,6 +89,9 @@ pub(crate) struct SeedArgs {
     /// Tracker URL recorded in the created torrent (not announced to yet); repeatable.
     #[arg(short, long = "tracker", value_name = "URL")]
     pub(crate) trackers: Vec<String>,
+    /// A peer to connect to and serve (repeatable), e.g. one that cannot reach us first.
+    #[arg(long = "peer", value_name = "IP:PORT")]
+    pub(crate) peers: Vec<SocketAddr>,
     #[command(flatten)]
     pub(crate) listen: ListenArgs,
 }

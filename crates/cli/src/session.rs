@@ -197,7 +197,9 @@ async fn seed_async(args: &SeedArgs, meta: Metainfo, dir: &Path) -> Result<ExitC
     let name = meta.info().name().to_owned();
     let magnet = webtorrent::magnet_link(&meta);
     let client = start(dir, args.listen.addr()).await?;
-    let torrent = match client.add(meta, AddOptions::default()).await {
+    let mut options = AddOptions::default();
+    options.peers.clone_from(&args.peers);
+    let torrent = match client.add(meta, options).await {
         Ok(t) => t,
         Err(e) => {
             let _ = client.shutdown().await;

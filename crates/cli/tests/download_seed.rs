@@ -321,3 +321,44 @@ fn download_with_seed_serves_after_completion_until_ctrl_c() {
     };
     assert_eq!(status.code(), Some(0));
 }
+
+#[test]
+fn seed_peer_dials_a_leecher_that_cannot_reach_the_seeder() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let root = tmp.path();
+    std::fs::create_dir(root.join("src")).expect("mkdir");
+    std::fs::write(root.join("src").join("f.bin"), content(5, 300_000)).expect("write");
+    let o = common::webtorrent(root, &["create", "src/f.bin", "-o", "f.torrent"]);
+    common::ok(&o);
+    // The leecher knows no peer: it only listens.
+    let mut leecher = spawn(
+        root,
+        &[
+            "download",
+            "f.torrent",
+            "-o",
+            "dst",
+            "--listen",
+            "127.0.0.1:0",
+        ],
+    );
+    let mut err = BufReader::new(leecher.stderr.take().expect("stderr is piped"));
+    let mut first = String::new();
+    err.read_line(&mut first).expect("stderr is UTF-8");
+    let addr = first
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("no address in {first:?}"))
+        .to_owned();
+    // The seeder dials it.
+    let _seeder = seed(
+        root,
+        &["seed", "f.torrent", "-d", "src", "--peer", addr.as_str()],
+    );
+    let (status, out, _) = wait(leecher);
+    assert!(status.success(), "the download failed ({status}): {out}");
+    assert_same_file(
+        &root.join("src").join("f.bin"),
+        &root.join("dst").join("f.bin"),
+    );
+}
