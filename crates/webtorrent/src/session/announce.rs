@@ -1,0 +1,884 @@
+//! Tracker announces for the session engine.
+//!
+//! [`Trackers`] holds the tracker clients every torrent of a client shares: one HTTP(S)
+//! client and one UDP socket per address family, each made on first use. An
+//! [`Announcer`] is one torrent's announce task:
+//!
+//! - every BEP 12 tier is announced to in parallel; within a tier the trackers are shuffled
+//!   once and tried in order until one answers, and the one that answered moves to the
+//!   front ([`TierList`]);
+//! - each tier has its own [`AnnounceSchedule`]: `started` first, `completed` once when the
+//!   download finishes, re-announces after the tracker's `interval` (clamped to
+//!   [`TrackersConfig::min_interval`]..[`TrackersConfig::max_interval`]), early announces
+//!   when peers are wanted, no sooner than the tracker's `min interval`, and exponential
+//!   back-off once every tracker of the tier failed;
+//! - peers from an answer are deduplicated, stripped of our own address and of addresses
+//!   that cannot be dialled, then handed to [`AnnounceSetup::on_peers`];
+//! - [`Announcer::stop`] sends `stopped` to every tracker that answered an announce, in
+//!   parallel, and returns within the time it is given.
+//!
+//! Every outcome, success or typed [`TrackerError`], is kept per tracker in
+//! [`Announcer::status`]. A tracker's failure is logged once (`warn`) when it changes, not at
+//! every retry; a tracker's `warning message` likewise (`info`).
+#![allow(dead_code)] // until the engine uses it
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher, Hasher, RandomState};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket as StdUdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Notify, OnceCell};
+use tokio::task::{self, JoinError, JoinHandle, JoinSet};
+use webtorrent_tracker::udp::UdpConfig;
+use webtorrent_tracker::{
+    AnnounceRequest, AnnounceResponse, AnnounceSchedule, Event, HttpConfig, HttpTracker, Peer,
+    TierList, TrackerError, UdpTracker,
+};
+use webtorrent_types::{InfoHashV1, PeerId};
+
+/// Peers asked for in each announce but `stopped` (which asks for none).
+const NUMWANT: u32 = 50;
+
+/// The longest [`Announcer::stop`] waits, whatever it is given (keeps deadline arithmetic
+/// far from overflow).
+const MAX_STOP_WAIT: Duration = Duration::from_secs(3600);
+
+/// Settings shared by every announcer of a [`Trackers`].
+#[derive(Debug, Clone)]
+pub(crate) struct TrackersConfig {
+    /// The HTTP(S) client's settings (request timeout, response size cap, user agent).
+    pub(crate) http: HttpConfig,
+    /// The UDP client's retransmission timing.
+    pub(crate) udp: UdpConfig,
+    /// The shortest re-announce interval: a tracker's `interval` below it is raised to it,
+    /// and early announces ([`Announcer::want_peers`]) come no sooner than this after the
+    /// previous announce of their tier.
+    pub(crate) min_interval: Duration,
+    /// The longest re-announce interval: a tracker's `interval` above it is lowered to it.
+    pub(crate) max_interval: Duration,
+    /// The most one announce may take, whatever the protocol's own timeouts say.
+    pub(crate) announce_timeout: Duration,
+}
+
+impl Default for TrackersConfig {
+    fn default() -> Self {
+        Self {
+            http: HttpConfig::default().with_timeout(Duration::from_secs(20)),
+            // 5 s, 10 s, 20 s: a dead UDP tracker is given up on after 35 s.
+            udp: UdpConfig::default()
+                .with_base_timeout(Duration::from_secs(5))
+                .with_max_retransmits(2),
+            min_interval: Duration::from_secs(60),
+            max_interval: Duration::from_secs(3 * 3600),
+            announce_timeout: Duration::from_secs(45),
+        }
+    }
+}
+
+/// The tracker clients shared by every torrent of a client: one HTTP(S) client (reqwest,
+/// rustls) and one UDP socket per address family, each created on first use (a failed
+/// creation is retried at the next announce).
+#[derive(Debug)]
+pub(crate) struct Trackers {
+    config: TrackersConfig,
+    http: Mutex<Option<HttpTracker>>,
+    udp_v4: OnceCell<UdpTracker>,
+    udp_v6: OnceCell<UdpTracker>,
+    /// Our addresses on the default routes, found once.
+    default_route_ips: OnceLock<Vec<IpAddr>>,
+}
+
+impl Default for Trackers {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Trackers {
+    /// Tracker clients with the default settings.
+    pub(crate) fn new() -> Self {
+        Self::with_config(TrackersConfig::default())
+    }
+
+    /// Tracker clients with these settings.
+    pub(crate) fn with_config(config: TrackersConfig) -> Self {
+        Self {
+            config,
+            http: Mutex::new(None),
+            udp_v4: OnceCell::new(),
+            udp_v6: OnceCell::new(),
+            default_route_ips: OnceLock::new(),
+        }
+    }
+
+    /// The settings.
+    pub(crate) fn config(&self) -> &TrackersConfig {
+        &self.config
+    }
+
+    fn http(&self) -> Result<HttpTracker, TrackerError> {
+        let mut slot = self.http.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(client) = slot.as_ref() {
+            return Ok(client.clone());
+        }
+        let client = HttpTracker::new(self.config.http.clone())?;
+        *slot = Some(client.clone());
+        Ok(client)
+    }
+
+    async fn udp(&self, v6: bool) -> Result<&UdpTracker, TrackerError> {
+        let (cell, local) = if v6 {
+            (&self.udp_v6, SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0)))
+        } else {
+            (&self.udp_v4, SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)))
+        };
+        cell.get_or_try_init(|| UdpTracker::bind(local, self.config.udp))
+            .await
+    }
+
+    /// The UDP client and address for a `udp://` URL: IPv4 when the host has an IPv4
+    /// address, IPv6 otherwise.
+    async fn resolve_udp(&self, url: &str) -> Result<(&UdpTracker, SocketAddr), TrackerError> {
+        let v4 = self.udp(false).await?;
+        match v4.resolve(url).await {
+            Ok(addr) => Ok((v4, addr)),
+            Err(v4_error) => {
+                // The host may have IPv6 addresses only; if not, the IPv4 error says why.
+                let Ok(v6) = self.udp(true).await else {
+                    return Err(v4_error);
+                };
+                v6.resolve(url)
+                    .await
+                    .map(|addr| (v6, addr))
+                    .map_err(|_| v4_error)
+            }
+        }
+    }
+
+    /// Announces to one tracker. Returns the answer and, when the tracker's address is
+    /// known, our address on the route to it.
+    async fn announce(
+        &self,
+        url: &str,
+        request: &AnnounceRequest,
+    ) -> Result<(AnnounceResponse, Option<IpAddr>), TrackerError> {
+        match Scheme::of(url) {
+            Some(Scheme::Http) => {
+                let response = self.http()?.announce(url, request).await?;
+                Ok((response, http_host_ip(url).and_then(route_ip)))
+            }
+            Some(Scheme::Udp) => {
+                let (client, addr) = self.resolve_udp(url).await?;
+                let response = client.announce(addr, request).await?;
+                Ok((response, route_ip(addr.ip())))
+            }
+            None => Err(TrackerError::InvalidUrl {
+                url: url.to_owned(),
+                what: "not an http://, https:// or udp:// URL",
+            }),
+        }
+    }
+
+    /// Our addresses on the default IPv4 and IPv6 routes, as far as the system tells.
+    fn default_route_ips(&self) -> &[IpAddr] {
+        self.default_route_ips.get_or_init(|| {
+            // Documentation addresses (RFC 5737, RFC 3849): never reached, only routed.
+            [
+                IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1)),
+                IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)),
+            ]
+            .into_iter()
+            .filter_map(route_ip)
+            .collect()
+        })
+    }
+}
+
+/// The announce protocols this module speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scheme {
+    Http,
+    Udp,
+}
+
+impl Scheme {
+    fn of(url: &str) -> Option<Self> {
+        let starts = |prefix: &str| {
+            url.get(..prefix.len())
+                .is_some_and(|s| s.eq_ignore_ascii_case(prefix))
+        };
+        if starts("http://") || starts("https://") {
+            Some(Self::Http)
+        } else if starts("udp://") {
+            Some(Self::Udp)
+        } else {
+            None
+        }
+    }
+}
+
+/// The host of an `http(s)://` URL when it is an IP address literal.
+fn http_host_ip(url: &str) -> Option<IpAddr> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    if let Some(v6) = host_port.strip_prefix('[') {
+        return v6.split_once(']')?.0.parse().ok();
+    }
+    host_port.split(':').next()?.parse().ok()
+}
+
+/// Our address on the route to `ip`: a UDP socket "connected" there (no packet is sent)
+/// has it as its local address.
+fn route_ip(ip: IpAddr) -> Option<IpAddr> {
+    let local = match ip {
+        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+    };
+    let socket = StdUdpSocket::bind((local, 0)).ok()?;
+    socket.connect((ip, 9)).ok()?;
+    let ours = socket.local_addr().ok()?.ip().to_canonical();
+    (!ours.is_unspecified()).then_some(ours)
+}
+
+/// What a torrent tells its trackers about its progress (read at every announce).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Progress {
+    /// Bytes uploaded this session.
+    pub(crate) uploaded: u64,
+    /// Bytes downloaded this session.
+    pub(crate) downloaded: u64,
+    /// Bytes still missing.
+    pub(crate) left: u64,
+}
+
+/// What an announcer starts with.
+pub(crate) struct AnnounceSetup {
+    /// The shared tracker clients.
+    pub(crate) trackers: Arc<Trackers>,
+    /// BEP 12 tiers (the `announce-list`, or `[[announce]]`). `http://`, `https://` and
+    /// `udp://` URLs are used; others (`wss://`) and repeated URLs are skipped.
+    pub(crate) tiers: Vec<Vec<String>>,
+    /// The torrent's wire info-hash.
+    pub(crate) info_hash: InfoHashV1,
+    /// Our peer id.
+    pub(crate) peer_id: PeerId,
+    /// Our listen port.
+    pub(crate) port: u16,
+    /// The torrent's progress, read at every announce. When `left` is 0 at start, the torrent
+    /// is seeding and [`Announcer::completed`] is ignored.
+    pub(crate) progress: Box<dyn Fn() -> Progress + Send + Sync>,
+    /// Receives the new peers of each answer (never empty, never with our own address).
+    pub(crate) on_peers: Box<dyn FnMut(Vec<SocketAddr>) + Send>,
+}
+
+impl std::fmt::Debug for AnnounceSetup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AnnounceSetup")
+            .field("tiers", &self.tiers)
+            .field("info_hash", &self.info_hash)
+            .field("port", &self.port)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A tracker's successful answer, summed up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TrackerAnswer {
+    /// Peers in the answer, before our own address and duplicates are removed.
+    pub(crate) peers: usize,
+    /// Seeders, if the tracker said.
+    pub(crate) seeders: Option<u32>,
+    /// Leechers, if the tracker said.
+    pub(crate) leechers: Option<u32>,
+    /// When the answer came.
+    pub(crate) at: Instant,
+}
+
+/// One tracker of an announcer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TrackerStatus {
+    /// The announce URL.
+    pub(crate) url: String,
+    /// Its tier, 0 first (among the usable tiers).
+    pub(crate) tier: usize,
+    /// The last announce's outcome; `None` before the first one ended.
+    pub(crate) last: Option<Result<TrackerAnswer, TrackerError>>,
+    /// The `warning message` of the last successful answer.
+    pub(crate) warning: Option<String>,
+    /// When this tracker is announced to next; `None` while an announce is in flight, or
+    /// when another tracker of the tier is the one in use.
+    pub(crate) next_announce: Option<Instant>,
+    /// Whether an announce to it is in flight.
+    pub(crate) updating: bool,
+    /// Failed announces since its last success.
+    pub(crate) failures: u32,
+}
+
+/// What the handle and the task share.
+#[derive(Debug)]
+struct Shared {
+    status: Mutex<Vec<TrackerStatus>>,
+    completed: AtomicBool,
+    want_peers: AtomicBool,
+    stop: Mutex<Option<Instant>>,
+    wake: Notify,
+}
+
+impl Shared {
+    fn stop_deadline(&self) -> Option<Instant> {
+        *self.stop.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A running announcer (a tokio task). Dropping it without [`stop`](Self::stop) aborts it
+/// silently, with the announces in flight.
+#[derive(Debug)]
+pub(crate) struct Announcer {
+    shared: Arc<Shared>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Drop for Announcer {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+impl Announcer {
+    /// Starts the announce task; `started` goes to every tier at once.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime (the task is spawned).
+    pub(crate) fn start(setup: AnnounceSetup) -> Self {
+        let now = Instant::now();
+        let mut random = SplitMix64::seeded();
+        let mut entries = Vec::new();
+        let mut tiers = Vec::new();
+        for (tier, urls) in usable_tiers(setup.tiers).into_iter().enumerate() {
+            entries.extend(urls.iter().map(|url| Entry::new(url.clone(), tier)));
+            tiers.push(Tier {
+                list: TierList::new(vec![urls], |bound| random.below(bound)),
+                schedule: AnnounceSchedule::new(now),
+                want_at: None,
+                last_sent: None,
+            });
+        }
+        let shared = Arc::new(Shared {
+            status: Mutex::new(Vec::new()),
+            completed: AtomicBool::new(false),
+            want_peers: AtomicBool::new(false),
+            stop: Mutex::new(None),
+            wake: Notify::new(),
+        });
+        let complete_at_start = (setup.progress)().left == 0;
+        let mut task = Task {
+            shared: Arc::clone(&shared),
+            trackers: setup.trackers,
+            entries,
+            tiers,
+            info_hash: setup.info_hash,
+            peer_id: setup.peer_id,
+            port: setup.port,
+            // Truncation intended: any 32 random bits make a key.
+            key: random.next_u64() as u32,
+            progress: setup.progress,
+            on_peers: setup.on_peers,
+            complete_at_start,
+            completed_requested: false,
+            running: JoinSet::new(),
+            flights: HashMap::new(),
+        };
+        task.publish();
+        Self {
+            shared,
+            task: Some(tokio::spawn(task.run())),
+        }
+    }
+
+    /// The torrent finished downloading: `completed` goes to each tier once, as soon as its
+    /// tracker's `min interval` allows (after its `started` was answered). Ignored for a
+    /// torrent that had nothing left to download when the announcer started.
+    pub(crate) fn completed(&self) {
+        self.shared.completed.store(true, Ordering::Release);
+        self.shared.wake.notify_one();
+    }
+
+    /// Asks every tier for peers soon: no sooner than [`TrackersConfig::min_interval`] and
+    /// the tracker's `min interval` after the tier's previous announce.
+    pub(crate) fn want_peers(&self) {
+        self.shared.want_peers.store(true, Ordering::Release);
+        self.shared.wake.notify_one();
+    }
+
+    /// Every tracker: URL, tier, last outcome, warning, next announce.
+    pub(crate) fn status(&self) -> Vec<TrackerStatus> {
+        self.shared
+            .status
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Stops: the announces in flight are dropped, `stopped` goes to every tracker that
+    /// answered an announce, all in parallel, and the task ends. Returns once the trackers
+    /// answered or `within` passed, whichever comes first.
+    pub(crate) async fn stop(mut self, within: Duration) {
+        let deadline = Instant::now() + within.min(MAX_STOP_WAIT);
+        *self
+            .shared
+            .stop
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(deadline);
+        self.shared.wake.notify_one();
+        if let Some(task) = self.task.take() {
+            let abort = task.abort_handle();
+            if tokio::time::timeout_at(deadline.into(), task).await.is_err() {
+                abort.abort();
+            }
+        }
+    }
+}
+
+/// The usable tiers of an announce list: `http(s)://` and `udp://` URLs, each once (its
+/// first place wins), in non-empty tiers.
+fn usable_tiers(tiers: Vec<Vec<String>>) -> Vec<Vec<String>> {
+    let mut seen = HashSet::new();
+    tiers
+        .into_iter()
+        .map(|tier| {
+            tier.into_iter()
+                .filter(|url| {
+                    let usable = Scheme::of(url).is_some();
+                    if !usable {
+                        tracing::debug!(tracker = %url, "tracker protocol not supported, skipped");
+                    }
+                    usable && seen.insert(url.clone())
+                })
+                .collect::<Vec<_>>()
+        })
+        .filter(|tier| !tier.is_empty())
+        .collect()
+}
+
+/// The peers worth dialling from an answer: each once, without our own address (our port
+/// on a loopback address or one of `own`) and without addresses that cannot be dialled
+/// (port 0, unspecified, multicast or broadcast). IPv4-mapped IPv6 addresses become IPv4.
+fn usable_peers(peers: &[Peer], port: u16, own: &[IpAddr]) -> Vec<SocketAddr> {
+    let mut seen = HashSet::with_capacity(peers.len());
+    peers
+        .iter()
+        .filter_map(|peer| {
+            let ip = peer.addr.ip().to_canonical();
+            let addr = SocketAddr::new(ip, peer.addr.port());
+            let dialable = addr.port() != 0
+                && !ip.is_unspecified()
+                && !ip.is_multicast()
+                && ip != IpAddr::V4(Ipv4Addr::BROADCAST);
+            let ours = addr.port() == port && (ip.is_loopback() || own.contains(&ip));
+            (dialable && !ours && seen.insert(addr)).then_some(addr)
+        })
+        .collect()
+}
+
+/// A tracker's `interval` within `min..=max`, and its `min interval` no longer than `max`.
+fn clamp_intervals(response: &mut AnnounceResponse, min: Duration, max: Duration) {
+    response.interval = response.interval.max(min).min(max);
+    response.min_interval = response.min_interval.map(|m| m.min(max));
+}
+
+/// SplitMix64: a small, fast generator for the tier shuffle and the announce key.
+#[derive(Debug, Clone)]
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    /// Seeded from the process's hash keys and the time.
+    fn seeded() -> Self {
+        let mut hasher = RandomState::new().build_hasher();
+        hasher.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+        );
+        Self(hasher.finish())
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..bound` (0 when `bound` is 0).
+    fn below(&mut self, bound: usize) -> usize {
+        match u64::try_from(bound) {
+            // The remainder is below `bound`, so it fits in usize.
+            Ok(b) if b > 0 => usize::try_from(self.next_u64() % b).unwrap_or(0),
+            _ => 0,
+        }
+    }
+}
+
+/// One tracker as the task keeps it.
+#[derive(Debug)]
+struct Entry {
+    /// The `tracker id` it gave, sent back in later announces.
+    tracker_id: Option<Vec<u8>>,
+    /// Whether it answered an announce (it gets a `stopped` then).
+    acknowledged: bool,
+    status: TrackerStatus,
+}
+
+impl Entry {
+    fn new(url: String, tier: usize) -> Self {
+        Self {
+            tracker_id: None,
+            acknowledged: false,
+            status: TrackerStatus {
+                url,
+                tier,
+                last: None,
+                warning: None,
+                next_announce: None,
+                updating: false,
+                failures: 0,
+            },
+        }
+    }
+}
+
+/// One BEP 12 tier.
+#[derive(Debug)]
+struct Tier {
+    /// The tier's trackers in the order they are tried.
+    list: TierList,
+    schedule: AnnounceSchedule,
+    /// When to ask the schedule for an early announce.
+    want_at: Option<Instant>,
+    /// When its last announce was sent.
+    last_sent: Option<Instant>,
+}
+
+/// An announce in flight.
+#[derive(Debug, Clone, Copy)]
+struct Flight {
+    tier: usize,
+    entry: usize,
+    event: Event,
+}
+
+type Outcome = Result<(AnnounceResponse, Option<IpAddr>), TrackerError>;
+
+struct Task {
+    shared: Arc<Shared>,
+    trackers: Arc<Trackers>,
+    entries: Vec<Entry>,
+    tiers: Vec<Tier>,
+    info_hash: InfoHashV1,
+    peer_id: PeerId,
+    port: u16,
+    key: u32,
+    progress: Box<dyn Fn() -> Progress + Send + Sync>,
+    on_peers: Box<dyn FnMut(Vec<SocketAddr>) + Send>,
+    complete_at_start: bool,
+    completed_requested: bool,
+    /// The announces in flight (at most one per tier); dropping the set aborts them.
+    running: JoinSet<Outcome>,
+    flights: HashMap<task::Id, Flight>,
+}
+
+impl Task {
+    async fn run(mut self) {
+        let shared = Arc::clone(&self.shared);
+        loop {
+            let now = Instant::now();
+            if let Some(deadline) = shared.stop_deadline() {
+                self.stop(deadline).await;
+                return;
+            }
+            if shared.completed.swap(false, Ordering::AcqRel) {
+                self.on_completed(now);
+            }
+            if shared.want_peers.swap(false, Ordering::AcqRel) {
+                self.on_want_peers(now);
+            }
+            self.start_due(now);
+            self.publish();
+            let wake = self.next_wake();
+            let sleep = async {
+                match wake {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let joined = tokio::select! {
+                () = shared.wake.notified() => None,
+                Some(joined) = self.running.join_next_with_id() => Some(joined),
+                () = sleep => None,
+            };
+            if let Some(joined) = joined {
+                self.finished(joined);
+            }
+        }
+    }
+
+    fn on_completed(&mut self, now: Instant) {
+        if self.complete_at_start || self.completed_requested {
+            return;
+        }
+        self.completed_requested = true;
+        for tier in &mut self.tiers {
+            tier.schedule.completed(now);
+        }
+    }
+
+    fn on_want_peers(&mut self, now: Instant) {
+        let min = self.trackers.config.min_interval;
+        for tier in &mut self.tiers {
+            if tier.schedule.is_finished() {
+                continue;
+            }
+            let earliest = tier.last_sent.map_or(now, |last| (last + min).max(now));
+            tier.want_at = Some(tier.want_at.map_or(earliest, |at| at.min(earliest)));
+        }
+    }
+
+    /// Sends the announces that are due.
+    fn start_due(&mut self, now: Instant) {
+        for t in 0..self.tiers.len() {
+            let tier = &mut self.tiers[t];
+            if let Some(at) = tier.want_at
+                && at <= now
+            {
+                tier.want_at = None;
+                tier.schedule.announce_soon(now);
+            }
+            if let Some(event) = tier.schedule.poll_announce(now) {
+                self.launch(t, event, now);
+            }
+        }
+    }
+
+    /// Announces `event` to tier `t`'s current tracker.
+    fn launch(&mut self, t: usize, event: Event, now: Instant) {
+        let tier = &mut self.tiers[t];
+        let Some(entry) = tier.list.current().and_then(|url| {
+            self.entries
+                .iter()
+                .position(|e| e.status.tier == t && e.status.url == url)
+        }) else {
+            // Tiers are never empty and hold only known URLs; give the event back anyway.
+            tier.schedule.on_failure(now);
+            return;
+        };
+        tier.last_sent = Some(now);
+        let request = self.request(event, entry);
+        let trackers = Arc::clone(&self.trackers);
+        let url = self.entries[entry].status.url.clone();
+        let id = self
+            .running
+            .spawn(async move { announce_bounded(&trackers, &url, &request).await })
+            .id();
+        self.flights.insert(
+            id,
+            Flight {
+                tier: t,
+                entry,
+                event,
+            },
+        );
+        tracing::debug!(tracker = %self.entries[entry].status.url, ?event, "announcing");
+    }
+
+    fn request(&self, event: Event, entry: usize) -> AnnounceRequest {
+        let progress = (self.progress)();
+        let mut request = AnnounceRequest::new(self.info_hash, self.peer_id, self.port);
+        request.uploaded = progress.uploaded;
+        request.downloaded = progress.downloaded;
+        request.left = progress.left;
+        request.event = event;
+        request.numwant = Some(if event == Event::Stopped { 0 } else { NUMWANT });
+        request.compact = true;
+        request.key = Some(self.key);
+        request.trackerid.clone_from(&self.entries[entry].tracker_id);
+        request
+    }
+
+    fn finished(&mut self, joined: Result<(task::Id, Outcome), JoinError>) {
+        let now = Instant::now();
+        let (id, outcome) = match joined {
+            Ok((id, outcome)) => (id, outcome),
+            Err(e) => (
+                e.id(),
+                Err(TrackerError::Transport {
+                    message: format!("announce task failed: {e}"),
+                }),
+            ),
+        };
+        let Some(flight) = self.flights.remove(&id) else {
+            return;
+        };
+        match outcome {
+            Ok((response, route)) => self.succeeded(flight, response, route, now),
+            Err(error) => self.failed(flight, error, now),
+        }
+    }
+
+    fn succeeded(
+        &mut self,
+        flight: Flight,
+        mut response: AnnounceResponse,
+        route: Option<IpAddr>,
+        now: Instant,
+    ) {
+        let config = &self.trackers.config;
+        clamp_intervals(&mut response, config.min_interval, config.max_interval);
+        let entry = &mut self.entries[flight.entry];
+        let url = &entry.status.url;
+        entry.acknowledged = true;
+        if response.tracker_id.is_some() {
+            entry.tracker_id.clone_from(&response.tracker_id);
+        }
+        if matches!(entry.status.last, Some(Err(_))) {
+            tracing::info!(tracker = %url, "tracker answers again");
+        }
+        if response.warning != entry.status.warning
+            && let Some(warning) = &response.warning
+        {
+            tracing::info!(tracker = %url, %warning, "tracker warning");
+        }
+        tracing::debug!(
+            tracker = %url,
+            peers = response.peers.len(),
+            interval = ?response.interval,
+            "tracker answered"
+        );
+        entry.status.warning.clone_from(&response.warning);
+        entry.status.last = Some(Ok(TrackerAnswer {
+            peers: response.peers.len(),
+            seeders: response.complete,
+            leechers: response.incomplete,
+            at: now,
+        }));
+        entry.status.failures = 0;
+        let tier = &mut self.tiers[flight.tier];
+        tier.list.success();
+        tier.schedule.on_response(now, &response);
+        if flight.event == Event::Started && self.completed_requested {
+            // The download finished while `started` was in flight: `completed` is pending.
+            tier.schedule.announce_soon(now);
+        }
+        let mut own = self.trackers.default_route_ips().to_vec();
+        own.extend(route);
+        let peers = usable_peers(&response.peers, self.port, &own);
+        if !peers.is_empty() {
+            (self.on_peers)(peers);
+        }
+    }
+
+    fn failed(&mut self, flight: Flight, error: TrackerError, now: Instant) {
+        let entry = &mut self.entries[flight.entry];
+        let url = &entry.status.url;
+        if entry.status.last.as_ref().and_then(|l| l.as_ref().err()) == Some(&error) {
+            tracing::debug!(tracker = %url, %error, "tracker announce failed again");
+        } else {
+            tracing::warn!(tracker = %url, %error, "tracker announce failed");
+        }
+        entry.status.last = Some(Err(error));
+        entry.status.failures = entry.status.failures.saturating_add(1);
+        let tier = &mut self.tiers[flight.tier];
+        if tier.list.failure() {
+            // Every tracker of the tier failed: back off.
+            tier.schedule.on_failure(now);
+        } else {
+            // The same event to the tier's next tracker, at once.
+            self.launch(flight.tier, flight.event, now);
+        }
+    }
+
+    /// The earliest time something is due.
+    fn next_wake(&self) -> Option<Instant> {
+        self.tiers
+            .iter()
+            .flat_map(|t| [t.schedule.poll_timeout(), t.want_at])
+            .flatten()
+            .min()
+    }
+
+    /// Copies every tracker's status where [`Announcer::status`] reads it.
+    fn publish(&mut self) {
+        let updating: HashSet<usize> = self.flights.values().map(|f| f.entry).collect();
+        for (i, entry) in self.entries.iter_mut().enumerate() {
+            let tier = &self.tiers[entry.status.tier];
+            entry.status.updating = updating.contains(&i);
+            entry.status.next_announce = if tier.list.current() == Some(&*entry.status.url) {
+                let due = tier.schedule.poll_timeout();
+                match (due, tier.want_at) {
+                    (Some(due), Some(want)) => Some(due.min(want)),
+                    (due, _) => due,
+                }
+            } else {
+                None
+            };
+        }
+        let status = self.entries.iter().map(|e| e.status.clone()).collect();
+        *self
+            .shared
+            .status
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = status;
+    }
+
+    /// Drops the announces in flight and sends `stopped` to every tracker that answered,
+    /// in parallel, until `deadline`.
+    async fn stop(mut self, deadline: Instant) {
+        drop(std::mem::take(&mut self.running));
+        self.flights.clear();
+        let mut stops = JoinSet::new();
+        for (i, entry) in self.entries.iter().enumerate() {
+            if !entry.acknowledged {
+                continue;
+            }
+            let request = self.request(Event::Stopped, i);
+            let trackers = Arc::clone(&self.trackers);
+            let url = entry.status.url.clone();
+            stops.spawn(async move {
+                let result = announce_bounded(&trackers, &url, &request).await;
+                (url, result)
+            });
+        }
+        let all = async {
+            while let Some(joined) = stops.join_next().await {
+                if let Ok((url, result)) = joined {
+                    match result {
+                        Ok(_) => tracing::debug!(tracker = %url, "stopped announced"),
+                        Err(error) => {
+                            tracing::debug!(tracker = %url, %error, "stopped announce failed");
+                        }
+                    }
+                }
+            }
+        };
+        if tokio::time::timeout_at(deadline.into(), all).await.is_err() {
+            tracing::debug!("stopped announces cut short");
+        }
+        // Dropping `stops` aborts what is left.
+    }
+}
+
+/// One announce, bounded by [`TrackersConfig::announce_timeout`].
+async fn announce_bounded(trackers: &Trackers, url: &str, request: &AnnounceRequest) -> Outcome {
+    let limit = trackers.config.announce_timeout;
+    tokio::time::timeout(limit, trackers.announce(url, request))
+        .await
+        .unwrap_or(Err(TrackerError::Timeout {
+            attempts: 1,
+            waited: limit,
+        }))
+}
