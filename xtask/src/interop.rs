@@ -26,27 +26,27 @@ pub(crate) struct Options {
     pub(crate) keep: bool,
 }
 
-type Check = Box<dyn Fn(&Ctx) -> Result<Vec<String>>>;
+pub(crate) type Check = Box<dyn Fn(&Ctx) -> Result<Vec<String>>>;
 
 /// One named check; returns notes to print.
-struct Scenario {
-    name: String,
-    timeout: Duration,
-    run: Check,
+pub(crate) struct Scenario {
+    pub(crate) name: String,
+    pub(crate) timeout: Duration,
+    pub(crate) run: Check,
 }
 
 /// Shared state of a run.
-struct Ctx {
+pub(crate) struct Ctx {
     webtorrent: PathBuf,
     lt20: PathBuf,
     lt21: PathBuf,
-    work: PathBuf,
+    pub(crate) work: PathBuf,
     trees: PathBuf,
-    deadline: std::cell::Cell<Option<Instant>>,
+    pub(crate) deadline: std::cell::Cell<Option<Instant>>,
 }
 
 impl Ctx {
-    fn capture(&self, c: &mut std::process::Command) -> Result<Captured> {
+    pub(crate) fn capture(&self, c: &mut std::process::Command) -> Result<Captured> {
         capture(c, self.deadline.get())
     }
 
@@ -56,14 +56,14 @@ impl Ctx {
         c
     }
 
-    fn webtorrent(&self) -> std::process::Command {
+    pub(crate) fn webtorrent(&self) -> std::process::Command {
         let mut c = std::process::Command::new(&self.webtorrent);
         c.env_remove("RUST_LOG");
         c
     }
 
     /// `webtorrent info --json`.
-    fn info(&self, torrent: &Path) -> Result<Value> {
+    pub(crate) fn info(&self, torrent: &Path) -> Result<Value> {
         let out = self
             .capture(self.webtorrent().arg("info").arg("--json").arg(torrent))?
             .ok(&format!("webtorrent info {}", torrent.display()))?;
@@ -450,6 +450,7 @@ fn scenarios() -> Result<Vec<Scenario>> {
     all.push(symlink_scenario(true));
     all.push(symlink_scenario(false));
     all.extend(fixture_scenarios()?);
+    all.extend(crate::swarm::scenarios());
     Ok(all)
 }
 

@@ -7,6 +7,7 @@ mod ci;
 mod fuzz;
 mod interop;
 mod setup;
+mod swarm;
 mod util;
 
 use anyhow::Result;

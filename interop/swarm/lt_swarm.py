@@ -1,0 +1,116 @@
+#!/usr/bin/env python3
+"""One libtorrent peer of a `cargo xtask interop swarm` scenario, on loopback TCP.
+
+Adds one torrent (seeding the data found under --save, or downloading into it) and announces
+to the torrent's trackers, if any. Runs until stdin closes (then it stops the torrent, which
+sends `stopped` to the trackers) or --timeout passes (exit 1).
+
+stdin, one command per line:
+  connect HOST:PORT          dial a peer (once the data is checked)
+stdout, JSON lines:
+  {"port": N}                listening for peers on 127.0.0.1:N
+  {"complete": true, ...}    every piece is verified (seeding); printed once
+stderr: tracker, peer and error alerts, for the scenario's failure report.
+"""
+
+import argparse
+import json
+import queue
+import sys
+import threading
+import time
+
+import libtorrent as lt
+
+
+def say(obj):
+    print(json.dumps(obj), flush=True)
+
+
+def log(msg):
+    print(f"{time.monotonic():.3f} {msg}", file=sys.stderr, flush=True)
+
+
+def read_commands(commands, closed):
+    for line in sys.stdin:
+        line = line.strip()
+        if line:
+            commands.put(line)
+    closed.set()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--torrent", required=True, help=".torrent file")
+    ap.add_argument("--save", required=True, help="save path (the torrent's name goes under it)")
+    ap.add_argument("--port", type=int, default=0, help="peer port on 127.0.0.1 (0: any)")
+    ap.add_argument("--timeout", type=float, default=300.0)
+    args = ap.parse_args()
+
+    cat = lt.alert.category_t
+    ses = lt.session({
+        "listen_interfaces": f"127.0.0.1:{args.port}",
+        "enable_dht": False,
+        "enable_lsd": False,
+        "enable_upnp": False,
+        "enable_natpmp": False,
+        "allow_multiple_connections_per_ip": True,
+        "enable_outgoing_utp": False,
+        "enable_incoming_utp": False,
+        "announce_to_all_trackers": True,
+        "announce_to_all_tiers": True,
+        "stop_tracker_timeout": 1,
+        # Trackers on 127.0.0.1 are what the scenarios use.
+        "ssrf_mitigation": False,
+        "alert_mask": cat.error_notification | cat.tracker_notification
+        | cat.connect_notification | cat.status_notification,
+    })
+    params = lt.add_torrent_params()
+    params.ti = lt.torrent_info(args.torrent)
+    params.save_path = args.save
+    handle = ses.add_torrent(params)
+    say({"port": ses.listen_port()})
+
+    commands = queue.Queue()
+    closed = threading.Event()
+    threading.Thread(target=read_commands, args=(commands, closed), daemon=True).start()
+
+    deadline = time.monotonic() + args.timeout
+    pending = []
+    completed = False
+    while time.monotonic() < deadline:
+        for a in ses.pop_alerts():
+            log(f"{a.what()}: {a.message()}")
+        while not commands.empty():
+            pending.append(commands.get())
+        status = handle.status()
+        checking = status.state in (lt.torrent_status.checking_files,
+                                    lt.torrent_status.checking_resume_data)
+        if not checking:
+            for command in pending:
+                verb, _, arg = command.partition(" ")
+                if verb == "connect":
+                    host, port = arg.rsplit(":", 1)
+                    log(f"dialing {host}:{port}")
+                    handle.connect_peer((host, int(port)))
+                else:
+                    log(f"unknown command {command!r}")
+            pending.clear()
+        if status.is_seeding and not completed:
+            say({"complete": True, "downloaded": status.all_time_download,
+                 "uploaded": status.all_time_upload})
+            completed = True
+        if closed.is_set():
+            handle.pause()
+            ses.pause()
+            time.sleep(0.2)
+            return 0
+        time.sleep(0.05)
+    status = handle.status()
+    say({"timeout": True, "progress": status.progress, "peers": status.num_peers,
+         "state": str(status.state)})
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
