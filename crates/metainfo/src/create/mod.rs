@@ -323,6 +323,15 @@ impl TorrentBuilder {
         })
     }
 
+    /// The file or folder the torrent is built from, when it is on disk.
+    #[must_use]
+    pub fn path(&self) -> Option<&Path> {
+        match &self.input {
+            Input::Disk(path) => Some(path),
+            _ => None,
+        }
+    }
+
     /// Which metadata to write (default [`MetaVersion::Hybrid`], libtorrent 2's default).
     #[must_use]
     pub fn meta_version(mut self, version: MetaVersion) -> Self {

@@ -1,34 +1,38 @@
 //! The session engine: download and seed torrents over TCP.
 //!
 //! A [`Client`] binds one TCP listener and routes inbound handshakes to its torrents by
-//! info-hash. [`Client::add`] opens a torrent's files under the download directory,
-//! trusts saved resume data when it still matches the files or rechecks them otherwise,
-//! and starts the torrent: with every piece verified it seeds, otherwise it downloads from
-//! the peers it is given ([`AddOptions::peers`], [`Torrent::add_peer`]) and from peers
-//! that connect to it.
+//! info-hash. [`Client::add`] opens a torrent's files under the download directory (or
+//! [`AddOptions::dir`]), trusts saved resume data when it still matches the files or
+//! rechecks them otherwise, and starts the torrent: with every piece verified it seeds,
+//! otherwise it downloads from the peers its trackers name, the peers it is given
+//! ([`AddOptions::peers`], [`Torrent::add_peer`]) and the peers that connect to it.
+//! [`Client::seed`] creates the torrent of a file or folder and seeds it.
 //!
 //! Tasks and messages:
 //!
-//! - one task per torrent owns the piece state (which blocks are free, requested, being
-//!   written; which pieces are being verified) and every peer's piece set; peers talk to it
-//!   through a bounded channel, it answers through per-peer channels it never waits on;
+//! - one task per torrent owns the [picker](crate::picker) (rarest first, partial pieces
+//!   first, endgame), the [choker](crate::choker) (tit-for-tat with an optimistic slot
+//!   while downloading, round robin while seeding), every peer's piece set and the
+//!   connection limits; peers talk to it through a bounded channel, it answers through
+//!   per-peer channels it never waits on;
 //! - one task per peer connection drives a [`wire::Connection`](webtorrent_wire::Connection)
 //!   over the socket's write half; a reader task decodes the read half into a bounded
-//!   channel of messages;
+//!   channel of messages; both directions spend from the client's
+//!   [rate limiters](crate::ratelimit) (global and per torrent);
+//! - requests are pipelined: a peer gets enough requests in flight to cover two seconds of
+//!   its rate, at least 16 and at most [`ClientConfig::max_requests_per_peer`];
 //! - blocks are written, pieces read and verified, on blocking threads; a piece counts as
-//!   downloaded only once verified, and the peers that sent a piece that fails verification
-//!   are disconnected and banned (by peer id and address);
-//! - requests are pipelined: up to [`ClientConfig::max_requests_per_peer`] blocks in flight
-//!   per peer;
+//!   downloaded only once verified. A peer that alone sent a piece failing its check is
+//!   banned (by peer id and address); when several peers sent a failing piece, the blocks
+//!   as they were are remembered, and once the piece passes, the peers whose blocks differ
+//!   are banned;
+//! - one announcer per torrent talks to its trackers (HTTP, UDP, BEP 12 tiers), with
+//!   `started`, `completed` and, on [`Client::shutdown`], `stopped`;
 //! - [`Client::shutdown`] closes every connection, flushes the files and saves resume data
 //!   next to them.
 //!
-//! Not yet: tracker announces, the [`picker`](crate::picker) (pieces are taken in order,
-//! no rarest-first, no endgame), the [`choker`](crate::choker) (every interested peer is
-//! unchoked), [rate limits](crate::ratelimit), request pipelines sized to the peer's rate,
-//! magnet links (metadata exchange), the extension protocol (BEP 10), the BEP 52 hash
-//! messages, uTP and WebRTC. Interop is tested with libtorrent in both directions; other
-//! clients are not tested yet.
+//! Not yet: magnet links (metadata exchange), the extension protocol (BEP 10), the BEP 52
+//! hash messages, uTP and WebRTC.
 //!
 //! A seeder and a leecher on loopback:
 //!
@@ -90,6 +94,7 @@
 //! # }
 //! ```
 
+mod announce;
 mod peer;
 mod torrent;
 
@@ -98,18 +103,21 @@ use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
-use webtorrent_metainfo::Metainfo;
+use webtorrent_metainfo::{CreateError, Metainfo, TorrentBuilder};
 use webtorrent_storage::{FileStorage, Layout, ResumeError, StorageError};
 use webtorrent_types::{InfoHashV1, PeerId};
 use webtorrent_wire::{HANDSHAKE_LEN, Handshake, Reserved};
 
+use crate::choker::ChokerConfig;
+use crate::ratelimit::{Limit, RateLimits};
+use announce::{AnnounceSetup, Announcer, Progress, Trackers};
 use torrent::Command;
 
 /// The extensions our handshake announces: the fast extension (BEP 6) only, as the engine
@@ -120,6 +128,12 @@ const RESERVED: Reserved = Reserved::NONE.with_fast(true);
 
 /// How long a peer may take to connect and send its handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a request may stay unanswered before it is asked of another peer.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How long a shutdown waits for the trackers' answers to `stopped`.
+const STOP_ANNOUNCE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The settings of a [`Client`].
 #[derive(Debug, Clone)]
@@ -132,8 +146,20 @@ pub struct ClientConfig {
     /// The directory torrents are stored under, each in its own name; resume data is saved
     /// there too.
     pub download_dir: PathBuf,
-    /// How many block requests may be in flight to one peer.
+    /// The most block requests in flight to one peer (default 250).
     pub max_requests_per_peer: usize,
+    /// The most peer connections of the whole client, set up or being set up (default 200).
+    pub max_connections: usize,
+    /// The most peer connections of one torrent (default 50).
+    pub max_connections_per_torrent: usize,
+    /// The client's upload limit (default unlimited).
+    pub upload_limit: Limit,
+    /// The client's download limit (default unlimited).
+    pub download_limit: Limit,
+    /// Announce to the torrents' trackers (default true).
+    pub announce: bool,
+    /// How upload slots are given out.
+    pub choker: ChokerConfig,
 }
 
 impl ClientConfig {
@@ -143,7 +169,13 @@ impl ClientConfig {
             listen: SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
             peer_id: fresh_peer_id(),
             download_dir: download_dir.into(),
-            max_requests_per_peer: 128,
+            max_requests_per_peer: 250,
+            max_connections: 200,
+            max_connections_per_torrent: 50,
+            upload_limit: Limit::Unlimited,
+            download_limit: Limit::Unlimited,
+            announce: true,
+            choker: ChokerConfig::default(),
         }
     }
 }
@@ -173,8 +205,20 @@ fn fresh_peer_id() -> PeerId {
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct AddOptions {
-    /// Peers to connect to right away.
+    /// Peers to connect to right away; they are dialed again after failures until the
+    /// torrent stops.
     pub peers: Vec<SocketAddr>,
+    /// Trackers to announce to besides the torrent's own, a tier each.
+    pub trackers: Vec<String>,
+    /// The directory holding the torrent's file or folder (default: the client's download
+    /// directory). Resume data is saved there too.
+    pub dir: Option<PathBuf>,
+    /// The data is known complete (the torrent was just created from it): no recheck.
+    pub seed_mode: bool,
+    /// This torrent's upload limit (default unlimited; the client's limit applies too).
+    pub upload_limit: Limit,
+    /// This torrent's download limit.
+    pub download_limit: Limit,
 }
 
 /// What can go wrong in the session engine.
@@ -195,6 +239,12 @@ pub enum SessionError {
     /// The resume data could not be saved.
     #[error("resume data: {0}")]
     Resume(#[from] ResumeError),
+    /// The torrent of a path to seed could not be created.
+    #[error("cannot create the torrent: {0}")]
+    Create(#[from] CreateError),
+    /// A path to seed has no parent folder to store it from.
+    #[error("{0} has no parent folder")]
+    NoParent(PathBuf),
     /// The torrent has no pieces, or pieces too long for the peer wire protocol.
     #[error("{pieces} pieces of {piece_length} bytes cannot be shared")]
     Unsupported {
@@ -221,6 +271,9 @@ struct Counters {
     uploaded: AtomicU64,
     verified: AtomicU32,
     peers: AtomicUsize,
+    left: AtomicU64,
+    download_rate: AtomicU64,
+    upload_rate: AtomicU64,
 }
 
 /// A snapshot of a torrent's progress.
@@ -235,8 +288,97 @@ pub struct TorrentStats {
     pub verified_pieces: u32,
     /// The torrent's piece count.
     pub total_pieces: u32,
+    /// Bytes of wanted pieces not verified yet.
+    pub left: u64,
     /// Peers connected now.
     pub peers: usize,
+    /// Bytes received per second, over the last seconds.
+    pub download_rate: u64,
+    /// Bytes sent per second, over the last seconds.
+    pub upload_rate: u64,
+}
+
+/// Something that happened to a torrent; see [`Torrent::events`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TorrentEvent {
+    /// A peer connection is up (handshakes exchanged).
+    PeerConnected {
+        /// Its address.
+        addr: SocketAddr,
+        /// Its peer id.
+        peer_id: PeerId,
+        /// Whether we dialed it.
+        outbound: bool,
+    },
+    /// A peer connection ended.
+    PeerDisconnected {
+        /// Its address.
+        addr: SocketAddr,
+        /// Why, in words.
+        reason: String,
+    },
+    /// A peer was banned: it is disconnected and never accepted again.
+    PeerBanned {
+        /// Its address.
+        addr: SocketAddr,
+        /// Its peer id.
+        peer_id: PeerId,
+        /// Why, in words.
+        reason: String,
+    },
+    /// A piece passed its hash check and is on disk.
+    PieceVerified(u32),
+    /// A complete piece failed its hash check; it is downloaded again.
+    PieceFailed(u32),
+    /// Every piece is verified.
+    Completed,
+    /// The torrent's files could not be written.
+    StorageError(String),
+    /// The torrent stopped (the client shut down).
+    Stopped,
+}
+
+/// One tracker of a torrent; see [`Torrent::trackers`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TrackerInfo {
+    /// The announce URL.
+    pub url: String,
+    /// Its BEP 12 tier, 0 first.
+    pub tier: usize,
+    /// Peers in its last answer, when the last announce succeeded.
+    pub peers: Option<usize>,
+    /// Seeders, if its last answer said.
+    pub seeders: Option<u32>,
+    /// Leechers, if its last answer said.
+    pub leechers: Option<u32>,
+    /// Why the last announce failed: a timeout, garbage, or the tracker's `failure reason`.
+    pub error: Option<String>,
+    /// The `warning message` of its last answer.
+    pub warning: Option<String>,
+    /// Failed announces since its last success.
+    pub failures: u32,
+}
+
+impl From<announce::TrackerStatus> for TrackerInfo {
+    fn from(status: announce::TrackerStatus) -> Self {
+        let (peers, seeders, leechers, error) = match status.last {
+            Some(Ok(answer)) => (Some(answer.peers), answer.seeders, answer.leechers, None),
+            Some(Err(e)) => (None, None, None, Some(e.to_string())),
+            None => (None, None, None, None),
+        };
+        Self {
+            url: status.url,
+            tier: status.tier,
+            peers,
+            seeders,
+            leechers,
+            error,
+            warning: status.warning,
+            failures: status.failures,
+        }
+    }
 }
 
 /// The client: a listener and the torrents it serves.
@@ -247,11 +389,21 @@ pub struct Client {
     listener: JoinHandle<()>,
 }
 
+/// What the client's tasks share.
 #[derive(Debug)]
 struct Shared {
     peer_id: PeerId,
     download_dir: PathBuf,
+    port: u16,
     max_requests_per_peer: usize,
+    max_connections: usize,
+    max_connections_per_torrent: usize,
+    /// Connections up or being set up, in and out.
+    connections: AtomicUsize,
+    announce: bool,
+    choker: ChokerConfig,
+    limits: peer::Limits,
+    trackers: Arc<Trackers>,
     /// Torrents by wire info-hash. Touched when a torrent is added or a peer connects only.
     torrents: Mutex<HashMap<InfoHashV1, mpsc::Sender<Command>>>,
 }
@@ -263,6 +415,26 @@ impl Shared {
             .unwrap_or_else(PoisonError::into_inner)
             .get(info_hash)
             .cloned()
+    }
+
+    fn limits(&self) -> MutexGuard<'_, RateLimits<InfoHashV1>> {
+        self.limits.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Takes a connection slot if the client has one free.
+    fn reserve_connection(&self) -> bool {
+        self.connections
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max_connections).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    /// Gives a connection slot back.
+    fn release_connection(&self) {
+        let _ = self
+            .connections
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
     }
 }
 
@@ -282,10 +454,23 @@ impl Client {
                 addr: config.listen,
                 source,
             })?;
+        let now = Instant::now();
         let shared = Arc::new(Shared {
             peer_id: config.peer_id,
             download_dir: config.download_dir,
+            port: local_addr.port(),
             max_requests_per_peer: config.max_requests_per_peer.max(1),
+            max_connections: config.max_connections.max(1),
+            max_connections_per_torrent: config.max_connections_per_torrent.max(1),
+            connections: AtomicUsize::new(0),
+            announce: config.announce,
+            choker: config.choker,
+            limits: Arc::new(Mutex::new(RateLimits::new(
+                config.upload_limit,
+                config.download_limit,
+                now,
+            ))),
+            trackers: Arc::new(Trackers::new()),
             torrents: Mutex::new(HashMap::new()),
         });
         let listener = tokio::spawn(accept_loop(listener, Arc::clone(&shared)));
@@ -306,9 +491,17 @@ impl Client {
         self.shared.peer_id
     }
 
-    /// Adds a torrent stored under the download directory: its verified pieces come from
-    /// the saved resume data if it still matches the files, from a recheck otherwise. A
-    /// torrent whose data is complete seeds.
+    /// Sets the client's upload and download limits.
+    pub fn set_limits(&self, upload: Limit, download: Limit) {
+        let now = Instant::now();
+        let mut limits = self.shared.limits();
+        limits.upload.set_global_limit(upload, now);
+        limits.download.set_global_limit(download, now);
+    }
+
+    /// Adds a torrent: its verified pieces come from the saved resume data if it still
+    /// matches the files, from a recheck otherwise (or, with [`AddOptions::seed_mode`],
+    /// every piece is taken as verified). A torrent whose data is complete seeds.
     pub async fn add(
         &self,
         torrent: Metainfo,
@@ -319,37 +512,104 @@ impl Client {
             return Err(SessionError::Duplicate(info_hash));
         }
         let layout = Layout::from_metainfo(&torrent);
-        let dir = self.shared.download_dir.clone();
+        let dir = options
+            .dir
+            .clone()
+            .unwrap_or_else(|| self.shared.download_dir.clone());
         let resume = resume_path(&dir, &info_hash);
-        let storage = tokio::task::spawn_blocking(move || open_storage(layout, &dir, &resume))
-            .await
-            .map_err(|e| SessionError::Task(e.to_string()))??;
-        let (handle, tx) = torrent::start(torrent::Setup {
-            storage: Arc::new(storage),
-            info_hash,
-            peer_id: self.shared.peer_id,
-            resume_path: resume_path(&self.shared.download_dir, &info_hash),
-            max_requests_per_peer: self.shared.max_requests_per_peer,
-        })?;
+        let seed_mode = options.seed_mode;
+        let storage = {
+            let resume = resume.clone();
+            tokio::task::spawn_blocking(move || open_storage(layout, &dir, &resume, seed_mode))
+                .await
+                .map_err(|e| SessionError::Task(e.to_string()))??
+        };
+        let storage = Arc::new(storage);
         {
+            let now = Instant::now();
+            let mut limits = self.shared.limits();
+            limits
+                .upload
+                .set_torrent_limit(info_hash, options.upload_limit, now);
+            limits
+                .download
+                .set_torrent_limit(info_hash, options.download_limit, now);
+        }
+        let mut tiers = torrent.trackers().to_vec();
+        tiers.extend(options.trackers.iter().map(|url| vec![url.clone()]));
+        let counters = Arc::new(Counters::default());
+        let (events, _) = broadcast::channel(1024);
+        let (handle, tx) = torrent::start(torrent::Setup {
+            shared: Arc::clone(&self.shared),
+            storage,
+            info_hash,
+            resume_path: resume,
+            metainfo: Arc::new(torrent),
+            counters: Arc::clone(&counters),
+            events,
+        })?;
+        if self.shared.announce && !tiers.is_empty() {
+            let announcer = start_announcer(&self.shared, tiers, info_hash, &counters, &tx);
+            let _ = tx.send(Command::Announcer(announcer)).await;
+        }
+        let inserted = {
             let mut torrents = self
                 .shared
                 .torrents
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            if torrents.contains_key(&info_hash) {
-                return Err(SessionError::Duplicate(info_hash));
+            let free = !torrents.contains_key(&info_hash);
+            if free {
+                torrents.insert(info_hash, tx.clone());
             }
-            torrents.insert(info_hash, tx);
+            free
+        };
+        if !inserted {
+            // Added meanwhile by another call: this copy stops.
+            let (reply, _) = oneshot::channel();
+            let _ = tx.send(Command::Shutdown(reply)).await;
+            return Err(SessionError::Duplicate(info_hash));
         }
-        for peer in options.peers {
-            handle.add_peer(peer).await?;
+        if !options.peers.is_empty() {
+            handle.add_peers(options.peers, true).await?;
         }
         Ok(handle)
     }
 
-    /// Stops every torrent: closes the connections, flushes the files and saves resume
-    /// data. The first error is returned after every torrent has stopped.
+    /// Creates the torrent of a file or folder (hybrid v1 + v2, libtorrent's automatic
+    /// piece length) and seeds it from where it is. The torrent is in
+    /// [`Torrent::metainfo`]; for other choices (trackers, v1 only...), build it with
+    /// [`TorrentBuilder`] and use [`Client::seed_with`].
+    pub async fn seed(&self, path: impl Into<PathBuf>) -> Result<Torrent, SessionError> {
+        self.seed_with(TorrentBuilder::new(path.into()), AddOptions::default())
+            .await
+    }
+
+    /// Creates a torrent with `builder` (which names the file or folder) and seeds it from
+    /// the folder that holds that file or folder, without hashing it again.
+    pub async fn seed_with(
+        &self,
+        builder: TorrentBuilder,
+        mut options: AddOptions,
+    ) -> Result<Torrent, SessionError> {
+        let path = builder.path().map(Path::to_path_buf);
+        let meta = tokio::task::spawn_blocking(move || builder.build())
+            .await
+            .map_err(|e| SessionError::Task(e.to_string()))??;
+        if let Some(path) = path {
+            let path = std::fs::canonicalize(&path).unwrap_or(path);
+            let parent = path
+                .parent()
+                .ok_or_else(|| SessionError::NoParent(path.clone()))?;
+            options.dir = Some(parent.to_path_buf());
+        }
+        options.seed_mode = true;
+        self.add(meta, options).await
+    }
+
+    /// Stops every torrent: announces `stopped` to the trackers (waiting at most 5 s),
+    /// closes the connections, flushes the files and saves resume data. The first error
+    /// is returned after every torrent has stopped.
     pub async fn shutdown(self) -> Result<(), SessionError> {
         self.listener.abort();
         let torrents: Vec<_> = self
@@ -359,18 +619,76 @@ impl Client {
             .unwrap_or_else(PoisonError::into_inner)
             .drain()
             .collect();
-        let mut result = Ok(());
-        for (_, tx) in torrents {
+        let stops = torrents.into_iter().map(|(_, tx)| async move {
             let (reply, done) = oneshot::channel();
-            if tx.send(Command::Shutdown(reply)).await.is_ok()
-                && let Ok(Err(e)) = done.await
-                && result.is_ok()
-            {
-                result = Err(e);
+            if tx.send(Command::Shutdown(reply)).await.is_err() {
+                return Ok(());
+            }
+            done.await.unwrap_or(Ok(()))
+        });
+        let mut result = Ok(());
+        for r in join_all(stops).await {
+            if result.is_ok() {
+                result = r;
             }
         }
         result
     }
+}
+
+/// Runs futures concurrently and collects their outputs in order.
+async fn join_all<F>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futures.into_iter().map(tokio::spawn).collect();
+    let mut out = Vec::with_capacity(handles.len());
+    for handle in handles {
+        if let Ok(output) = handle.await {
+            out.push(output);
+        }
+    }
+    out
+}
+
+/// Starts a torrent's announcer: peers it learns go to the torrent.
+fn start_announcer(
+    shared: &Arc<Shared>,
+    tiers: Vec<Vec<String>>,
+    info_hash: InfoHashV1,
+    counters: &Arc<Counters>,
+    torrent: &mpsc::Sender<Command>,
+) -> Announcer {
+    let progress = {
+        let counters = Arc::clone(counters);
+        move || Progress {
+            uploaded: counters.uploaded.load(Ordering::Relaxed),
+            downloaded: counters.downloaded.load(Ordering::Relaxed),
+            left: counters.left.load(Ordering::Relaxed),
+        }
+    };
+    let on_peers = {
+        let torrent = torrent.downgrade();
+        move |peers: Vec<SocketAddr>| {
+            if let Some(torrent) = torrent.upgrade() {
+                // A full queue drops this answer's peers; the next answer brings them again.
+                let _ = torrent.try_send(Command::AddPeers {
+                    peers,
+                    sticky: false,
+                });
+            }
+        }
+    };
+    Announcer::start(AnnounceSetup {
+        trackers: Arc::clone(&shared.trackers),
+        tiers,
+        info_hash,
+        peer_id: shared.peer_id,
+        port: shared.port,
+        progress: Box::new(progress),
+        on_peers: Box::new(on_peers),
+    })
 }
 
 /// Where a torrent's resume data is saved.
@@ -379,9 +697,20 @@ fn resume_path(dir: &Path, info_hash: &InfoHashV1) -> PathBuf {
 }
 
 /// Opens a torrent's files and finds its verified pieces (blocking).
-fn open_storage(layout: Layout, dir: &Path, resume: &Path) -> Result<FileStorage, SessionError> {
-    use webtorrent_storage::{ResumeData, Storage};
+fn open_storage(
+    layout: Layout,
+    dir: &Path,
+    resume: &Path,
+    seed_mode: bool,
+) -> Result<FileStorage, SessionError> {
+    use webtorrent_storage::{Bitfield, ResumeData, Storage};
     let store = FileStorage::new(layout, dir)?;
+    if seed_mode {
+        store.replace_verified(Bitfield::full(store.layout().piece_count()))?;
+        // Saved at once, so that the next start trusts the files without a recheck.
+        ResumeData::capture(&store)?.save(resume)?;
+        return Ok(store);
+    }
     // Resume data that cannot be read or no longer matches is ignored: the recheck below
     // finds the truth on disk.
     let trusted = ResumeData::load(resume)
@@ -412,19 +741,43 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         };
+        if !shared.reserve_connection() {
+            tracing::debug!(%addr, "inbound peer refused: the client has its fill of peers");
+            continue;
+        }
         let shared = Arc::clone(&shared);
         tokio::spawn(async move {
-            let _ = tokio::time::timeout(HANDSHAKE_TIMEOUT, inbound(stream, addr, &shared)).await;
+            let handed =
+                tokio::time::timeout(HANDSHAKE_TIMEOUT, inbound(stream, addr, &shared)).await;
+            if !matches!(handed, Ok(Ok(()))) {
+                let why = match handed {
+                    Ok(Err(why)) => why,
+                    _ => "no handshake in time",
+                };
+                tracing::debug!(%addr, "inbound peer dropped: {why}");
+                shared.release_connection();
+            }
         });
     }
 }
 
 /// Reads an inbound peer's handshake, answers it, and passes the peer to its torrent.
-async fn inbound(mut stream: TcpStream, addr: SocketAddr, shared: &Shared) -> Option<()> {
-    let theirs = read_handshake(&mut stream).await?;
-    let tx = shared.torrent(&theirs.info_hash)?;
+async fn inbound(
+    mut stream: TcpStream,
+    addr: SocketAddr,
+    shared: &Shared,
+) -> Result<(), &'static str> {
+    let theirs = read_handshake(&mut stream)
+        .await
+        .ok_or("not a BitTorrent handshake")?;
+    let tx = shared
+        .torrent(&theirs.info_hash)
+        .ok_or("a handshake for a torrent we do not have")?;
     let ours = Handshake::new(RESERVED, theirs.info_hash, shared.peer_id);
-    stream.write_all(&ours.to_bytes()).await.ok()?;
+    stream
+        .write_all(&ours.to_bytes())
+        .await
+        .map_err(|_| "connection lost")?;
     tx.send(Command::Connected {
         stream,
         addr,
@@ -432,7 +785,7 @@ async fn inbound(mut stream: TcpStream, addr: SocketAddr, shared: &Shared) -> Op
         outbound: false,
     })
     .await
-    .ok()
+    .map_err(|_| "the torrent stopped")
 }
 
 /// Reads the peer's 68-byte handshake; `None` if the connection fails or it is malformed.
@@ -452,6 +805,8 @@ pub struct Torrent {
     tx: mpsc::Sender<Command>,
     counters: Arc<Counters>,
     done: watch::Receiver<bool>,
+    events: broadcast::Sender<TorrentEvent>,
+    metainfo: Arc<Metainfo>,
     info_hash: InfoHashV1,
     total_pieces: u32,
 }
@@ -462,12 +817,46 @@ impl Torrent {
         self.info_hash
     }
 
-    /// Connects to a peer (once: known peers are skipped).
+    /// The torrent's metainfo.
+    pub fn metainfo(&self) -> &Metainfo {
+        &self.metainfo
+    }
+
+    /// Connects to a peer, and again after failures until the torrent stops.
     pub async fn add_peer(&self, addr: SocketAddr) -> Result<(), SessionError> {
+        self.add_peers(vec![addr], true).await
+    }
+
+    async fn add_peers(&self, peers: Vec<SocketAddr>, sticky: bool) -> Result<(), SessionError> {
         self.tx
-            .send(Command::AddPeer(addr))
+            .send(Command::AddPeers { peers, sticky })
             .await
             .map_err(|_| SessionError::Stopped)
+    }
+
+    /// Sets this torrent's upload and download limits (the client's apply too).
+    pub async fn set_limits(&self, upload: Limit, download: Limit) -> Result<(), SessionError> {
+        self.tx
+            .send(Command::SetLimits { upload, download })
+            .await
+            .map_err(|_| SessionError::Stopped)
+    }
+
+    /// The torrent's trackers and how their last announces went.
+    pub async fn trackers(&self) -> Result<Vec<TrackerInfo>, SessionError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Command::Trackers(reply))
+            .await
+            .map_err(|_| SessionError::Stopped)?;
+        let status = answer.await.map_err(|_| SessionError::Stopped)?;
+        Ok(status.into_iter().map(TrackerInfo::from).collect())
+    }
+
+    /// What happens to the torrent from now on. A receiver that falls more than 1024
+    /// events behind misses the oldest (see [`broadcast::Receiver::recv`]).
+    pub fn events(&self) -> broadcast::Receiver<TorrentEvent> {
+        self.events.subscribe()
     }
 
     /// Whether every piece is verified.
@@ -489,7 +878,10 @@ impl Torrent {
             uploaded: self.counters.uploaded.load(Ordering::Relaxed),
             verified_pieces: self.counters.verified.load(Ordering::Relaxed),
             total_pieces: self.total_pieces,
+            left: self.counters.left.load(Ordering::Relaxed),
             peers: self.counters.peers.load(Ordering::Relaxed),
+            download_rate: self.counters.download_rate.load(Ordering::Relaxed),
+            upload_rate: self.counters.upload_rate.load(Ordering::Relaxed),
         }
     }
 }

@@ -1,7 +1,13 @@
 //! The peer task: one wire connection over a TCP stream.
+//!
+//! A reader task decodes the socket's read half into a bounded channel of messages; the
+//! peer task feeds them to a [`Connection`], reports what matters to the torrent task,
+//! carries out the torrent's orders (interest, requests, choking, `have`), and serves the
+//! peer's requests from verified pieces. Both directions pass through the client's rate
+//! limiters.
 
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -9,14 +15,27 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
 use webtorrent_storage::{Bitfield, FileStorage, Storage};
-use webtorrent_types::BlockRef;
-use webtorrent_wire::{Config, Connection, Decoder, Event, Geometry, Handshake, Message};
+use webtorrent_types::{BlockRef, InfoHashV1};
+use webtorrent_wire::{
+    Config, Connection, DecodeError, Decoder, Event, Geometry, Handshake, Message, UsageError,
+};
 
-use super::Counters;
 use super::torrent::{Command, PeerKey};
+use super::{Counters, REQUEST_TIMEOUT};
+use crate::ratelimit::{Grant, RateLimits};
 
 /// How many decoded messages the reader may buffer ahead of the peer task.
-const READ_QUEUE: usize = 64;
+const READ_QUEUE: usize = 256;
+
+/// How many messages the peer task handles before it hands their blocks to the torrent
+/// and flushes the socket.
+const BATCH: usize = 64;
+
+/// The most blocks read from disk in one go to answer queued requests (1 MiB).
+const SERVE_BATCH: usize = 64;
+
+/// The client's rate limiters, keyed by torrent.
+pub(super) type Limits = Arc<Mutex<RateLimits<InfoHashV1>>>;
 
 /// What a peer task tells its torrent.
 #[derive(Debug)]
@@ -29,16 +48,22 @@ pub(super) enum PeerEvent {
     Unchoked,
     /// The peer choked us.
     Choked,
+    /// The peer is (or no longer is) interested in our pieces.
+    Interested(bool),
+    /// BEP 6: we may request this piece while choked.
+    AllowedFast(u32),
+    /// BEP 6: the peer suggests this piece.
+    Suggest(u32),
     /// Assigned blocks that will not come from this peer.
     Returned {
         blocks: Vec<BlockRef>,
-        /// Whether the peer may be asked again (a timeout), or not now (choke, reject).
-        retry_here: bool,
+        /// Why: a timeout (the peer may be slow, not gone) or a choke or reject.
+        timed_out: bool,
     },
-    /// A block arrived.
-    Block { block: BlockRef, data: Vec<u8> },
-    /// The connection is closed.
-    Closed,
+    /// Blocks arrived, in order.
+    Blocks(Vec<(BlockRef, Vec<u8>)>),
+    /// The connection is closed, and why.
+    Closed(Ended),
 }
 
 /// What a torrent tells a peer task.
@@ -48,6 +73,10 @@ pub(super) enum ToPeer {
     Interested(bool),
     /// Request these blocks.
     Request(Vec<BlockRef>),
+    /// Withdraw a request (another peer sent the block first).
+    Cancel(BlockRef),
+    /// Stop (`true`) or start serving the peer.
+    Choke(bool),
     /// We verified a piece.
     Have(u32),
     /// Close the connection.
@@ -57,75 +86,142 @@ pub(super) enum ToPeer {
 /// Everything a peer task needs.
 pub(super) struct Context {
     pub(super) key: PeerKey,
-    pub(super) stream: Option<TcpStream>,
     pub(super) handshake: Handshake,
-    pub(super) now: Instant,
     pub(super) geometry: Geometry,
     pub(super) ours: Bitfield,
     pub(super) storage: Arc<FileStorage>,
     pub(super) counters: Arc<Counters>,
+    /// Bytes of blocks sent to this peer, read by the choker.
+    pub(super) uploaded: Arc<AtomicU64>,
+    pub(super) limits: Limits,
+    pub(super) info_hash: InfoHashV1,
     pub(super) torrent: mpsc::Sender<Command>,
     pub(super) commands: mpsc::UnboundedReceiver<ToPeer>,
 }
 
-/// Runs a connection until either side closes it, then tells the torrent.
-pub(super) async fn run(mut cx: Context) {
-    let stream = cx.stream.take();
-    let torrent = cx.torrent.clone();
-    let key = cx.key;
-    if let Some(stream) = stream {
-        let (read, mut write) = stream.into_split();
-        let (frames_tx, frames) = mpsc::channel(READ_QUEUE);
-        let decoder = Decoder::for_pieces(cx.geometry.pieces());
-        let reader = tokio::spawn(read_loop(read, decoder, frames_tx));
-        let _ = drive(cx, frames, &mut write).await;
-        reader.abort();
-        let _ = write.shutdown().await;
-    }
-    let _ = torrent.send(Command::Peer(key, PeerEvent::Closed)).await;
-}
-
-/// Why a connection ends.
-#[derive(Debug)]
-enum Ended {
-    /// The socket failed or closed.
+/// Why a connection ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Ended {
+    /// The socket failed or the peer closed it.
     Io,
-    /// The peer broke the protocol or went idle.
-    Protocol,
+    /// The peer sent bytes that are not the protocol.
+    Decode(DecodeError),
+    /// The peer broke the protocol, or went idle.
+    Protocol(String),
     /// The torrent closed it or stopped.
     Closed,
 }
 
-/// Reads the socket and decodes messages into `frames` until the socket or the
-/// channel closes. A malformed stream ends the connection. The decoder's frame limit
-/// fits the torrent's bitfield, however many pieces it has.
+impl Ended {
+    /// Whether the peer misbehaved (as opposed to leaving or being let go).
+    pub(super) fn is_misbehaviour(&self) -> bool {
+        matches!(self, Self::Decode(_) | Self::Protocol(_))
+    }
+}
+
+impl std::fmt::Display for Ended {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Io => f.write_str("connection closed"),
+            Self::Decode(e) => write!(f, "undecodable stream: {e}"),
+            Self::Protocol(e) => write!(f, "protocol violation: {e}"),
+            Self::Closed => f.write_str("closed by us"),
+        }
+    }
+}
+
+/// Runs a connection until either side closes it, then tells the torrent why.
+pub(super) async fn run(cx: Context, stream: TcpStream) {
+    let torrent = cx.torrent.clone();
+    let key = cx.key;
+    let (read, mut write) = stream.into_split();
+    let (frames_tx, frames) = mpsc::channel(READ_QUEUE);
+    let decoder = Decoder::for_pieces(cx.geometry.pieces());
+    let reader = tokio::spawn(read_loop(
+        read,
+        decoder,
+        frames_tx,
+        Arc::clone(&cx.limits),
+        cx.info_hash,
+    ));
+    let ended = match drive(cx, frames, &mut write).await {
+        Ok(()) => Ended::Closed,
+        Err(e) => e,
+    };
+    reader.abort();
+    let _ = write.shutdown().await;
+    let _ = torrent
+        .send(Command::Peer(key, PeerEvent::Closed(ended)))
+        .await;
+}
+
+/// Reads the socket and decodes messages into `frames` until the socket or the channel
+/// closes. A malformed stream is passed on as an error, then the loop ends. The decoder's
+/// frame limit fits the torrent's bitfield, however many pieces it has. Bytes read spend
+/// from the download limits: a reader over its limit stops reading, and TCP slows the
+/// sender down.
 async fn read_loop(
     mut read: OwnedReadHalf,
     decoder: Decoder,
-    frames: mpsc::Sender<Message<'static>>,
+    frames: mpsc::Sender<Result<Message<'static>, DecodeError>>,
+    limits: Limits,
+    info_hash: InfoHashV1,
 ) {
     let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
     let mut chunk = vec![0u8; 64 * 1024];
     loop {
-        match read.read(&mut chunk).await {
+        let n = match read.read(&mut chunk).await {
             Ok(0) | Err(_) => return,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
+            Ok(n) => n,
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        throttle(&limits, &info_hash, n, Direction::Down).await;
         // `at` only advances by what the decoder consumed, so it stays within `buf`.
         let mut at = 0;
         loop {
             match decoder.decode(&buf[at..]) {
                 Ok(Some((message, used))) => {
                     at += used;
-                    if frames.send(message.into_owned()).await.is_err() {
+                    if frames.send(Ok(message.into_owned())).await.is_err() {
                         return;
                     }
                 }
                 Ok(None) => break,
-                Err(_) => return,
+                Err(e) => {
+                    let _ = frames.send(Err(e)).await;
+                    return;
+                }
             }
         }
         buf.drain(..at);
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Direction {
+    Up,
+    Down,
+}
+
+/// Waits until the limits let `bytes` bytes of this torrent go in `direction`.
+async fn throttle(limits: &Limits, info_hash: &InfoHashV1, bytes: usize, direction: Direction) {
+    let mut left = bytes;
+    while left > 0 {
+        let grant = {
+            let mut limits = limits.lock().unwrap_or_else(PoisonError::into_inner);
+            let limiter = match direction {
+                Direction::Up => &mut limits.upload,
+                Direction::Down => &mut limits.download,
+            };
+            limiter.request(info_hash, left, Instant::now())
+        };
+        match grant {
+            Grant::Now(n) => left -= n.clamp(1, left),
+            Grant::Later { bytes, at } => {
+                tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
+                left -= bytes.clamp(1, left);
+            }
+        }
     }
 }
 
@@ -141,43 +237,63 @@ async fn flush(conn: &mut Connection, write: &mut OwnedWriteHalf) -> Result<(), 
     Ok(())
 }
 
+fn protocol(e: impl std::fmt::Display) -> Ended {
+    Ended::Protocol(e.to_string())
+}
+
 /// The connection's loop: messages in, commands in, timers.
 async fn drive(
     mut cx: Context,
-    mut frames: mpsc::Receiver<Message<'static>>,
+    mut frames: mpsc::Receiver<Result<Message<'static>, DecodeError>>,
     write: &mut OwnedWriteHalf,
 ) -> Result<(), Ended> {
+    let now = Instant::now();
     let mut config = Config::default();
     config.reserved = super::RESERVED;
-    let mut conn = Connection::new(config, cx.geometry, cx.now);
-    conn.handle_handshake(cx.now, &cx.handshake)
-        .map_err(|_| Ended::Protocol)?;
-    conn.send_bitfield(cx.now, &cx.ours)
-        .map_err(|_| Ended::Protocol)?;
+    config.request_timeout = REQUEST_TIMEOUT;
+    let mut conn = Connection::new(config, cx.geometry, now);
+    conn.handle_handshake(now, &cx.handshake)
+        .map_err(protocol)?;
+    conn.send_bitfield(now, &cx.ours).map_err(protocol)?;
     flush(&mut conn, write).await?;
+    let mut blocks = Vec::new();
     loop {
         let deadline = tokio::time::Instant::from_std(conn.poll_timeout());
         tokio::select! {
             message = frames.recv() => {
-                let message = message.ok_or(Ended::Io)?;
-                let now = Instant::now();
-                let event = conn.handle_message(now, message).map_err(|_| Ended::Protocol)?;
-                if let Some(event) = event {
-                    on_event(&mut cx, &mut conn, now, event).await?;
+                let mut next = message;
+                for _ in 0..BATCH {
+                    let message = next.ok_or(Ended::Io)?.map_err(Ended::Decode)?;
+                    let now = Instant::now();
+                    let event = conn.handle_message(now, message).map_err(protocol)?;
+                    if let Some(event) = event {
+                        on_event(&mut cx, &conn, event, &mut blocks).await?;
+                    }
+                    match frames.try_recv() {
+                        Ok(message) => next = Some(message),
+                        Err(mpsc::error::TryRecvError::Empty) => break,
+                        Err(mpsc::error::TryRecvError::Disconnected) => next = None,
+                    }
                 }
+                send_blocks(&cx, &mut blocks).await?;
+                serve(&mut cx, &mut conn, write).await?;
             }
             command = cx.commands.recv() => {
                 let command = command.ok_or(Ended::Closed)?;
                 on_command(&mut cx, &mut conn, Instant::now(), command).await?;
+                while let Ok(command) = cx.commands.try_recv() {
+                    on_command(&mut cx, &mut conn, Instant::now(), command).await?;
+                }
+                serve(&mut cx, &mut conn, write).await?;
             }
             () = tokio::time::sleep_until(deadline) => {
                 let now = Instant::now();
-                let timed_out = conn.handle_timeout(now).map_err(|_| Ended::Protocol)?;
+                let timed_out = conn.handle_timeout(now).map_err(protocol)?;
                 if !timed_out.is_empty() {
                     for block in &timed_out {
                         conn.cancel(now, *block);
                     }
-                    tell(&cx, PeerEvent::Returned { blocks: timed_out, retry_here: true }).await?;
+                    tell(&cx, PeerEvent::Returned { blocks: timed_out, timed_out: true }).await?;
                 }
             }
         }
@@ -192,70 +308,122 @@ async fn tell(cx: &Context, event: PeerEvent) -> Result<(), Ended> {
         .map_err(|_| Ended::Closed)
 }
 
+/// Hands the blocks received so far to the torrent.
+async fn send_blocks(cx: &Context, blocks: &mut Vec<(BlockRef, Vec<u8>)>) -> Result<(), Ended> {
+    if blocks.is_empty() {
+        return Ok(());
+    }
+    tell(cx, PeerEvent::Blocks(std::mem::take(blocks))).await
+}
+
 async fn on_event(
     cx: &mut Context,
-    conn: &mut Connection,
-    now: Instant,
+    conn: &Connection,
     event: Event<'static>,
+    blocks: &mut Vec<(BlockRef, Vec<u8>)>,
 ) -> Result<(), Ended> {
-    match event {
+    let report = match event {
+        Event::Block { block, data } => {
+            blocks.push((block, data.into_owned()));
+            return Ok(());
+        }
+        // Queued in the connection; served after the batch.
+        Event::Request(_) | Event::Cancel(_) => return Ok(()),
         Event::Choked { dropped } => {
+            send_blocks(cx, blocks).await?;
             if !dropped.is_empty() {
                 let returned = PeerEvent::Returned {
                     blocks: dropped,
-                    retry_here: false,
+                    timed_out: false,
                 };
                 tell(cx, returned).await?;
             }
-            tell(cx, PeerEvent::Choked).await
+            PeerEvent::Choked
         }
-        Event::Unchoked => tell(cx, PeerEvent::Unchoked).await,
-        // Every interested peer is served (the choker is not wired in yet).
-        Event::Interested => {
-            conn.unchoke(now);
-            Ok(())
+        Event::Unchoked => PeerEvent::Unchoked,
+        Event::Interested => PeerEvent::Interested(true),
+        Event::NotInterested => PeerEvent::Interested(false),
+        Event::Bitfield => PeerEvent::Pieces(conn.peer_pieces().clone()),
+        Event::Have(piece) => PeerEvent::Have(piece),
+        Event::Rejected(block) => PeerEvent::Returned {
+            blocks: vec![block],
+            timed_out: false,
+        },
+        Event::AllowedFast(piece) => PeerEvent::AllowedFast(piece),
+        Event::Suggest(piece) => PeerEvent::Suggest(piece),
+        _ => return Ok(()),
+    };
+    send_blocks(cx, blocks).await?;
+    tell(cx, report).await
+}
+
+/// Answers the peer's queued requests from verified pieces, batches read on a blocking
+/// thread, within the upload limits.
+async fn serve(
+    cx: &mut Context,
+    conn: &mut Connection,
+    write: &mut OwnedWriteHalf,
+) -> Result<(), Ended> {
+    loop {
+        let queued: Vec<BlockRef> = conn.peer_requests().take(SERVE_BATCH).collect();
+        if queued.is_empty() {
+            return Ok(());
         }
-        Event::Bitfield => tell(cx, PeerEvent::Pieces(conn.peer_pieces().clone())).await,
-        Event::Have(piece) => tell(cx, PeerEvent::Have(piece)).await,
-        Event::Request(block) => serve(cx, conn, block).await,
-        Event::Block { block, data } => {
-            let data = data.into_owned();
-            tell(cx, PeerEvent::Block { block, data }).await
-        }
-        Event::Rejected(block) => {
-            let returned = PeerEvent::Returned {
-                blocks: vec![block],
-                retry_here: false,
-            };
-            tell(cx, returned).await
-        }
-        _ => Ok(()),
+        serve_batch(cx, conn, queued).await?;
+        flush(conn, write).await?;
     }
 }
 
-/// Answers a request from a verified piece, read on a blocking thread.
-async fn serve(cx: &mut Context, conn: &mut Connection, block: BlockRef) -> Result<(), Ended> {
+/// Answers `queued`, requests of the peer.
+async fn serve_batch(
+    cx: &mut Context,
+    conn: &mut Connection,
+    queued: Vec<BlockRef>,
+) -> Result<(), Ended> {
     let now = Instant::now();
-    if conn.am_choking() || !cx.ours.has(block.piece) {
-        return conn.reject(now, block).map_err(|_| Ended::Protocol);
+    let mut wanted = Vec::with_capacity(queued.len());
+    for block in queued {
+        if cx.ours.has(block.piece) {
+            wanted.push(block);
+        } else {
+            // Never claimed: the peer asks for what we do not have.
+            conn.reject(now, block).map_err(protocol)?;
+        }
     }
+    let bytes: usize = wanted.iter().map(|b| b.length as usize).sum();
+    throttle(&cx.limits, &cx.info_hash, bytes, Direction::Up).await;
     let storage = Arc::clone(&cx.storage);
-    let data = tokio::task::spawn_blocking(move || {
-        storage.read_block(block.piece, block.offset, block.length)
+    let read = tokio::task::spawn_blocking(move || {
+        wanted
+            .into_iter()
+            .map(|b| (b, storage.read_block(b.piece, b.offset, b.length)))
+            .collect::<Vec<_>>()
     })
     .await
     .map_err(|_| Ended::Closed)?;
-    match data {
-        Ok(data) => {
-            conn.send_piece(Instant::now(), block, data)
-                .map_err(|_| Ended::Protocol)?;
-            cx.counters
-                .uploaded
-                .fetch_add(u64::from(block.length), Ordering::Relaxed);
-            Ok(())
+    let now = Instant::now();
+    for (block, data) in read {
+        let sent = match data {
+            Ok(data) => conn.send_piece(now, block, data),
+            Err(e) => {
+                tracing::warn!(piece = block.piece, "cannot read a block to upload: {e}");
+                conn.reject(now, block)
+            }
+        };
+        match sent {
+            Ok(()) => {
+                cx.counters
+                    .uploaded
+                    .fetch_add(u64::from(block.length), Ordering::Relaxed);
+                cx.uploaded
+                    .fetch_add(u64::from(block.length), Ordering::Relaxed);
+            }
+            // Cancelled meanwhile.
+            Err(UsageError::NotRequested { .. }) => {}
+            Err(e) => return Err(protocol(e)),
         }
-        Err(_) => conn.reject(now, block).map_err(|_| Ended::Protocol),
     }
+    Ok(())
 }
 
 async fn on_command(
@@ -275,14 +443,21 @@ async fn on_command(
             if !refused.is_empty() {
                 let returned = PeerEvent::Returned {
                     blocks: refused,
-                    retry_here: false,
+                    timed_out: false,
                 };
                 tell(cx, returned).await?;
             }
         }
+        ToPeer::Cancel(block) => {
+            conn.cancel(now, block);
+        }
+        ToPeer::Choke(true) => {
+            conn.choke(now);
+        }
+        ToPeer::Choke(false) => conn.unchoke(now),
         ToPeer::Have(piece) => {
             let _ = cx.ours.set(piece);
-            conn.have(now, piece).map_err(|_| Ended::Protocol)?;
+            conn.have(now, piece).map_err(protocol)?;
         }
         ToPeer::Close => return Err(Ended::Closed),
     }

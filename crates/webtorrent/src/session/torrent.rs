@@ -1,30 +1,66 @@
-//! The torrent task: piece state, peers' piece sets, request assignment, verification.
+//! The torrent task: the picker, the choker, peers' piece sets, connections, writes and
+//! verification of one torrent.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use webtorrent_metainfo::Metainfo;
 use webtorrent_storage::{Bitfield, FileStorage, ResumeData, Storage};
 use webtorrent_types::{BLOCK_SIZE, BlockRef, InfoHashV1, PeerId};
 use webtorrent_wire::{Geometry, Handshake};
 
-use super::peer::{self, PeerEvent, ToPeer};
-use super::{Counters, HANDSHAKE_TIMEOUT, RESERVED, SessionError, Torrent, read_handshake};
+use super::announce::{Announcer, TrackerStatus};
+use super::peer::{self, Ended, Limits, PeerEvent, ToPeer};
+use super::{
+    Counters, HANDSHAKE_TIMEOUT, RESERVED, STOP_ANNOUNCE_TIMEOUT, SessionError, Shared, Torrent,
+    TorrentEvent, read_handshake,
+};
+use crate::choker::{Choker, Decision, SNUB_TIMEOUT, Transport};
+use crate::picker::{self, PiecePicker};
+use crate::ratelimit::RateMeter;
 
 /// A peer connection's key inside its torrent.
 pub(super) type PeerKey = u64;
 
+/// How often rates, pipelines, snubs and dials are reviewed.
+const TICK: Duration = Duration::from_secs(1);
+
+/// The fewest requests kept in flight to a peer that unchoked us (a new peer starts here
+/// and grows with its rate).
+const MIN_PIPELINE: usize = 16;
+
+/// How many seconds of a peer's download rate the requests in flight to it should cover.
+const PIPELINE_SECONDS: u64 = 2;
+
+/// The most outbound connections being set up at once, per torrent.
+const MAX_HALF_OPEN: usize = 16;
+
+/// The most addresses remembered to dial later, per torrent.
+const MAX_CANDIDATES: usize = 2_000;
+
+/// How long to wait before dialing a peer given by the user again after a failure or a
+/// disconnection; doubles up to [`MAX_RETRY`].
+const FIRST_RETRY: Duration = Duration::from_secs(2);
+const MAX_RETRY: Duration = Duration::from_secs(60);
+
+/// The most failed pieces kept for finding the peer that sent bad data.
+const MAX_SUSPECT_PIECES: usize = 32;
+
 /// What the torrent task is told.
 #[derive(Debug)]
 pub(super) enum Command {
-    /// Connect to this peer.
-    AddPeer(SocketAddr),
+    /// Connect to these peers. `sticky`: given by the user, retried until connected.
+    AddPeers {
+        peers: Vec<SocketAddr>,
+        sticky: bool,
+    },
     /// A peer whose handshake is done (ours sent, theirs read and matching).
     Connected {
         stream: TcpStream,
@@ -36,113 +72,190 @@ pub(super) enum Command {
     ConnectFailed(SocketAddr),
     /// News from a peer task.
     Peer(PeerKey, PeerEvent),
-    /// A block write finished.
-    Written { block: BlockRef, ok: bool },
+    /// A batch of block writes finished.
+    Written(Vec<(BlockRef, bool)>),
     /// A piece verification finished.
-    Verified {
-        piece: u32,
-        /// `None`: the piece could not be read.
-        result: Option<bool>,
+    Verified(Verification),
+    /// Set this torrent's rate limits.
+    SetLimits {
+        upload: crate::ratelimit::Limit,
+        download: crate::ratelimit::Limit,
     },
-    /// Stop: close the peers, flush, save resume data.
+    /// The torrent's announcer, started once the torrent runs.
+    Announcer(Announcer),
+    /// Report the trackers' state.
+    Trackers(oneshot::Sender<Vec<TrackerStatus>>),
+    /// Stop: tell the trackers, close the peers, flush, save resume data.
     Shutdown(oneshot::Sender<Result<(), SessionError>>),
+}
+
+/// The outcome of checking a piece.
+#[derive(Debug)]
+pub(super) struct Verification {
+    piece: u32,
+    /// `None`: the piece could not be read.
+    ok: Option<bool>,
+    /// SHA-1 of each block as read, when the piece is a suspect's (failed before, or
+    /// failing now with several senders).
+    block_digests: Option<Vec<[u8; 20]>>,
 }
 
 /// What a torrent starts with.
 pub(super) struct Setup {
+    pub(super) shared: Arc<Shared>,
     pub(super) storage: Arc<FileStorage>,
     pub(super) info_hash: InfoHashV1,
-    pub(super) peer_id: PeerId,
     pub(super) resume_path: PathBuf,
-    pub(super) max_requests_per_peer: usize,
+    pub(super) metainfo: Arc<Metainfo>,
+    pub(super) counters: Arc<Counters>,
+    pub(super) events: broadcast::Sender<TorrentEvent>,
 }
 
-/// The state of one block of a piece being downloaded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Slot {
-    Free,
-    Requested(PeerKey),
-    Writing,
-    Written,
-}
-
-/// A piece being downloaded.
-#[derive(Debug)]
-struct Active {
-    blocks: Vec<Slot>,
-    written: usize,
-    verifying: bool,
-    /// Who sent its blocks, to ban if it fails verification.
-    sources: HashSet<(PeerId, SocketAddr)>,
-}
+/// A peer known by its id and address: what bans are made of.
+type Identity = (PeerId, SocketAddr);
 
 /// A connected peer as the torrent sees it.
 #[derive(Debug)]
 struct PeerSlot {
+    /// Orders to the peer task. Unbounded but small: requests are bounded by the pipeline,
+    /// `have`s by the piece count, the rest by state changes.
     tx: mpsc::UnboundedSender<ToPeer>,
     addr: SocketAddr,
     id: PeerId,
+    outbound: bool,
+    /// The peer's pieces.
     pieces: Bitfield,
+    /// Pieces the peer has that we lack (and want).
+    wanted: u32,
+    am_interested: bool,
     unchoked_us: bool,
-    interested: bool,
+    allowed_fast: Vec<u32>,
     in_flight: usize,
+    /// Requests to keep in flight, sized to the peer's rate.
+    pipeline: usize,
+    down: RateMeter,
+    up: RateMeter,
+    uploaded: Arc<AtomicU64>,
+    uploaded_seen: u64,
+    /// When the peer last sent a block, or we last asked for one while none were in
+    /// flight: the start of the wait that snubbing measures.
+    last_block: Instant,
+    snubbed: bool,
+}
+
+/// A piece that failed its check after several peers sent its blocks: the digests of the
+/// blocks as they were, and who sent each, to compare once the piece passes.
+#[derive(Debug)]
+struct Suspect {
+    digests: Vec<[u8; 20]>,
+    senders: Vec<Option<Identity>>,
 }
 
 struct Task {
+    shared: Arc<Shared>,
     storage: Arc<FileStorage>,
     geometry: Geometry,
     info_hash: InfoHashV1,
-    peer_id: PeerId,
     resume_path: PathBuf,
-    max_requests: usize,
+    picker: PiecePicker,
     have: Bitfield,
-    active: BTreeMap<u32, Active>,
+    choker: Choker<PeerKey>,
     peers: HashMap<PeerKey, PeerSlot>,
     next_key: PeerKey,
-    /// Outbound addresses connecting or connected.
-    dialed: HashSet<SocketAddr>,
+    /// Addresses to dial, and every address known (queued, dialing or connected).
+    candidates: VecDeque<SocketAddr>,
+    known: HashSet<SocketAddr>,
+    dialing: HashSet<SocketAddr>,
+    /// Peers the user gave: redialed after failures, with the next attempt's time and delay.
+    sticky: HashMap<SocketAddr, (Instant, Duration)>,
     banned_ids: HashSet<PeerId>,
     banned_addrs: HashSet<SocketAddr>,
+    /// Who sent each block of pieces under way (index: block of the piece).
+    senders: HashMap<u32, Vec<Option<Identity>>>,
+    /// Writes under way per piece; a complete piece is checked once they are done.
+    writing: HashMap<u32, usize>,
+    /// Complete pieces waiting for their writes.
+    complete: HashSet<u32>,
+    /// Pieces whose writes failed: their check failing is not the peers' fault.
+    write_failed: HashSet<u32>,
+    suspects: HashMap<u32, Suspect>,
+    announcer: Option<Announcer>,
+    down: RateMeter,
+    up: RateMeter,
     counters: Arc<Counters>,
+    events: broadcast::Sender<TorrentEvent>,
     done: watch::Sender<bool>,
     this: mpsc::WeakSender<Command>,
 }
 
 /// Starts a torrent's task; returns its handle and the sender the listener routes to.
 pub(super) fn start(setup: Setup) -> Result<(Torrent, mpsc::Sender<Command>), SessionError> {
-    let (tx, rx) = mpsc::channel(256);
+    let (tx, rx) = mpsc::channel(1024);
     let layout = setup.storage.layout();
     let pieces = layout.piece_count();
     // The bytes the pieces cover, pad files included.
     let piece_length = layout.info().piece_length();
     let last = layout.piece_size(pieces.saturating_sub(1)).unwrap_or(0);
     let covered = u64::from(pieces.saturating_sub(1)) * piece_length + last;
-    let geometry = u32::try_from(piece_length)
-        .ok()
-        .and_then(|length| Geometry::new(covered, length))
-        .ok_or(SessionError::Unsupported {
+    let unsupported = SessionError::Unsupported {
+        pieces,
+        piece_length,
+    };
+    let length = u32::try_from(piece_length).map_err(|_| unsupported)?;
+    let geometry = Geometry::new(covered, length).ok_or(SessionError::Unsupported {
+        pieces,
+        piece_length,
+    })?;
+    let mut picker = PiecePicker::uniform(length, covered)
+        .map_err(|_| SessionError::Unsupported {
             pieces,
             piece_length,
-        })?;
+        })?
+        .with_seed(
+            u64::from_le_bytes(setup.info_hash.0[..8].try_into().unwrap_or([0; 8]))
+                ^ u64::from_le_bytes(setup.shared.peer_id.0[12..].try_into().unwrap_or([0; 8])),
+        );
     let have = setup.storage.verified();
-    let counters = Arc::new(Counters::default());
+    for piece in have.iter() {
+        // In range: the bitfield has the torrent's piece count.
+        let _ = picker.piece_verified(piece);
+    }
+    let counters = setup.counters;
     counters.verified.store(have.count(), Ordering::Relaxed);
+    counters
+        .left
+        .store(picker.remaining_bytes(), Ordering::Relaxed);
+    let now = Instant::now();
+    let mut choker = Choker::new(setup.shared.choker.clone(), now);
+    choker.set_seeding(have.is_full(), now);
     let (done_tx, done_rx) = watch::channel(have.is_full());
     let task = Task {
+        shared: setup.shared,
         storage: setup.storage,
         geometry,
         info_hash: setup.info_hash,
-        peer_id: setup.peer_id,
         resume_path: setup.resume_path,
-        max_requests: setup.max_requests_per_peer,
+        picker,
         have,
-        active: BTreeMap::new(),
+        choker,
         peers: HashMap::new(),
         next_key: 0,
-        dialed: HashSet::new(),
+        candidates: VecDeque::new(),
+        known: HashSet::new(),
+        dialing: HashSet::new(),
+        sticky: HashMap::new(),
         banned_ids: HashSet::new(),
         banned_addrs: HashSet::new(),
+        senders: HashMap::new(),
+        writing: HashMap::new(),
+        complete: HashSet::new(),
+        write_failed: HashSet::new(),
+        suspects: HashMap::new(),
+        announcer: None,
+        down: RateMeter::new(now),
+        up: RateMeter::new(now),
         counters: Arc::clone(&counters),
+        events: setup.events.clone(),
         done: done_tx,
         this: tx.downgrade(),
     };
@@ -151,6 +264,8 @@ pub(super) fn start(setup: Setup) -> Result<(Torrent, mpsc::Sender<Command>), Se
         tx: tx.clone(),
         counters,
         done: done_rx,
+        events: setup.events,
+        metainfo: setup.metainfo,
         info_hash: setup.info_hash,
         total_pieces: pieces,
     };
@@ -159,9 +274,33 @@ pub(super) fn start(setup: Setup) -> Result<(Torrent, mpsc::Sender<Command>), Se
 
 impl Task {
     async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
-        while let Some(command) = rx.recv().await {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let rechoke = tokio::time::Instant::from_std(self.choker.poll_timeout());
+            let command = tokio::select! {
+                command = rx.recv() => command,
+                _ = tick.tick() => {
+                    self.tick(Instant::now());
+                    continue;
+                }
+                () = tokio::time::sleep_until(rechoke) => {
+                    self.rechoke(Instant::now());
+                    continue;
+                }
+            };
+            let Some(command) = command else { return };
             match command {
-                Command::AddPeer(addr) => self.dial(addr),
+                Command::AddPeers { peers, sticky } => {
+                    let now = Instant::now();
+                    for addr in peers {
+                        if sticky {
+                            self.sticky.insert(addr, (now, FIRST_RETRY));
+                        }
+                        self.learn(addr);
+                    }
+                    self.dial_more(now);
+                }
                 Command::Connected {
                     stream,
                     addr,
@@ -169,43 +308,134 @@ impl Task {
                     outbound,
                 } => self.connected(stream, addr, &handshake, outbound),
                 Command::ConnectFailed(addr) => {
-                    self.dialed.remove(&addr);
+                    self.dialing.remove(&addr);
+                    self.forget(addr);
+                    self.dial_more(Instant::now());
                 }
                 Command::Peer(key, event) => self.peer_event(key, event),
-                Command::Written { block, ok } => self.written(block, ok),
-                Command::Verified { piece, result } => self.verified(piece, result),
+                Command::Written(results) => self.written(results),
+                Command::Verified(v) => self.verified(v),
+                Command::SetLimits { upload, download } => {
+                    let now = Instant::now();
+                    let mut limits = self.shared.limits();
+                    limits.upload.set_torrent_limit(self.info_hash, upload, now);
+                    limits
+                        .download
+                        .set_torrent_limit(self.info_hash, download, now);
+                }
+                Command::Announcer(announcer) => self.announcer = Some(announcer),
+                Command::Trackers(reply) => {
+                    let status = self.announcer.as_ref().map(Announcer::status);
+                    let _ = reply.send(status.unwrap_or_default());
+                }
                 Command::Shutdown(reply) => {
-                    for peer in self.peers.values() {
-                        let _ = peer.tx.send(ToPeer::Close);
-                    }
-                    let storage = Arc::clone(&self.storage);
-                    let path = self.resume_path.clone();
-                    let result = tokio::task::spawn_blocking(move || {
-                        storage.flush()?;
-                        ResumeData::capture(&storage)?.save(&path)?;
-                        Ok(())
-                    })
-                    .await
-                    .map_err(|e| SessionError::Task(e.to_string()))
-                    .and_then(|r| r);
-                    let _ = reply.send(result);
+                    let _ = reply.send(self.shutdown().await);
                     return;
                 }
             }
         }
     }
 
-    fn dial(&mut self, addr: SocketAddr) {
-        if self.banned_addrs.contains(&addr)
-            || self.peers.values().any(|p| p.addr == addr)
-            || !self.dialed.insert(addr)
+    async fn shutdown(&mut self) -> Result<(), SessionError> {
+        for peer in self.peers.values() {
+            let _ = peer.tx.send(ToPeer::Close);
+        }
+        let announcer = self.announcer.take();
+        let stopped = async {
+            if let Some(announcer) = announcer {
+                announcer.stop(STOP_ANNOUNCE_TIMEOUT).await;
+            }
+        };
+        let storage = Arc::clone(&self.storage);
+        let path = self.resume_path.clone();
+        let save = async {
+            tokio::task::spawn_blocking(move || {
+                storage.flush()?;
+                ResumeData::capture(&storage)?.save(&path)?;
+                Ok(())
+            })
+            .await
+            .map_err(|e| SessionError::Task(e.to_string()))
+            .and_then(|r| r)
+        };
+        let ((), result) = tokio::join!(stopped, save);
         {
+            let mut limits = self.shared.limits();
+            limits.upload.remove_torrent(&self.info_hash);
+            limits.download.remove_torrent(&self.info_hash);
+        }
+        let _ = self.events.send(TorrentEvent::Stopped);
+        result
+    }
+
+    fn emit(&self, event: TorrentEvent) {
+        // Nobody listening is fine.
+        let _ = self.events.send(event);
+    }
+
+    // ----- connections -----
+
+    /// Remembers an address to dial.
+    fn learn(&mut self, addr: SocketAddr) {
+        if self.banned_addrs.contains(&addr) || addr.port() == 0 || addr.ip().is_unspecified() {
             return;
         }
+        if self.known.len() >= MAX_CANDIDATES && !self.sticky.contains_key(&addr) {
+            return;
+        }
+        if self.known.insert(addr) {
+            self.candidates.push_back(addr);
+        }
+    }
+
+    /// Forgets an address that failed or left; trackers may hand it out again later, and
+    /// peers the user gave are retried with a growing delay.
+    fn forget(&mut self, addr: SocketAddr) {
+        self.known.remove(&addr);
+        if let Some((at, delay)) = self.sticky.get_mut(&addr) {
+            *at = Instant::now() + *delay;
+            *delay = (*delay * 2).min(MAX_RETRY);
+        }
+    }
+
+    /// Dials queued addresses while the torrent and the client have room.
+    fn dial_more(&mut self, now: Instant) {
+        let retry: Vec<SocketAddr> = self
+            .sticky
+            .iter()
+            .filter(|(addr, (at, _))| *at <= now && !self.known.contains(addr))
+            .map(|(addr, _)| *addr)
+            .collect();
+        for addr in retry {
+            self.learn(addr);
+        }
+        while self.dialing.len() < MAX_HALF_OPEN
+            && self.peers.len() + self.dialing.len() < self.shared.max_connections_per_torrent
+        {
+            let Some(addr) = self.candidates.pop_front() else {
+                break;
+            };
+            if self.peers.values().any(|p| p.addr == addr) || self.dialing.contains(&addr) {
+                continue;
+            }
+            if !self.shared.reserve_connection() {
+                // The client is full: try again later.
+                self.candidates.push_front(addr);
+                break;
+            }
+            self.dial(addr);
+        }
+    }
+
+    /// Connects to `addr` (a connection slot is reserved).
+    fn dial(&mut self, addr: SocketAddr) {
         let Some(tx) = self.this.upgrade() else {
+            self.shared.release_connection();
             return;
         };
-        let ours = Handshake::new(RESERVED, self.info_hash, self.peer_id);
+        self.dialing.insert(addr);
+        let ours = Handshake::new(RESERVED, self.info_hash, self.shared.peer_id);
+        let shared = Arc::clone(&self.shared);
         tokio::spawn(async move {
             let connect = async {
                 let mut stream = TcpStream::connect(addr).await.ok()?;
@@ -221,12 +451,19 @@ impl Task {
                     handshake,
                     outbound: true,
                 },
-                _ => Command::ConnectFailed(addr),
+                _ => {
+                    shared.release_connection();
+                    Command::ConnectFailed(addr)
+                }
             };
-            let _ = tx.send(command).await;
+            if let Err(mpsc::error::SendError(Command::Connected { .. })) = tx.send(command).await {
+                // The torrent stopped: the slot of the connection dies with it.
+                shared.release_connection();
+            }
         });
     }
 
+    /// A peer finished its handshake: keep it (its connection slot is reserved) or refuse it.
     fn connected(
         &mut self,
         stream: TcpStream,
@@ -234,296 +471,468 @@ impl Task {
         handshake: &Handshake,
         outbound: bool,
     ) {
+        if outbound {
+            self.dialing.remove(&addr);
+        }
         let id = handshake.peer_id;
-        let refused = id == self.peer_id
-            || self.banned_ids.contains(&id)
-            || self.banned_addrs.contains(&addr)
-            || self.peers.values().any(|p| p.id == id);
-        let Some(torrent) = self.this.upgrade() else {
-            return;
+        let refusal = if id == self.shared.peer_id {
+            Some("it is ourselves")
+        } else if self.banned_ids.contains(&id) || self.banned_addrs.contains(&addr) {
+            Some("it is banned")
+        } else if self.peers.values().any(|p| p.id == id) {
+            Some("it is connected already")
+        } else if self.peers.len() >= self.shared.max_connections_per_torrent {
+            Some("the torrent has its fill of peers")
+        } else {
+            None
         };
-        if refused {
-            if outbound {
-                self.dialed.remove(&addr);
-            }
+        let torrent = self.this.upgrade();
+        if let (None, Some(torrent)) = (refusal, torrent) {
+            self.accept(stream, addr, handshake, outbound, torrent);
             return;
         }
+        tracing::debug!(%addr, "peer refused: {}", refusal.unwrap_or("the torrent stopped"));
+        self.shared.release_connection();
+        if outbound {
+            // Never dial ourselves (or a duplicate) again through this address.
+            self.known.insert(addr);
+            self.sticky.remove(&addr);
+        }
+    }
+
+    fn accept(
+        &mut self,
+        stream: TcpStream,
+        addr: SocketAddr,
+        handshake: &Handshake,
+        outbound: bool,
+        torrent: mpsc::Sender<Command>,
+    ) {
         let _ = stream.set_nodelay(true);
+        let now = Instant::now();
         let key = self.next_key;
         self.next_key += 1;
         let (tx, rx) = mpsc::unbounded_channel();
+        let uploaded = Arc::new(AtomicU64::new(0));
+        self.known.insert(addr);
+        if let Some(retry) = self.sticky.get_mut(&addr) {
+            retry.1 = FIRST_RETRY;
+        }
         self.peers.insert(
             key,
             PeerSlot {
                 tx,
                 addr,
-                id,
+                id: handshake.peer_id,
+                outbound,
                 pieces: Bitfield::new(self.geometry.pieces()),
+                wanted: 0,
+                am_interested: false,
                 unchoked_us: false,
-                interested: false,
+                allowed_fast: Vec::new(),
                 in_flight: 0,
+                pipeline: MIN_PIPELINE.min(self.shared.max_requests_per_peer),
+                down: RateMeter::new(now),
+                up: RateMeter::new(now),
+                uploaded: Arc::clone(&uploaded),
+                uploaded_seen: 0,
+                last_block: now,
+                snubbed: false,
             },
         );
+        self.choker.add_peer(key, Transport::Tcp, now);
+        self.drain_choker();
         self.counters
             .peers
             .store(self.peers.len(), Ordering::Relaxed);
-        tokio::spawn(peer::run(peer::Context {
-            key,
-            stream: Some(stream),
-            handshake: *handshake,
-            now: Instant::now(),
-            geometry: self.geometry,
-            ours: self.have.clone(),
-            storage: Arc::clone(&self.storage),
-            counters: Arc::clone(&self.counters),
-            torrent,
-            commands: rx,
-        }));
+        tracing::debug!(%addr, peer = %handshake.peer_id, outbound, "peer connected");
+        self.emit(TorrentEvent::PeerConnected {
+            addr,
+            peer_id: handshake.peer_id,
+            outbound,
+        });
+        tokio::spawn(peer::run(
+            peer::Context {
+                key,
+                handshake: *handshake,
+                geometry: self.geometry,
+                ours: self.have.clone(),
+                storage: Arc::clone(&self.storage),
+                counters: Arc::clone(&self.counters),
+                uploaded,
+                limits: Limits::clone(&self.shared.limits),
+                info_hash: self.info_hash,
+                torrent,
+                commands: rx,
+            },
+            stream,
+        ));
     }
+
+    fn closed(&mut self, key: PeerKey, ended: &Ended) {
+        let Some(peer) = self.peers.remove(&key) else {
+            return;
+        };
+        self.shared.release_connection();
+        let now = Instant::now();
+        self.picker.peer_disconnected(picker::PeerKey(key));
+        self.choker.remove_peer(&key, now);
+        self.drain_choker();
+        if ended.is_misbehaviour() {
+            tracing::info!(addr = %peer.addr, peer = %peer.id, "peer disconnected: {ended}");
+        } else {
+            tracing::debug!(addr = %peer.addr, "peer disconnected: {ended}");
+        }
+        self.emit(TorrentEvent::PeerDisconnected {
+            addr: peer.addr,
+            reason: ended.to_string(),
+        });
+        self.forget(peer.addr);
+        if peer.outbound {
+            // An address we dialed that misbehaved is not dialed again.
+            if ended.is_misbehaviour() {
+                self.banned_addrs.insert(peer.addr);
+            }
+        }
+        self.counters
+            .peers
+            .store(self.peers.len(), Ordering::Relaxed);
+        self.fill_all();
+        self.dial_more(now);
+        if self.peers.is_empty()
+            && !self.have.is_full()
+            && let Some(announcer) = &self.announcer
+        {
+            announcer.want_peers();
+        }
+    }
+
+    /// Disconnects and bans every peer with this identity.
+    fn ban(&mut self, (id, addr): Identity, reason: &str) {
+        if !self.banned_ids.insert(id) {
+            return;
+        }
+        self.banned_addrs.insert(addr);
+        self.sticky.remove(&addr);
+        tracing::info!(%addr, peer = %id, "peer banned: {reason}");
+        self.emit(TorrentEvent::PeerBanned {
+            addr,
+            peer_id: id,
+            reason: reason.to_owned(),
+        });
+        for peer in self.peers.values().filter(|p| p.id == id || p.addr == addr) {
+            let _ = peer.tx.send(ToPeer::Close);
+        }
+    }
+
+    // ----- peer events -----
 
     fn peer_event(&mut self, key: PeerKey, event: PeerEvent) {
         if !self.peers.contains_key(&key) {
             return;
         }
+        let now = Instant::now();
+        let pk = picker::PeerKey(key);
         match event {
             PeerEvent::Pieces(pieces) => {
+                if pieces.is_full() {
+                    self.picker.peer_have_all(pk);
+                } else if pieces.count() == 0 {
+                    self.picker.peer_have_none(pk);
+                } else if self.picker.peer_bitfield(pk, pieces.as_bytes()).is_err() {
+                    // The connection checked its length already.
+                    return;
+                }
+                let wanted = pieces
+                    .iter()
+                    .filter(|&p| !self.have.has(p) && self.wanted_piece(p))
+                    .count();
                 if let Some(peer) = self.peers.get_mut(&key) {
+                    peer.wanted = u32::try_from(wanted).unwrap_or(u32::MAX);
                     peer.pieces = pieces;
                 }
                 self.update_interest(key);
-                // The peer may have unchoked us before its piece set arrived.
-                self.fill(key);
+                self.fill(key, now);
             }
             PeerEvent::Have(piece) => {
+                if self.picker.peer_have(pk, piece).is_err() {
+                    return;
+                }
+                let wanted = !self.have.has(piece) && self.wanted_piece(piece);
                 if let Some(peer) = self.peers.get_mut(&key) {
                     let _ = peer.pieces.set(piece);
+                    if wanted {
+                        peer.wanted += 1;
+                    }
                 }
                 self.update_interest(key);
-                self.fill(key);
+                self.fill(key, now);
             }
             PeerEvent::Unchoked => {
                 if let Some(peer) = self.peers.get_mut(&key) {
                     peer.unchoked_us = true;
+                    peer.last_block = now;
                 }
-                self.fill(key);
+                self.fill(key, now);
             }
             PeerEvent::Choked => {
                 if let Some(peer) = self.peers.get_mut(&key) {
                     peer.unchoked_us = false;
                 }
             }
-            PeerEvent::Returned { blocks, retry_here } => {
-                for block in blocks {
-                    self.release(key, block);
-                }
-                self.fill_all(if retry_here { None } else { Some(key) });
+            PeerEvent::Interested(interested) => {
+                self.choker.set_interested(&key, interested, now);
+                self.drain_choker();
             }
-            PeerEvent::Block { block, data } => self.block(key, block, data),
-            PeerEvent::Closed => {
-                let Some(peer) = self.peers.remove(&key) else {
-                    return;
-                };
-                self.dialed.remove(&peer.addr);
-                self.counters
-                    .peers
-                    .store(self.peers.len(), Ordering::Relaxed);
-                for active in self.active.values_mut() {
-                    for slot in &mut active.blocks {
-                        if *slot == Slot::Requested(key) {
-                            *slot = Slot::Free;
-                        }
+            PeerEvent::AllowedFast(piece) => {
+                if let Some(peer) = self.peers.get_mut(&key) {
+                    peer.allowed_fast.push(piece);
+                }
+                self.fill(key, now);
+            }
+            PeerEvent::Suggest(piece) => {
+                let _ = self.picker.peer_suggest(pk, piece);
+            }
+            PeerEvent::Returned { blocks, timed_out } => {
+                for block in blocks {
+                    let outstanding = if timed_out {
+                        self.picker.request_timed_out(pk, block)
+                    } else {
+                        self.picker.request_rejected(pk, block)
+                    };
+                    if outstanding && let Some(peer) = self.peers.get_mut(&key) {
+                        peer.in_flight = peer.in_flight.saturating_sub(1);
                     }
                 }
-                self.fill_all(None);
+                if timed_out && let Some(peer) = self.peers.get_mut(&key) {
+                    // A slow peer gets a shorter pipeline.
+                    peer.pipeline = MIN_PIPELINE.min(peer.pipeline);
+                }
+                self.fill_all();
             }
+            PeerEvent::Blocks(blocks) => self.blocks(key, blocks, now),
+            PeerEvent::Closed(ended) => self.closed(key, &ended),
         }
+    }
+
+    /// Whether we want `piece` at all (priority above 0).
+    fn wanted_piece(&self, piece: u32) -> bool {
+        self.picker.priority(piece).is_some_and(|p| p > 0)
     }
 
     /// Tells a peer whether it has pieces we lack.
     fn update_interest(&mut self, key: PeerKey) {
-        let have = &self.have;
         let Some(peer) = self.peers.get_mut(&key) else {
             return;
         };
-        let wanted = peer.pieces.iter().any(|piece| !have.has(piece));
-        if wanted != peer.interested {
-            peer.interested = wanted;
+        let wanted = peer.wanted > 0;
+        if wanted != peer.am_interested {
+            peer.am_interested = wanted;
             let _ = peer.tx.send(ToPeer::Interested(wanted));
         }
     }
 
-    /// A block of `key`'s will not come: it may be requested again.
-    fn release(&mut self, key: PeerKey, block: BlockRef) {
-        let index = (block.offset / BLOCK_SIZE) as usize;
-        if let Some(slot) = self
-            .active
-            .get_mut(&block.piece)
-            .and_then(|a| a.blocks.get_mut(index))
-            && *slot == Slot::Requested(key)
-        {
-            *slot = Slot::Free;
-            if let Some(peer) = self.peers.get_mut(&key) {
-                peer.in_flight = peer.in_flight.saturating_sub(1);
-            }
+    fn fill_all(&mut self) {
+        if self.have.is_full() {
+            return;
         }
-    }
-
-    fn fill_all(&mut self, except: Option<PeerKey>) {
+        let now = Instant::now();
         let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
         for key in keys {
-            if Some(key) != except {
-                self.fill(key);
-            }
+            self.fill(key, now);
         }
     }
 
-    /// Assigns free blocks to a peer that unchoked us, up to its pipeline depth: blocks of
-    /// pieces under way first, then new pieces in order.
-    fn fill(&mut self, key: PeerKey) {
+    /// Requests blocks from a peer up to its pipeline: rarest first, partial pieces first,
+    /// endgame at the end (the picker decides); from its allowed-fast pieces while it chokes
+    /// us.
+    fn fill(&mut self, key: PeerKey, now: Instant) {
         let Some(peer) = self.peers.get_mut(&key) else {
             return;
         };
-        if !peer.unchoked_us || !peer.interested || peer.in_flight >= self.max_requests {
+        if !peer.am_interested || peer.in_flight >= peer.pipeline {
             return;
         }
-        let mut want = self.max_requests - peer.in_flight;
-        let mut blocks = Vec::new();
-        for (&piece, active) in &mut self.active {
-            if want == 0 {
-                break;
+        let want = peer.pipeline - peer.in_flight;
+        let pk = picker::PeerKey(key);
+        let blocks = if peer.unchoked_us {
+            self.picker.pick_blocks(pk, want, now)
+        } else if !peer.allowed_fast.is_empty() {
+            self.picker
+                .pick_allowed_fast(pk, &peer.allowed_fast, want, now)
+        } else {
+            return;
+        };
+        if blocks.is_empty() {
+            return;
+        }
+        if peer.in_flight == 0 {
+            peer.last_block = now;
+        }
+        peer.in_flight += blocks.len();
+        let _ = peer.tx.send(ToPeer::Request(blocks));
+    }
+
+    fn blocks(&mut self, key: PeerKey, blocks: Vec<(BlockRef, Vec<u8>)>, now: Instant) {
+        let pk = picker::PeerKey(key);
+        let Some(identity) = self.peers.get(&key).map(|p| (p.id, p.addr)) else {
+            return;
+        };
+        let mut bytes = 0u64;
+        let mut writes = Vec::with_capacity(blocks.len());
+        for (block, data) in blocks {
+            bytes += data.len() as u64;
+            let outstanding = self.picker.requests(pk).any(|b| b == block);
+            let received = match self.picker.block_received(pk, block) {
+                Ok(received) => received,
+                // Not a block of ours: the connection only passes blocks it asked for.
+                Err(_) => continue,
+            };
+            if outstanding && let Some(peer) = self.peers.get_mut(&key) {
+                peer.in_flight = peer.in_flight.saturating_sub(1);
             }
-            if active.verifying || !peer.pieces.has(piece) {
+            for cancel in received.cancels {
+                if let Some(other) = self.peers.get_mut(&cancel.peer.0) {
+                    other.in_flight = other.in_flight.saturating_sub(1);
+                    let _ = other.tx.send(ToPeer::Cancel(cancel.block));
+                }
+            }
+            if !received.new {
                 continue;
             }
-            let size = self.geometry.piece_size(piece).unwrap_or(0);
-            for (i, slot) in active.blocks.iter_mut().enumerate() {
-                if want == 0 {
-                    break;
-                }
-                if *slot == Slot::Free {
-                    *slot = Slot::Requested(key);
-                    blocks.push(block_at(piece, i, size));
-                    want -= 1;
-                }
+            let count = self
+                .geometry
+                .piece_size(block.piece)
+                .unwrap_or(0)
+                .div_ceil(BLOCK_SIZE) as usize;
+            let senders = self
+                .senders
+                .entry(block.piece)
+                .or_insert_with(|| vec![None; count]);
+            if let Some(slot) = senders.get_mut((block.offset / BLOCK_SIZE) as usize) {
+                *slot = Some(identity);
+            }
+            *self.writing.entry(block.piece).or_default() += 1;
+            if received.piece_complete {
+                self.complete.insert(block.piece);
+            }
+            writes.push((block, data));
+        }
+        if let Some(peer) = self.peers.get_mut(&key) {
+            peer.down.add(bytes, now);
+            peer.last_block = now;
+            if peer.snubbed {
+                peer.snubbed = false;
+                self.choker.set_snubbed(&key, false);
             }
         }
-        let mut piece = 0;
-        while want > 0 && piece < self.geometry.pieces() {
-            if !self.have.has(piece) && !self.active.contains_key(&piece) && peer.pieces.has(piece)
-            {
-                let size = self.geometry.piece_size(piece).unwrap_or(0);
-                let count = size.div_ceil(BLOCK_SIZE) as usize;
-                let mut slots = vec![Slot::Free; count];
-                for (i, slot) in slots.iter_mut().enumerate().take(want) {
-                    *slot = Slot::Requested(key);
-                    blocks.push(block_at(piece, i, size));
-                }
-                want = want.saturating_sub(count);
-                self.active.insert(
-                    piece,
-                    Active {
-                        blocks: slots,
-                        written: 0,
-                        verifying: false,
-                        sources: HashSet::new(),
-                    },
-                );
-            }
-            piece += 1;
+        self.down.add(bytes, now);
+        if !writes.is_empty() {
+            self.write(writes);
         }
-        if !blocks.is_empty() {
-            peer.in_flight += blocks.len();
-            let _ = peer.tx.send(ToPeer::Request(blocks));
-        }
+        self.fill(key, now);
     }
 
-    fn block(&mut self, key: PeerKey, block: BlockRef, data: Vec<u8>) {
-        let index = (block.offset / BLOCK_SIZE) as usize;
-        let size = self.geometry.piece_size(block.piece).unwrap_or(0);
-        let Some(active) = self.active.get_mut(&block.piece) else {
+    /// Writes blocks on a blocking thread, then reports.
+    fn write(&self, blocks: Vec<(BlockRef, Vec<u8>)>) {
+        let Some(tx) = self.this.upgrade() else {
             return;
         };
-        let Some(slot) = active.blocks.get_mut(index) else {
-            return;
-        };
-        let Slot::Requested(owner) = *slot else {
-            // Already received from someone else, or never requested.
-            return;
-        };
-        if block_at(block.piece, index, size) != block || data.len() != block.length as usize {
-            return;
-        }
-        *slot = Slot::Writing;
-        if let Some(peer) = self.peers.get_mut(&owner) {
-            peer.in_flight = peer.in_flight.saturating_sub(1);
-        }
-        if let Some(peer) = self.peers.get(&key) {
-            active.sources.insert((peer.id, peer.addr));
-        }
-        if let Some(tx) = self.this.upgrade() {
-            let storage = Arc::clone(&self.storage);
-            tokio::spawn(async move {
-                let ok = tokio::task::spawn_blocking(move || {
-                    storage.write_block(block.piece, block.offset, &data)
-                })
-                .await
-                .is_ok_and(|r| r.is_ok());
-                let _ = tx.send(Command::Written { block, ok }).await;
-            });
-        }
-        self.fill(key);
-    }
-
-    fn written(&mut self, block: BlockRef, ok: bool) {
-        let index = (block.offset / BLOCK_SIZE) as usize;
-        let Some(active) = self.active.get_mut(&block.piece) else {
-            return;
-        };
-        let Some(slot) = active.blocks.get_mut(index) else {
-            return;
-        };
-        if !ok {
-            *slot = Slot::Free;
-            self.fill_all(None);
-            return;
-        }
-        *slot = Slot::Written;
-        active.written += 1;
-        if active.written == active.blocks.len() {
-            active.verifying = true;
-            let Some(tx) = self.this.upgrade() else {
-                return;
-            };
-            let storage = Arc::clone(&self.storage);
-            let piece = block.piece;
-            tokio::spawn(async move {
-                let result = tokio::task::spawn_blocking(move || storage.verify_piece(piece))
-                    .await
-                    .ok()
-                    .and_then(Result::ok);
-                let _ = tx.send(Command::Verified { piece, result }).await;
-            });
-        }
-    }
-
-    fn verified(&mut self, piece: u32, result: Option<bool>) {
-        let Some(active) = self.active.remove(&piece) else {
-            return;
-        };
-        if result != Some(true) {
-            // Bad data: every peer that sent part of it is banned. A storage error is not
-            // the peers' fault: the piece is simply downloaded again.
-            if result == Some(false) {
-                for (id, addr) in active.sources {
-                    self.banned_ids.insert(id);
-                    self.banned_addrs.insert(addr);
-                    for peer in self.peers.values().filter(|p| p.id == id) {
-                        let _ = peer.tx.send(ToPeer::Close);
+        let storage = Arc::clone(&self.storage);
+        tokio::task::spawn_blocking(move || {
+            let results = blocks
+                .into_iter()
+                .map(|(block, data)| {
+                    let result = storage.write_block(block.piece, block.offset, &data);
+                    if let Err(e) = &result {
+                        tracing::error!(piece = block.piece, "cannot write a block: {e}");
                     }
+                    (block, result.is_ok())
+                })
+                .collect();
+            let _ = tx.blocking_send(Command::Written(results));
+        });
+    }
+
+    fn written(&mut self, results: Vec<(BlockRef, bool)>) {
+        for (block, ok) in results {
+            let piece = block.piece;
+            if ok {
+                let _ = self.picker.block_written(block);
+            } else if self.write_failed.insert(piece) {
+                self.emit(TorrentEvent::StorageError(format!(
+                    "cannot write piece {piece}"
+                )));
+            }
+            let left = self.writing.get_mut(&piece).map(|n| {
+                *n = n.saturating_sub(1);
+                *n
+            });
+            if left == Some(0) {
+                self.writing.remove(&piece);
+                if self.complete.remove(&piece) {
+                    self.verify(piece);
                 }
             }
-            self.fill_all(None);
+        }
+    }
+
+    /// Checks a complete piece on a blocking thread.
+    fn verify(&self, piece: u32) {
+        let Some(tx) = self.this.upgrade() else {
             return;
+        };
+        let storage = Arc::clone(&self.storage);
+        let suspect = self.suspects.contains_key(&piece)
+            || self.senders.get(&piece).is_some_and(|s| several(s));
+        tokio::task::spawn_blocking(move || {
+            let verification = check_piece(&storage, piece, suspect);
+            let _ = tx.blocking_send(Command::Verified(verification));
+        });
+    }
+
+    fn verified(&mut self, v: Verification) {
+        let piece = v.piece;
+        let senders = self.senders.remove(&piece).unwrap_or_default();
+        match v.ok {
+            Some(true) => {
+                self.write_failed.remove(&piece);
+                self.piece_passed(piece, v.block_digests);
+            }
+            Some(false) if !self.write_failed.contains(&piece) => {
+                self.piece_failed(piece, v.block_digests, senders);
+            }
+            _ => {
+                // A storage error: not the peers' fault; the piece is downloaded again.
+                self.write_failed.remove(&piece);
+                let _ = self.picker.piece_failed(piece);
+                self.fill_all();
+            }
+        }
+    }
+
+    fn piece_passed(&mut self, piece: u32, digests: Option<Vec<[u8; 20]>>) {
+        let cancels = self.picker.piece_verified(piece).unwrap_or_default();
+        for cancel in cancels {
+            if let Some(peer) = self.peers.get_mut(&cancel.peer.0) {
+                peer.in_flight = peer.in_flight.saturating_sub(1);
+                let _ = peer.tx.send(ToPeer::Cancel(cancel.block));
+            }
+        }
+        // Bad data sent earlier for this piece: whoever sent a block that differs from the
+        // good one lied.
+        if let (Some(suspect), Some(good)) = (self.suspects.remove(&piece), digests) {
+            let liars: HashSet<Identity> = suspect
+                .digests
+                .iter()
+                .zip(&good)
+                .zip(&suspect.senders)
+                .filter(|((bad, good), _)| bad != good)
+                .filter_map(|(_, sender)| *sender)
+                .collect();
+            for liar in liars {
+                self.ban(liar, &format!("sent bad data for piece {piece}"));
+            }
         }
         if !self.have.set(piece).unwrap_or(false) {
             return;
@@ -535,26 +944,190 @@ impl Task {
         self.counters
             .verified
             .store(self.have.count(), Ordering::Relaxed);
-        for peer in self.peers.values() {
+        self.counters
+            .left
+            .store(self.picker.remaining_bytes(), Ordering::Relaxed);
+        self.emit(TorrentEvent::PieceVerified(piece));
+        let mut lost_interest = Vec::new();
+        for (&key, peer) in &mut self.peers {
             let _ = peer.tx.send(ToPeer::Have(piece));
+            if peer.pieces.has(piece) {
+                peer.wanted = peer.wanted.saturating_sub(1);
+                if peer.wanted == 0 {
+                    lost_interest.push(key);
+                }
+            }
         }
-        let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
-        for key in keys {
+        for key in lost_interest {
             self.update_interest(key);
         }
         if self.have.is_full() {
-            self.done.send_replace(true);
-            let storage = Arc::clone(&self.storage);
-            tokio::task::spawn_blocking(move || storage.flush());
+            self.finished();
         } else {
-            self.fill_all(None);
+            self.fill_all();
+        }
+    }
+
+    fn piece_failed(
+        &mut self,
+        piece: u32,
+        digests: Option<Vec<[u8; 20]>>,
+        senders: Vec<Option<Identity>>,
+    ) {
+        let _ = self.picker.piece_failed(piece);
+        self.emit(TorrentEvent::PieceFailed(piece));
+        let distinct: HashSet<Identity> = senders.iter().filter_map(|s| *s).collect();
+        if distinct.len() == 1 {
+            // One sender: it is the culprit.
+            if let Some(&culprit) = distinct.iter().next() {
+                self.ban(
+                    culprit,
+                    &format!("sent piece {piece}, which failed its hash check"),
+                );
+            }
+        } else if let Some(digests) = digests {
+            // Several senders: remember the blocks as they were; the liars are found once
+            // the piece passes.
+            if self.suspects.len() < MAX_SUSPECT_PIECES || self.suspects.contains_key(&piece) {
+                self.suspects.insert(piece, Suspect { digests, senders });
+            }
+            tracing::info!(piece, "piece failed its hash check (several senders)");
+        }
+        self.fill_all();
+    }
+
+    /// Every piece is verified: tell the trackers, flush, seed.
+    fn finished(&mut self) {
+        let now = Instant::now();
+        self.done.send_replace(true);
+        self.choker.set_seeding(true, now);
+        self.drain_choker();
+        if let Some(announcer) = &self.announcer {
+            announcer.completed();
+        }
+        self.emit(TorrentEvent::Completed);
+        let storage = Arc::clone(&self.storage);
+        let path = self.resume_path.clone();
+        tokio::task::spawn_blocking(move || {
+            // Saved now too, so that a crash while seeding does not mean a recheck.
+            if storage.flush().is_ok()
+                && let Ok(data) = ResumeData::capture(&storage)
+            {
+                let _ = data.save(&path);
+            }
+        });
+        // Peers that are seeds too have nothing for us, nor we for them.
+        for peer in self.peers.values() {
+            let _ = peer.tx.send(ToPeer::Interested(false));
+        }
+    }
+
+    // ----- timers -----
+
+    /// Rates, snubs, pipelines, stats, dials.
+    fn tick(&mut self, now: Instant) {
+        let max = self.shared.max_requests_per_peer;
+        let mut total_up = 0;
+        for (&key, peer) in &mut self.peers {
+            let sent = peer.uploaded.load(Ordering::Relaxed);
+            peer.up.add(sent - peer.uploaded_seen, now);
+            total_up += sent - peer.uploaded_seen;
+            peer.uploaded_seen = sent;
+            let down = peer.down.rate(now);
+            let up = peer.up.rate(now);
+            self.choker.set_rates(&key, down, up);
+            // Enough requests in flight to cover the peer's rate for a while.
+            let blocks = down * PIPELINE_SECONDS / u64::from(BLOCK_SIZE);
+            peer.pipeline = usize::try_from(blocks)
+                .unwrap_or(usize::MAX)
+                .clamp(MIN_PIPELINE.min(max), max);
+            if peer.in_flight > 0
+                && !peer.snubbed
+                && now.saturating_duration_since(peer.last_block) >= SNUB_TIMEOUT
+            {
+                peer.snubbed = true;
+                peer.pipeline = 1;
+                self.choker.set_snubbed(&key, true);
+            }
+        }
+        self.up.add(total_up, now);
+        self.counters
+            .download_rate
+            .store(self.down.rate(now), Ordering::Relaxed);
+        self.counters
+            .upload_rate
+            .store(self.up.rate(now), Ordering::Relaxed);
+        self.dial_more(now);
+        self.fill_all();
+    }
+
+    fn rechoke(&mut self, now: Instant) {
+        self.choker.rechoke(now);
+        self.drain_choker();
+    }
+
+    fn drain_choker(&mut self) {
+        while let Some(decision) = self.choker.poll_decision() {
+            let (key, choke) = match decision {
+                Decision::Unchoke(key) => (key, false),
+                Decision::Choke(key) => (key, true),
+            };
+            if let Some(peer) = self.peers.get(&key) {
+                let _ = peer.tx.send(ToPeer::Choke(choke));
+            }
         }
     }
 }
 
-/// Block `index` of a piece of `size` bytes.
-fn block_at(piece: u32, index: usize, size: u32) -> BlockRef {
-    // `index` comes from a slot list of `size.div_ceil(BLOCK_SIZE)` entries.
-    let offset = index as u32 * BLOCK_SIZE;
-    BlockRef::new(piece, offset, BLOCK_SIZE.min(size - offset))
+/// Whether the blocks of a piece came from more than one peer.
+fn several(senders: &[Option<Identity>]) -> bool {
+    let mut first = None;
+    senders
+        .iter()
+        .flatten()
+        .any(|s| *first.get_or_insert(s) != s)
+}
+
+/// Reads and checks a piece (blocking); with `digests`, also hashes each block.
+fn check_piece(storage: &FileStorage, piece: u32, digests: bool) -> Verification {
+    let data = match storage.read_piece(piece) {
+        Ok(data) => data,
+        Err(e) if e.is_missing_data() => {
+            return Verification {
+                piece,
+                ok: Some(false),
+                block_digests: None,
+            };
+        }
+        Err(e) => {
+            tracing::error!(piece, "cannot read a piece to check it: {e}");
+            return Verification {
+                piece,
+                ok: None,
+                block_digests: None,
+            };
+        }
+    };
+    let ok = match storage.layout().check_piece(piece, &data) {
+        Ok(ok) => ok,
+        Err(e) => {
+            tracing::error!(piece, "cannot check a piece: {e}");
+            return Verification {
+                piece,
+                ok: None,
+                block_digests: None,
+            };
+        }
+    };
+    storage.set_verified(piece, ok);
+    let block_digests = digests.then(|| {
+        data.chunks(BLOCK_SIZE as usize)
+            .map(webtorrent_hash::sha1)
+            .collect()
+    });
+    Verification {
+        piece,
+        ok: Some(ok),
+        block_digests,
+    }
 }
