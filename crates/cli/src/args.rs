@@ -24,13 +24,10 @@ pub(crate) enum Command {
     Create(CreateArgs),
     /// Show what a .torrent file or a magnet link holds.
     Info(InfoArgs),
-    /// Download a torrent from the given peers (trackers and DHT are not used yet).
+    /// Download a torrent from its trackers' peers and the given peers (DHT is not used yet).
     Download(DownloadArgs),
-    /// Share a file or folder (or the data of a .torrent) until Ctrl-C.
-    ///
-    /// Trackers given with --tracker are recorded in the created torrent but not announced
-    /// to yet: the engine has no tracker client yet, so peers must connect to the printed
-    /// address themselves.
+    /// Share a file or folder (or the data of a .torrent) until Ctrl-C, announcing to the
+    /// torrent's trackers.
     Seed(SeedArgs),
 }
 
@@ -43,6 +40,17 @@ pub(crate) struct ListenArgs {
     /// Listen for peers on this address instead (e.g. 127.0.0.1:6881).
     #[arg(long, value_name = "ADDR", conflicts_with = "port")]
     pub(crate) listen: Option<SocketAddr>,
+}
+
+/// Rate limits of a session.
+#[derive(Args, Debug, Clone, Copy)]
+pub(crate) struct LimitArgs {
+    /// Upload at most this many bytes per second (e.g. 500KiB, 2MiB; 0: no limit).
+    #[arg(long, value_name = "RATE", value_parser = parse_size, default_value = "0")]
+    pub(crate) upload_limit: u64,
+    /// Download at most this many bytes per second (e.g. 500KiB, 2MiB; 0: no limit).
+    #[arg(long, value_name = "RATE", value_parser = parse_size, default_value = "0")]
+    pub(crate) download_limit: u64,
 }
 
 impl ListenArgs {
@@ -64,8 +72,13 @@ pub(crate) struct DownloadArgs {
     /// A peer to download from (repeatable).
     #[arg(long = "peer", value_name = "IP:PORT")]
     pub(crate) peers: Vec<SocketAddr>,
+    /// A tracker to announce to besides the torrent's own (repeatable).
+    #[arg(short, long = "tracker", value_name = "URL")]
+    pub(crate) trackers: Vec<String>,
     #[command(flatten)]
     pub(crate) listen: ListenArgs,
+    #[command(flatten)]
+    pub(crate) limits: LimitArgs,
     /// Keep seeding after the download completes, until Ctrl-C.
     #[arg(long)]
     pub(crate) seed: bool,
@@ -86,7 +99,7 @@ pub(crate) struct SeedArgs {
     /// With a .torrent: the folder holding its file or folder [default: the current folder].
     #[arg(short = 'd', long, value_name = "DIR")]
     pub(crate) dir: Option<PathBuf>,
-    /// Tracker URL recorded in the created torrent (not announced to yet); repeatable.
+    /// A tracker to announce to (repeatable); recorded in the torrent created for a PATH.
     #[arg(short, long = "tracker", value_name = "URL")]
     pub(crate) trackers: Vec<String>,
     /// A peer to connect to and serve (repeatable), e.g. one that cannot reach us first.
@@ -94,6 +107,8 @@ pub(crate) struct SeedArgs {
     pub(crate) peers: Vec<SocketAddr>,
     #[command(flatten)]
     pub(crate) listen: ListenArgs,
+    #[command(flatten)]
+    pub(crate) limits: LimitArgs,
 }
 
 /// Which info-hashes the torrent gets.

@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use webtorrent::metainfo::Metainfo;
+use webtorrent::ratelimit::Limit;
 use webtorrent::session::{AddOptions, Client, ClientConfig, Torrent, TorrentStats};
 
-use crate::args::{CreateArgs, DownloadArgs, MetaVersionArg, SeedArgs};
+use crate::args::{CreateArgs, DownloadArgs, LimitArgs, MetaVersionArg, SeedArgs};
 use crate::output::print_stdout;
 use crate::units::human;
 
@@ -35,7 +36,8 @@ pub(crate) fn download(args: &DownloadArgs) -> Result<ExitCode> {
 }
 
 pub(crate) fn seed(args: &SeedArgs) -> Result<ExitCode> {
-    let (meta, dir) = if is_torrent_path(&args.input) {
+    let created = !is_torrent_path(&args.input);
+    let (meta, dir) = if !created {
         if args.torrent.is_some() {
             bail!("--torrent writes a created torrent: it cannot be used when seeding a .torrent");
         }
@@ -47,7 +49,7 @@ pub(crate) fn seed(args: &SeedArgs) -> Result<ExitCode> {
         }
         create_for(args)?
     };
-    runtime()?.block_on(seed_async(args, meta, &dir))
+    runtime()?.block_on(seed_async(args, meta, &dir, created))
 }
 
 /// A path taken as a torrent file rather than data to share.
@@ -104,9 +106,11 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-async fn start(dir: &Path, listen: SocketAddr) -> Result<Client> {
+async fn start(dir: &Path, listen: SocketAddr, limits: LimitArgs) -> Result<Client> {
     let mut config = ClientConfig::new(dir);
     config.listen = listen;
+    config.upload_limit = Limit::bytes_per_second(limits.upload_limit);
+    config.download_limit = Limit::bytes_per_second(limits.download_limit);
     let client = Client::new(config).await?;
     eprintln!("listening on {}", client.local_addr());
     Ok(client)
@@ -116,9 +120,10 @@ async fn download_async(args: &DownloadArgs, meta: Metainfo) -> Result<ExitCode>
     let name = meta.info().name().to_owned();
     let total_length = meta.info().total_length();
     let piece_length = meta.info().piece_length();
-    let client = start(&args.output, args.listen.addr()).await?;
+    let client = start(&args.output, args.listen.addr(), args.limits).await?;
     let mut options = AddOptions::default();
     options.peers.clone_from(&args.peers);
+    options.trackers.clone_from(&args.trackers);
     let torrent = match client.add(meta, options).await {
         Ok(t) => t,
         Err(e) => {
@@ -193,12 +198,23 @@ async fn download_async(args: &DownloadArgs, meta: Metainfo) -> Result<ExitCode>
     Ok(ExitCode::SUCCESS)
 }
 
-async fn seed_async(args: &SeedArgs, meta: Metainfo, dir: &Path) -> Result<ExitCode> {
+async fn seed_async(
+    args: &SeedArgs,
+    meta: Metainfo,
+    dir: &Path,
+    created: bool,
+) -> Result<ExitCode> {
     let name = meta.info().name().to_owned();
     let magnet = webtorrent::magnet_link(&meta);
-    let client = start(dir, args.listen.addr()).await?;
+    let client = start(dir, args.listen.addr(), args.limits).await?;
     let mut options = AddOptions::default();
     options.peers.clone_from(&args.peers);
+    if created {
+        // Made from the data a moment ago: no need to hash it again.
+        options.seed_mode = true;
+    } else {
+        options.trackers.clone_from(&args.trackers);
+    }
     let torrent = match client.add(meta, options).await {
         Ok(t) => t,
         Err(e) => {
