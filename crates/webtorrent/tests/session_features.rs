@@ -1,0 +1,237 @@
+//! The engine's features end to end on 127.0.0.1: `Client::seed`, the event stream, rate
+//! limits, a swarm in which leechers trade pieces, and trackers.
+
+use std::time::{Duration, Instant};
+
+use tokio::sync::broadcast;
+use webtorrent::ratelimit::Limit;
+use webtorrent::session::{AddOptions, Client, TorrentEvent};
+
+mod common;
+
+/// Every wait in these tests is bounded by this.
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// Collects events until `until` matches one (or the time runs out).
+async fn events_until(
+    rx: &mut broadcast::Receiver<TorrentEvent>,
+    until: impl Fn(&TorrentEvent) -> bool,
+) -> Vec<TorrentEvent> {
+    let mut seen = Vec::new();
+    let collect = async {
+        loop {
+            match rx.recv().await {
+                Ok(event) => {
+                    let stop = until(&event);
+                    seen.push(event);
+                    if stop {
+                        return;
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LIMIT, collect).await;
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_a_folder_then_download_it_with_events() {
+    let files = [
+        ("x/one.bin", common::data(11, 300_000)),
+        ("x/deep/two.bin", common::data(12, 70_001)),
+    ];
+    let src = tempfile::tempdir().expect("tempdir");
+    for (path, bytes) in &files {
+        let path = src.path().join(path);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, bytes).expect("write");
+    }
+    let seeder = Client::new(common::config(src.path()))
+        .await
+        .expect("seeder");
+    let seeding = seeder
+        .seed(src.path().join("x"))
+        .await
+        .expect("seed a folder");
+    assert!(seeding.is_done(), "created from the data: complete at once");
+    let metainfo = seeding.metainfo().clone();
+    assert_eq!(metainfo.info().name(), "x");
+    // The resume data saved next to the data lets a later start skip the recheck.
+    let resume = src
+        .path()
+        .join(format!(".{}.resume", seeding.info_hash().to_hex()));
+    assert!(resume.is_file(), "no resume data at {}", resume.display());
+
+    let dst = tempfile::tempdir().expect("tempdir");
+    let leecher = Client::new(common::config(dst.path()))
+        .await
+        .expect("leecher");
+    let download = leecher
+        .add(metainfo, AddOptions::default())
+        .await
+        .expect("add");
+    let mut events = download.events();
+    download
+        .add_peer(seeder.local_addr())
+        .await
+        .expect("add peer");
+    let seen = events_until(&mut events, |e| *e == TorrentEvent::Completed).await;
+    assert!(download.is_done(), "events: {seen:?}");
+    let connected = seen
+        .iter()
+        .filter(|e| matches!(e, TorrentEvent::PeerConnected { outbound: true, .. }))
+        .count();
+    assert_eq!(connected, 1, "{seen:?}");
+    let verified = seen
+        .iter()
+        .filter(|e| matches!(e, TorrentEvent::PieceVerified(_)))
+        .count();
+    assert_eq!(verified as u32, download.stats().total_pieces, "{seen:?}");
+    assert!(
+        !seen
+            .iter()
+            .any(|e| matches!(e, TorrentEvent::PieceFailed(_))),
+        "{seen:?}"
+    );
+    let stats = download.stats();
+    assert_eq!(stats.left, 0);
+    for (path, bytes) in &files {
+        let got = std::fs::read(dst.path().join(path)).expect("downloaded file");
+        assert!(got == *bytes, "{path} differs");
+    }
+    leecher.shutdown().await.expect("leecher shutdown");
+    seeder.shutdown().await.expect("seeder shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_limit_holds() {
+    let files = [("f.bin", common::data(21, 640 * 1024))];
+    let metainfo = common::torrent("limited", 64 * 1024, &files);
+    let seed_dir = tempfile::tempdir().expect("tempdir");
+    common::write_files(seed_dir.path(), "limited", &files);
+    let mut config = common::config(seed_dir.path());
+    // 128 KiB/s with a burst of one second: 640 KiB take at least (640 - 128) / 128 = 4 s.
+    config.upload_limit = Limit::bytes_per_second(128 * 1024);
+    let seeder = Client::new(config).await.expect("seeder");
+    seeder
+        .add(metainfo.clone(), AddOptions::default())
+        .await
+        .expect("seed");
+
+    let dst = tempfile::tempdir().expect("tempdir");
+    let leecher = Client::new(common::config(dst.path()))
+        .await
+        .expect("leecher");
+    let mut options = AddOptions::default();
+    options.peers.push(seeder.local_addr());
+    let started = Instant::now();
+    let download = leecher.add(metainfo, options).await.expect("add");
+    tokio::time::timeout(LIMIT, download.wait_done())
+        .await
+        .expect("the download completes");
+    let took = started.elapsed();
+    // A lower bound only: slower is never a failure.
+    assert!(
+        took >= Duration::from_millis(3_500),
+        "640 KiB at 128 KiB/s came in {took:?}"
+    );
+    let got = std::fs::read(dst.path().join("limited").join("f.bin")).expect("file");
+    assert!(got == files[0].1);
+    leecher.shutdown().await.expect("shutdown");
+    seeder.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_per_torrent_download_limit_holds() {
+    let files = [("g.bin", common::data(31, 512 * 1024))];
+    let metainfo = common::torrent("slow", 32 * 1024, &files);
+    let seed_dir = tempfile::tempdir().expect("tempdir");
+    common::write_files(seed_dir.path(), "slow", &files);
+    let seeder = Client::new(common::config(seed_dir.path()))
+        .await
+        .expect("seeder");
+    seeder
+        .add(metainfo.clone(), AddOptions::default())
+        .await
+        .expect("seed");
+
+    let dst = tempfile::tempdir().expect("tempdir");
+    let leecher = Client::new(common::config(dst.path()))
+        .await
+        .expect("leecher");
+    let mut options = AddOptions::default();
+    options.peers.push(seeder.local_addr());
+    // 128 KiB/s: 512 KiB take at least (512 - 128) / 128 = 3 s.
+    options.download_limit = Limit::bytes_per_second(128 * 1024);
+    let started = Instant::now();
+    let download = leecher.add(metainfo, options).await.expect("add");
+    tokio::time::timeout(LIMIT, download.wait_done())
+        .await
+        .expect("the download completes");
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(2_500),
+        "512 KiB at 128 KiB/s came in {took:?}"
+    );
+    leecher.shutdown().await.expect("shutdown");
+    seeder.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leechers_trade_pieces_while_the_seeder_is_slow() {
+    // A seeder limited to 256 KiB/s and three leechers connected to it and to each other:
+    // each leecher gets about a third of the pieces from the seeder and the rest from the
+    // others (rarest first spreads them), so every leecher uploads.
+    let files = [("s.bin", common::data(41, 3 * 512 * 1024))];
+    let metainfo = common::torrent("swarm", 32 * 1024, &files);
+    let seed_dir = tempfile::tempdir().expect("tempdir");
+    common::write_files(seed_dir.path(), "swarm", &files);
+    let mut config = common::config(seed_dir.path());
+    config.upload_limit = Limit::bytes_per_second(256 * 1024);
+    let seeder = Client::new(config).await.expect("seeder");
+    seeder
+        .add(metainfo.clone(), AddOptions::default())
+        .await
+        .expect("seed");
+
+    let mut leechers = Vec::new();
+    let mut dirs = Vec::new();
+    for _ in 0..3 {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let client = Client::new(common::config(dir.path()))
+            .await
+            .expect("leecher");
+        dirs.push(dir);
+        leechers.push(client);
+    }
+    let addrs: Vec<_> = leechers.iter().map(Client::local_addr).collect();
+    let mut torrents = Vec::new();
+    for (i, client) in leechers.iter().enumerate() {
+        let mut options = AddOptions::default();
+        options.peers.push(seeder.local_addr());
+        // Each dials the leechers before it; the others dial it.
+        options.peers.extend(addrs[..i].iter().copied());
+        torrents.push(client.add(metainfo.clone(), options).await.expect("add"));
+    }
+    for torrent in &torrents {
+        tokio::time::timeout(LIMIT, torrent.wait_done())
+            .await
+            .expect("every leecher completes");
+    }
+    let uploaded: Vec<u64> = torrents.iter().map(|t| t.stats().uploaded).collect();
+    assert!(
+        uploaded.iter().filter(|&&u| u > 0).count() >= 2,
+        "leechers should serve each other: uploaded {uploaded:?}"
+    );
+    for dir in &dirs {
+        let got = std::fs::read(dir.path().join("swarm").join("s.bin")).expect("file");
+        assert!(got == files[0].1);
+    }
+    for client in leechers {
+        client.shutdown().await.expect("shutdown");
+    }
+    seeder.shutdown().await.expect("shutdown");
+}
