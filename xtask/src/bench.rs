@@ -1,4 +1,11 @@
-//! `cargo xtask bench`: `webtorrent create` against libtorrent, and the hash benchmarks.
+//! `cargo xtask bench`: `webtorrent create` against libtorrent, downloads over loopback
+//! against libtorrent and qBittorrent, and the hash benchmarks.
+
+mod download;
+mod procfs;
+mod report;
+
+pub(crate) use download::{Options as DownloadOptions, download};
 
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};

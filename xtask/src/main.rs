@@ -60,28 +60,47 @@ enum Cmd {
         /// One target (bencode, metainfo, magnet); default: all.
         target: Option<String>,
     },
-    /// Benchmarks: `create` (webtorrent create vs libtorrent) or `hash` (cargo bench).
+    /// Benchmarks: `create` (webtorrent create vs libtorrent), `download` (1 GiB over loopback
+    /// by seeder -> leecher pairs of ours, libtorrent and qBittorrent) or `hash` (cargo bench).
     Bench {
         #[arg(value_enum, default_value = "create")]
         what: BenchWhat,
-        /// Size of the generated file, MiB.
+        /// Size of the generated file (create) or tree (download), MiB.
         #[arg(long, default_value_t = 1024)]
         size_mib: u64,
-        /// Runs of each tool; the median is reported.
-        #[arg(long, default_value_t = 5)]
-        runs: usize,
-        /// v1, v2 or hybrid.
+        /// Runs of each tool or pair; the median is reported [default: create 5, download 3].
+        #[arg(long)]
+        runs: Option<usize>,
+        /// create: v1, v2 or hybrid (download always uses v1).
         #[arg(long, default_value = "hybrid")]
         flavour: String,
-        /// Piece length in bytes, the same for both tools.
+        /// Piece length in bytes, the same for every tool.
         #[arg(long, default_value_t = 1 << 20)]
         piece_length: u64,
+        /// download: only these pairs, by number (1-6) or name (lt-ours, lt-lt, qbt-ours,
+        /// qbt-lt, ours-lt, ours-ours); the pairs they are compared with are added.
+        #[arg(long, value_delimiter = ',', value_name = "PAIR")]
+        pairs: Vec<String>,
+        /// download: also write the figures to FILE as JSON.
+        #[arg(long, value_name = "FILE")]
+        json: Option<std::path::PathBuf>,
+        /// download: seconds a seeder may take to get ready, and a transfer to finish.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+        /// download: folder for the generated tree and the leechers' data
+        /// [default: <target dir>/bench-download].
+        #[arg(long, value_name = "DIR")]
+        dir: Option<std::path::PathBuf>,
+        /// download: this `webtorrent` binary instead of a release build of the work tree.
+        #[arg(long, value_name = "PATH")]
+        webtorrent: Option<std::path::PathBuf>,
     },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum BenchWhat {
     Create,
+    Download,
     Hash,
 }
 
@@ -132,13 +151,28 @@ fn run(cli: Cli) -> Result<()> {
             runs,
             flavour,
             piece_length,
+            pairs,
+            json,
+            timeout,
+            dir,
+            webtorrent,
         } => match what {
             BenchWhat::Hash => bench::hash(),
             BenchWhat::Create => bench::create(&bench::CreateOptions {
                 size_mib,
-                runs,
+                runs: runs.unwrap_or(5),
                 flavour,
                 piece_length,
+            }),
+            BenchWhat::Download => bench::download(&bench::DownloadOptions {
+                size_mib,
+                runs: runs.unwrap_or(3),
+                piece_length,
+                pairs,
+                json,
+                timeout: std::time::Duration::from_secs(timeout),
+                dir,
+                webtorrent,
             }),
         },
     }
