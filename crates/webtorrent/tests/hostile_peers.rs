@@ -11,8 +11,7 @@ use std::collections::BTreeSet;
 use std::io;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -31,10 +30,8 @@ mod common;
 const NAME: &str = "hostile";
 /// The one file of the test torrent, inside [`NAME`].
 const FILE: &str = "data.bin";
-/// Two blocks per piece, so that a piece can be assembled from more than one request.
-const PIECE_LENGTH: u32 = 2 * BLOCK_SIZE;
-/// 40 whole pieces and a short last one.
-const LEN: usize = 40 * PIECE_LENGTH as usize + 5_000;
+/// 80 whole blocks and a short last piece.
+const LEN: usize = 80 * BLOCK_SIZE as usize + 5_000;
 /// How long a download may take before the test fails instead of hanging.
 const LIMIT: Duration = Duration::from_secs(45);
 /// How long the engine may take to close a connection it should drop at once.
@@ -51,19 +48,42 @@ fn files() -> Vec<(&'static str, Vec<u8>)> {
     vec![(FILE, content())]
 }
 
-fn metainfo() -> Metainfo {
-    common::torrent(NAME, u64::from(PIECE_LENGTH), &files())
+/// How the test torrent (its [`LEN`] bytes in one file) is cut into pieces.
+#[derive(Debug, Clone, Copy)]
+struct Shape {
+    piece_length: u32,
 }
 
-/// The number of pieces of the test torrent.
-fn piece_count() -> u32 {
-    u32::try_from(LEN.div_ceil(PIECE_LENGTH as usize)).expect("few pieces")
-}
+/// Two blocks per piece, so that a piece can be assembled from more than one request.
+const TWO_BLOCKS: Shape = Shape {
+    piece_length: 2 * BLOCK_SIZE,
+};
 
-/// The bytes of `piece` in `content`.
-fn piece_bytes(content: &[u8], piece: u32) -> &[u8] {
-    let start = piece as usize * PIECE_LENGTH as usize;
-    &content[start..(start + PIECE_LENGTH as usize).min(content.len())]
+/// One block per piece: every piece comes whole from one peer.
+const ONE_BLOCK: Shape = Shape {
+    piece_length: BLOCK_SIZE,
+};
+
+impl Shape {
+    fn metainfo(self) -> Metainfo {
+        common::torrent(NAME, u64::from(self.piece_length), &files())
+    }
+
+    /// The number of pieces.
+    fn pieces(self) -> u32 {
+        u32::try_from(LEN.div_ceil(self.piece_length as usize)).expect("few pieces")
+    }
+
+    /// Where `piece` starts in the content.
+    fn start(self, piece: u32) -> usize {
+        piece as usize * self.piece_length as usize
+    }
+
+    /// The bytes of `piece` in `content`.
+    fn piece(self, content: &[u8], piece: u32) -> &[u8] {
+        let start = self.start(piece);
+        &content[start..(start + self.piece_length as usize).min(content.len())]
+    }
 }
 
 /// A distinct peer id for fake peer number `n`.
@@ -89,14 +109,14 @@ fn frame(id: u8, payload: &[u8]) -> Vec<u8> {
 }
 
 /// Starts a seeder of the test torrent (its data written to a fresh directory).
-async fn seeder() -> (TempDir, Client, Torrent) {
+async fn seeder(shape: Shape) -> (TempDir, Client, Torrent) {
     let dir = tempfile::tempdir().expect("tempdir");
     common::write_files(dir.path(), NAME, &files());
     let client = Client::new(common::config(dir.path()))
         .await
         .expect("seeder");
     let torrent = client
-        .add(metainfo(), AddOptions::default())
+        .add(shape.metainfo(), AddOptions::default())
         .await
         .expect("add to seeder");
     assert!(torrent.is_done(), "the seeder's recheck finds every piece");
@@ -105,14 +125,18 @@ async fn seeder() -> (TempDir, Client, Torrent) {
 
 /// Starts a leecher of the test torrent in a fresh directory, with at most
 /// `max_requests` blocks in flight per peer, dialing `peers`.
-async fn leecher(max_requests: usize, peers: &[SocketAddr]) -> (TempDir, Client, Torrent) {
+async fn leecher(
+    shape: Shape,
+    max_requests: usize,
+    peers: &[SocketAddr],
+) -> (TempDir, Client, Torrent) {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut config = common::config(dir.path());
     config.max_requests_per_peer = max_requests;
     let client = Client::new(config).await.expect("leecher");
     let mut options = AddOptions::default();
     options.peers.extend_from_slice(peers);
-    let torrent = client.add(metainfo(), options).await.expect("add");
+    let torrent = client.add(shape.metainfo(), options).await.expect("add");
     (dir, client, torrent)
 }
 
@@ -164,7 +188,10 @@ impl Fake {
             .ok()?;
         let mut fake = Self::new(stream);
         let theirs = fake.read_handshake().await?;
-        assert_eq!(theirs.info_hash, info_hash, "the engine answers for the torrent");
+        assert_eq!(
+            theirs.info_hash, info_hash,
+            "the engine answers for the torrent"
+        );
         Some(fake)
     }
 
@@ -289,8 +316,6 @@ enum Policy {
     Honest,
     /// With every byte flipped: every piece it sends fails verification.
     Corrupt,
-    /// Never.
-    Stall,
     /// With the right bytes for pieces below this one; for the others, the first block
     /// only (so those pieces stay incomplete).
     HalfServed(u32),
@@ -301,6 +326,7 @@ enum Policy {
 /// the requests it saw once the engine closes the connection.
 fn play_seeder(
     mut fake: Fake,
+    shape: Shape,
     policy: Policy,
     extra: Vec<u8>,
     requests: mpsc::UnboundedSender<BlockRef>,
@@ -320,9 +346,12 @@ fn play_seeder(
             };
             seen.push(block);
             let _ = requests.send(block);
-            let piece = piece_bytes(&content, block.piece);
+            let piece = shape.piece(&content, block.piece);
             // The engine only asks for blocks inside the torrent.
-            assert!(block.length > 0 && block.end() <= piece.len() as u64, "{block:?}");
+            assert!(
+                block.length > 0 && block.end() <= piece.len() as u64,
+                "{block:?}"
+            );
             let start = block.offset as usize;
             let mut data = piece[start..start + block.length as usize].to_vec();
             let answer = match policy {
@@ -331,7 +360,6 @@ fn play_seeder(
                     data.iter_mut().for_each(|b| *b = !*b);
                     true
                 }
-                Policy::Stall => false,
                 Policy::HalfServed(first_unserved) => {
                     block.piece < first_unserved || block.offset == 0
                 }
@@ -355,10 +383,10 @@ fn play_seeder(
 /// good seeder next to them serves the whole download.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_streams_are_dropped_without_stalling_the_download() {
-    let (_seed_dir, seeder, _seeding) = seeder().await;
-    let (leech_dir, leecher, download) = leecher(8, &[]).await;
+    let (_seed_dir, seeder, _seeding) = seeder(TWO_BLOCKS).await;
+    let (leech_dir, leecher, download) = leecher(TWO_BLOCKS, 8, &[]).await;
     let info_hash = download.info_hash();
-    let pieces = piece_count();
+    let pieces = TWO_BLOCKS.pieces();
     let bitfield_len = Bitfield::byte_len(pieces);
 
     // Each hostile peer is connected before the download starts and misbehaves while it
@@ -380,10 +408,22 @@ async fn malformed_streams_are_dropped_without_stalling_the_download() {
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("oversize frame", oversize),
         ("unknown id with a huge length", unknown_huge),
-        ("bitfield one byte too long", frame(id::BITFIELD, &long_bitfield)),
-        ("bitfield one byte too short", frame(id::BITFIELD, short_bitfield)),
-        ("bitfield with spare bits set", frame(id::BITFIELD, &spare_bits)),
-        ("have past the last piece", frame(id::HAVE, &pieces.to_be_bytes())),
+        (
+            "bitfield one byte too long",
+            frame(id::BITFIELD, &long_bitfield),
+        ),
+        (
+            "bitfield one byte too short",
+            frame(id::BITFIELD, short_bitfield),
+        ),
+        (
+            "bitfield with spare bits set",
+            frame(id::BITFIELD, &spare_bits),
+        ),
+        (
+            "have past the last piece",
+            frame(id::HAVE, &pieces.to_be_bytes()),
+        ),
     ];
     for (n, (what, bytes)) in cases.into_iter().enumerate() {
         let n = u8::try_from(n).expect("few cases");
@@ -396,7 +436,13 @@ async fn malformed_streams_are_dropped_without_stalling_the_download() {
     // ignored (BEP 3): that peer stays and serves.
     let polite = Fake::dial(leecher.local_addr(), info_hash, fake_id(100)).await;
     let (requests, mut polite_requests) = mpsc::unbounded_channel();
-    let polite = play_seeder(polite, Policy::Honest, frame(0x63, b"hello"), requests);
+    let polite = play_seeder(
+        polite,
+        TWO_BLOCKS,
+        Policy::Honest,
+        frame(0x63, b"hello"),
+        requests,
+    );
 
     download
         .add_peer(seeder.local_addr())
@@ -427,4 +473,344 @@ async fn malformed_streams_are_dropped_without_stalling_the_download() {
         .expect("closed on shutdown")
         .expect("fake peer task");
     assert_downloaded(leech_dir.path());
+}
+
+/// A peer serving corrupt blocks next to a good seeder: the download finishes with the
+/// right bytes, only verified bytes count as downloaded, the bad peer is disconnected
+/// and cannot come back.
+///
+/// Pieces of one block here, so that no piece mixes both peers' blocks: the engine
+/// bans every peer that sent part of a piece that fails, the good one included, which
+/// can stall the download (the two-block version waits in the pending tests).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_peer_is_banned_and_the_download_finishes() {
+    let (_seed_dir, seeder, _seeding) = seeder(ONE_BLOCK).await;
+    let liar_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let liar_addr = liar_listener.local_addr().expect("addr");
+    // A shallow pipeline spreads the pieces over both peers.
+    let (leech_dir, leecher, download) = leecher(ONE_BLOCK, 4, &[liar_addr]).await;
+    let info_hash = download.info_hash();
+
+    let liar = Fake::accept(&liar_listener, fake_id(1)).await;
+    let (requests, mut liar_requests) = mpsc::unbounded_channel();
+    let liar = play_seeder(liar, ONE_BLOCK, Policy::Corrupt, Vec::new(), requests);
+    // The liar is asked (and answers) first; then the good seeder joins.
+    tokio::time::timeout(CLOSE_LIMIT, liar_requests.recv())
+        .await
+        .expect("the liar is asked for blocks")
+        .expect("a request");
+    download
+        .add_peer(seeder.local_addr())
+        .await
+        .expect("torrent runs");
+
+    let served = tokio::time::timeout(LIMIT, liar)
+        .await
+        .expect("the liar is disconnected")
+        .expect("fake peer task");
+    assert!(!served.is_empty());
+    finish(&download).await;
+    let stats = download.stats();
+    assert_eq!(
+        stats.downloaded, LEN as u64,
+        "only verified pieces count, once"
+    );
+    assert_eq!(stats.verified_pieces, ONE_BLOCK.pieces());
+
+    // Banned: dialed again, the engine does not connect ...
+    download.add_peer(liar_addr).await.expect("torrent runs");
+    assert!(
+        tokio::time::timeout(Duration::from_secs(1), liar_listener.accept())
+            .await
+            .is_err(),
+        "the engine dialed a banned peer"
+    );
+    // ... and connecting to it, the liar is sent nothing past the handshake.
+    if let Some(mut again) = Fake::try_dial(leecher.local_addr(), info_hash, fake_id(1)).await {
+        let seen = again.until_closed(CLOSE_LIMIT).await;
+        assert!(seen.is_empty(), "a banned peer was served: {seen:?}");
+    }
+
+    leecher.shutdown().await.expect("leecher shutdown");
+    seeder.shutdown().await.expect("seeder shutdown");
+    assert_downloaded(leech_dir.path());
+}
+
+/// Requests outside the torrent get no data: the connection is closed or the request
+/// rejected, and a good leecher next to them still completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_outside_the_torrent_get_no_data() {
+    let (_seed_dir, seeder, seeding) = seeder(TWO_BLOCKS).await;
+    let info_hash = seeding.info_hash();
+    let pieces = TWO_BLOCKS.pieces();
+    let last_size =
+        u32::try_from(LEN % TWO_BLOCKS.piece_length as usize).expect("short last piece");
+    let bad = [
+        ("piece index = count", BlockRef::new(pieces, 0, BLOCK_SIZE)),
+        (
+            "piece index u32::MAX",
+            BlockRef::new(u32::MAX, 0, BLOCK_SIZE),
+        ),
+        (
+            "past the piece's end",
+            BlockRef::new(0, TWO_BLOCKS.piece_length - BLOCK_SIZE / 2, BLOCK_SIZE),
+        ),
+        (
+            "past the short last piece's end",
+            BlockRef::new(pieces - 1, 0, last_size + 1),
+        ),
+        (
+            "offset + length overflows 32 bits",
+            BlockRef::new(0, u32::MAX - BLOCK_SIZE + 2, BLOCK_SIZE),
+        ),
+        ("length 0", BlockRef::new(0, 0, 0)),
+        ("length 128 KiB + 1", BlockRef::new(0, 0, 128 * 1024 + 1)),
+        ("length u32::MAX", BlockRef::new(0, 0, u32::MAX)),
+    ];
+
+    let (leech_dir, leecher, download) = leecher(TWO_BLOCKS, 8, &[seeder.local_addr()]).await;
+    let seeder_addr = seeder.local_addr();
+    let mut probes = tokio::task::JoinSet::new();
+    for (n, (what, block)) in bad.into_iter().enumerate() {
+        let n = u8::try_from(n).expect("few cases");
+        probes.spawn(probe(seeder_addr, info_hash, fake_id(n), what, block));
+    }
+    finish(&download).await;
+    while let Some(answer) = probes.join_next().await {
+        let (what, answer) = answer.expect("probe task");
+        assert!(
+            answer.is_none() || matches!(answer, Some(Message::Reject(_))),
+            "{what}: {answer:?}"
+        );
+    }
+    leecher.shutdown().await.expect("leecher shutdown");
+    seeder.shutdown().await.expect("seeder shutdown");
+    assert_downloaded(leech_dir.path());
+}
+
+/// Connects to the seeder at `addr` as an interested peer, sends one out-of-range
+/// request once unchoked, and returns the engine's answer: `None` if it closed the
+/// connection, or the reject. Fails the test if data comes back, or neither.
+async fn probe(
+    addr: SocketAddr,
+    info_hash: InfoHashV1,
+    peer: PeerId,
+    what: &'static str,
+    block: BlockRef,
+) -> (&'static str, Option<Message<'static>>) {
+    let mut fake = Fake::dial(addr, info_hash, peer).await;
+    assert_eq!(fake.recv().await, Some(Message::HaveAll), "{what}");
+    fake.send(Message::Interested)
+        .await
+        .expect("send interested");
+    fake.wait_for(|m| *m == Message::Unchoke).await;
+    // The request goes out raw: the codec is not asked to judge it.
+    let mut request = block.piece.to_be_bytes().to_vec();
+    request.extend_from_slice(&block.offset.to_be_bytes());
+    request.extend_from_slice(&block.length.to_be_bytes());
+    fake.send_raw(&frame(id::REQUEST, &request)).await;
+    let answer = tokio::time::timeout(CLOSE_LIMIT, async {
+        loop {
+            match fake.recv().await {
+                None => return None,
+                Some(Message::Reject(rejected)) if rejected == block => {
+                    return Some(Message::Reject(rejected));
+                }
+                Some(Message::Piece { piece, offset, .. }) => {
+                    panic!("{what}: data sent for piece {piece} offset {offset}")
+                }
+                Some(_) => {}
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{what}: neither closed nor rejected"));
+    (what, answer)
+}
+
+/// Strangers get no handshake: an unknown info-hash, garbage, or our own peer id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strangers_are_closed_without_our_handshake() {
+    let (_seed_dir, seeder, seeding) = seeder(TWO_BLOCKS).await;
+    let addr = seeder.local_addr();
+
+    let unknown = handshake(InfoHashV1([0xab; 20]), fake_id(1))
+        .to_bytes()
+        .to_vec();
+    let mut http = b"GET /announce?info_hash=%ab HTTP/1.1\r\nHost: 127.0.0.1\r\n".to_vec();
+    http.resize(2 * HANDSHAKE_LEN, b' ');
+    let mut wrong_protocol = handshake(seeding.info_hash(), fake_id(2))
+        .to_bytes()
+        .to_vec();
+    wrong_protocol[1..20].copy_from_slice(b"BitTorrent protocoL");
+    for (what, bytes) in [
+        ("unknown info-hash", unknown),
+        ("HTTP request", http),
+        ("wrong protocol string", wrong_protocol),
+    ] {
+        let mut stream = TcpStream::connect(addr).await.expect("connect");
+        stream.write_all(&bytes).await.expect("send");
+        let got = bytes_until_closed(&mut stream, CLOSE_LIMIT).await;
+        assert!(got.is_empty(), "{what}: the engine answered {got:?}");
+    }
+
+    // Ourselves (the same peer id): answered, then dropped without a piece set.
+    let mut mirror = Fake::dial(addr, seeding.info_hash(), seeder.peer_id()).await;
+    let seen = mirror.until_closed(CLOSE_LIMIT).await;
+    assert!(
+        seen.is_empty(),
+        "a connection to ourselves was kept: {seen:?}"
+    );
+
+    // The seeder still serves.
+    let (leech_dir, leecher, download) = leecher(TWO_BLOCKS, 8, &[addr]).await;
+    finish(&download).await;
+    leecher.shutdown().await.expect("leecher shutdown");
+    seeder.shutdown().await.expect("seeder shutdown");
+    assert_downloaded(leech_dir.path());
+}
+
+/// A connection that sends nothing, or half a handshake, is closed after the handshake
+/// timeout (10 s today) without our handshake.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_connections_are_closed_after_the_handshake_timeout() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let client = Client::new(common::config(dir.path()))
+        .await
+        .expect("client");
+    let torrent = client
+        .add(TWO_BLOCKS.metainfo(), AddOptions::default())
+        .await
+        .expect("add");
+    let addr = client.local_addr();
+    let half = handshake(torrent.info_hash(), fake_id(1)).to_bytes();
+
+    let mut silent = TcpStream::connect(addr).await.expect("connect");
+    let mut halting = TcpStream::connect(addr).await.expect("connect");
+    halting
+        .write_all(&half[..HANDSHAKE_LEN / 2])
+        .await
+        .expect("send");
+    let (silent, halting) = tokio::join!(
+        bytes_until_closed(&mut silent, HANDSHAKE_LIMIT),
+        bytes_until_closed(&mut halting, HANDSHAKE_LIMIT),
+    );
+    assert!(silent.is_empty(), "{silent:?}");
+    assert!(halting.is_empty(), "{halting:?}");
+    client.shutdown().await.expect("shutdown");
+}
+
+/// Peers that go quiet (before or after the handshake, inbound or outbound) do not hold
+/// up the download from a good seeder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_peers_do_not_stall_the_download() {
+    let (_seed_dir, seeder, _seeding) = seeder(TWO_BLOCKS).await;
+    // Accepts, then never answers our handshake.
+    let mute = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    // Accepts, answers the handshake, then says nothing.
+    let quiet = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let (leech_dir, leecher, download) = leecher(
+        TWO_BLOCKS,
+        8,
+        &[
+            mute.local_addr().expect("addr"),
+            quiet.local_addr().expect("addr"),
+        ],
+    )
+    .await;
+    let (_mute_stream, _) = tokio::time::timeout(CLOSE_LIMIT, mute.accept())
+        .await
+        .expect("the engine dials")
+        .expect("accept");
+    let _quiet = tokio::time::timeout(CLOSE_LIMIT, Fake::accept(&quiet, fake_id(1)))
+        .await
+        .expect("the engine dials");
+    // Connects to us, handshakes, then says nothing.
+    let _inbound = Fake::dial(leecher.local_addr(), download.info_hash(), fake_id(2)).await;
+
+    download
+        .add_peer(seeder.local_addr())
+        .await
+        .expect("torrent runs");
+    finish(&download).await;
+    assert_eq!(download.stats().downloaded, LEN as u64);
+    leecher.shutdown().await.expect("leecher shutdown");
+    seeder.shutdown().await.expect("seeder shutdown");
+    assert_downloaded(leech_dir.path());
+}
+
+/// Stopped mid-download, the resume data names exactly the verified pieces.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_data_after_a_stop_names_only_verified_pieces() {
+    let served = TWO_BLOCKS.pieces() / 2;
+    let source = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let (leech_dir, leecher, download) =
+        leecher(TWO_BLOCKS, 8, &[source.local_addr().expect("addr")]).await;
+    let info_hash = download.info_hash();
+    let fake = Fake::accept(&source, fake_id(1)).await;
+    // Whole pieces below `served`; beyond, first blocks only: pieces begun, never done.
+    let (requests, mut asked) = mpsc::unbounded_channel();
+    let feeding = play_seeder(
+        fake,
+        TWO_BLOCKS,
+        Policy::HalfServed(served),
+        Vec::new(),
+        requests,
+    );
+    tokio::time::timeout(LIMIT, async {
+        while download.stats().verified_pieces < served {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // Wait until pieces past the served half were asked for (so begun).
+        while asked.recv().await.is_some_and(|block| block.piece < served) {}
+    })
+    .await
+    .expect("the served half arrives");
+    // A moment for the first blocks beyond the half to reach the disk.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let stats = download.stats();
+    assert_eq!(
+        stats.verified_pieces, served,
+        "only the served half verifies"
+    );
+    assert_eq!(
+        stats.downloaded,
+        u64::from(served) * u64::from(TWO_BLOCKS.piece_length)
+    );
+    leecher.shutdown().await.expect("leecher shutdown");
+    tokio::time::timeout(CLOSE_LIMIT, feeding)
+        .await
+        .expect("closed on shutdown")
+        .expect("fake peer task");
+
+    let resume_path = leech_dir
+        .path()
+        .join(format!(".{}.resume", info_hash.to_hex()));
+    let resume = ResumeData::load(&resume_path)
+        .expect("readable resume data")
+        .expect("resume data saved on shutdown");
+    let named: BTreeSet<u32> = resume.verified.iter().collect();
+    assert_eq!(named, (0..served).collect::<BTreeSet<_>>());
+    let content = content();
+    let on_disk = std::fs::read(leech_dir.path().join(NAME).join(FILE)).expect("read");
+    for piece in &named {
+        let start = TWO_BLOCKS.start(*piece);
+        let want = TWO_BLOCKS.piece(&content, *piece);
+        assert!(
+            on_disk.get(start..start + want.len()) == Some(want),
+            "piece {piece} named in the resume data is wrong on disk"
+        );
+    }
+
+    // Added again, the torrent starts from the verified half.
+    let again = Client::new(common::config(leech_dir.path()))
+        .await
+        .expect("client");
+    let resumed = again
+        .add(TWO_BLOCKS.metainfo(), AddOptions::default())
+        .await
+        .expect("add");
+    assert_eq!(resumed.stats().verified_pieces, served);
+    assert!(!resumed.is_done());
+    again.shutdown().await.expect("shutdown");
 }
