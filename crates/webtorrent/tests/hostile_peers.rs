@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use std::io;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -19,7 +19,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use webtorrent::metainfo::Metainfo;
-use webtorrent::session::{AddOptions, Client, Torrent};
+use webtorrent::session::{AddOptions, Client, Torrent, TorrentEvent};
 use webtorrent::storage::{Bitfield, ResumeData};
 use webtorrent::types::{BLOCK_SIZE, BlockRef, InfoHashV1, PeerId};
 use webtorrent::wire::{Decoder, HANDSHAKE_LEN, Handshake, Message, Reserved, id};
@@ -36,6 +36,8 @@ const LEN: usize = 80 * BLOCK_SIZE as usize + 5_000;
 const LIMIT: Duration = Duration::from_secs(45);
 /// How long the engine may take to close a connection it should drop at once.
 const CLOSE_LIMIT: Duration = Duration::from_secs(5);
+/// How long an interested peer may wait for the seeder's choker to unchoke it.
+const UNCHOKE_LIMIT: Duration = Duration::from_secs(30);
 /// The engine's handshake timeout (10 s) with a generous margin.
 const HANDSHAKE_LIMIT: Duration = Duration::from_secs(25);
 
@@ -92,6 +94,14 @@ fn fake_id(n: u8) -> PeerId {
     id[18] = b'a' + n / 26;
     id[19] = b'a' + n % 26;
     PeerId(id)
+}
+
+/// Whether `message` is a piece set (bitfield, have all, have none).
+fn is_piece_set(message: &Message<'_>) -> bool {
+    matches!(
+        message,
+        Message::Bitfield(_) | Message::HaveAll | Message::HaveNone
+    )
 }
 
 /// Our fake peers announce the fast extension, as the engine does.
@@ -179,27 +189,32 @@ struct Fake {
 
 impl Fake {
     /// Dials `addr` and sends our handshake for `info_hash`; `None` if the engine closes
-    /// the connection without answering.
+    /// the connection without answering. Fails the test if it does neither within
+    /// [`CLOSE_LIMIT`].
     async fn try_dial(addr: SocketAddr, info_hash: InfoHashV1, id: PeerId) -> Option<Self> {
-        let mut stream = TcpStream::connect(addr).await.expect("connect");
-        stream
-            .write_all(&handshake(info_hash, id).to_bytes())
+        let exchange = async {
+            let mut stream = TcpStream::connect(addr).await.expect("connect");
+            stream
+                .write_all(&handshake(info_hash, id).to_bytes())
+                .await
+                .ok()?;
+            let mut fake = Self::new(stream);
+            let theirs = fake.read_handshake().await?;
+            assert_eq!(
+                theirs.info_hash, info_hash,
+                "the engine answers for the torrent"
+            );
+            Some(fake)
+        };
+        tokio::time::timeout(CLOSE_LIMIT, exchange)
             .await
-            .ok()?;
-        let mut fake = Self::new(stream);
-        let theirs = fake.read_handshake().await?;
-        assert_eq!(
-            theirs.info_hash, info_hash,
-            "the engine answers for the torrent"
-        );
-        Some(fake)
+            .expect("the engine answers or closes in time")
     }
 
     /// Dials `addr` and exchanges handshakes for `info_hash`.
     async fn dial(addr: SocketAddr, info_hash: InfoHashV1, id: PeerId) -> Self {
-        tokio::time::timeout(CLOSE_LIMIT, Self::try_dial(addr, info_hash, id))
+        Self::try_dial(addr, info_hash, id)
             .await
-            .expect("the handshake is answered in time")
             .expect("the engine answers our handshake")
     }
 
@@ -282,9 +297,13 @@ impl Fake {
     }
 
     /// Waits for a message `wanted` accepts, failing the test if the connection closes
-    /// first or nothing comes within [`CLOSE_LIMIT`].
-    async fn wait_for(&mut self, wanted: impl Fn(&Message<'_>) -> bool) -> Message<'static> {
-        tokio::time::timeout(CLOSE_LIMIT, async {
+    /// first or nothing comes `within`.
+    async fn wait_for(
+        &mut self,
+        within: Duration,
+        wanted: impl Fn(&Message<'_>) -> bool,
+    ) -> Message<'static> {
+        tokio::time::timeout(within, async {
             loop {
                 let message = self.recv().await.expect("the connection stays open");
                 if wanted(&message) {
@@ -319,14 +338,20 @@ enum Policy {
     /// With the right bytes for pieces below this one; for the others, the first block
     /// only (so those pieces stay incomplete).
     HalfServed(u32),
+    /// Never.
+    Stall,
+    /// The first block of each piece with every byte flipped; every other request
+    /// rejected (BEP 6), so someone else completes the piece.
+    CorruptFirstRejectRest,
 }
 
-/// Plays a seeder on `fake`: has every piece, unchokes, sends `extra` (raw bytes),
-/// answers requests as `policy` says and reports each request on `requests`. Returns
-/// the requests it saw once the engine closes the connection.
+/// Plays a seeder on `fake`: announces `pieces` (every piece if `None`), unchokes,
+/// sends `extra` (raw bytes), answers requests as `policy` says and reports each request
+/// on `requests`. Returns the requests it saw once the engine closes the connection.
 fn play_seeder(
     mut fake: Fake,
     shape: Shape,
+    pieces: Option<Bitfield>,
     policy: Policy,
     extra: Vec<u8>,
     requests: mpsc::UnboundedSender<BlockRef>,
@@ -334,7 +359,10 @@ fn play_seeder(
     let content = content();
     tokio::spawn(async move {
         let mut seen = Vec::new();
-        let mut hello = Message::HaveAll.to_vec();
+        let mut hello = match pieces {
+            None => Message::HaveAll.to_vec(),
+            Some(pieces) => Message::Bitfield(Cow::Borrowed(pieces.as_bytes())).to_vec(),
+        };
         hello.extend(Message::Unchoke.to_vec());
         hello.extend(extra);
         if fake.stream.write_all(&hello).await.is_err() {
@@ -362,6 +390,17 @@ fn play_seeder(
                 }
                 Policy::HalfServed(first_unserved) => {
                     block.piece < first_unserved || block.offset == 0
+                }
+                Policy::Stall => false,
+                Policy::CorruptFirstRejectRest if block.offset == 0 => {
+                    data.iter_mut().for_each(|b| *b = !*b);
+                    true
+                }
+                Policy::CorruptFirstRejectRest => {
+                    if fake.send(Message::Reject(block)).await.is_err() {
+                        break;
+                    }
+                    false
                 }
             };
             if answer {
@@ -429,7 +468,8 @@ async fn malformed_streams_are_dropped_without_stalling_the_download() {
         let n = u8::try_from(n).expect("few cases");
         let mut fake = Fake::dial(leecher.local_addr(), info_hash, fake_id(n)).await;
         // The engine's piece set comes first: it has nothing yet.
-        assert_eq!(fake.recv().await, Some(Message::HaveNone), "{what}");
+        let first = fake.wait_for(CLOSE_LIMIT, is_piece_set).await;
+        assert_eq!(first, Message::HaveNone, "{what}");
         hostile.push((what, fake, bytes));
     }
     // A small message of an unknown id (after the piece set, which must come first) is
@@ -439,6 +479,7 @@ async fn malformed_streams_are_dropped_without_stalling_the_download() {
     let polite = play_seeder(
         polite,
         TWO_BLOCKS,
+        None,
         Policy::Honest,
         frame(0x63, b"hello"),
         requests,
@@ -475,25 +516,43 @@ async fn malformed_streams_are_dropped_without_stalling_the_download() {
     assert_downloaded(leech_dir.path());
 }
 
-/// A peer serving corrupt blocks next to a good seeder: the download finishes with the
-/// right bytes, only verified bytes count as downloaded, the bad peer is disconnected
-/// and cannot come back.
-///
-/// Pieces of one block here, so that no piece mixes both peers' blocks: the engine
-/// bans every peer that sent part of a piece that fails, the good one included, which
-/// can stall the download (the two-block version waits in the pending tests).
+/// A peer serving corrupt blocks next to a good seeder, pieces of one block: each
+/// piece comes whole from one peer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn corrupt_peer_is_banned_and_the_download_finishes() {
-    let (_seed_dir, seeder, _seeding) = seeder(ONE_BLOCK).await;
+async fn corrupt_peer_is_banned_whole_pieces() {
+    corrupt_peer_is_banned_and_the_download_finishes(ONE_BLOCK, Policy::Corrupt).await;
+}
+
+/// A peer serving corrupt blocks next to a good seeder, pieces of two blocks: a piece
+/// may mix both peers' blocks, and only the liar may be blamed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_peer_is_banned_shared_pieces() {
+    corrupt_peer_is_banned_and_the_download_finishes(TWO_BLOCKS, Policy::Corrupt).await;
+}
+
+/// A liar sends the first block of each piece corrupt and rejects the rest, so the good
+/// seeder completes every piece it began: each failed piece mixes both peers' blocks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn liar_sharing_every_piece_with_a_good_seeder_is_banned_alone() {
+    corrupt_peer_is_banned_and_the_download_finishes(TWO_BLOCKS, Policy::CorruptFirstRejectRest)
+        .await;
+}
+
+/// A liar serving as `policy` says next to a good seeder: the download finishes with the
+/// right bytes, only verified bytes count as downloaded, the liar is disconnected and
+/// cannot come back, the good seeder stays.
+async fn corrupt_peer_is_banned_and_the_download_finishes(shape: Shape, policy: Policy) {
+    let (_seed_dir, seeder, _seeding) = seeder(shape).await;
     let liar_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let liar_addr = liar_listener.local_addr().expect("addr");
     // A shallow pipeline spreads the pieces over both peers.
-    let (leech_dir, leecher, download) = leecher(ONE_BLOCK, 4, &[liar_addr]).await;
+    let (leech_dir, leecher, download) = leecher(shape, 4, &[liar_addr]).await;
+    let mut events = download.events();
     let info_hash = download.info_hash();
 
     let liar = Fake::accept(&liar_listener, fake_id(1)).await;
     let (requests, mut liar_requests) = mpsc::unbounded_channel();
-    let liar = play_seeder(liar, ONE_BLOCK, Policy::Corrupt, Vec::new(), requests);
+    let liar = play_seeder(liar, shape, None, policy, Vec::new(), requests);
     // The liar is asked (and answers) first; then the good seeder joins.
     tokio::time::timeout(CLOSE_LIMIT, liar_requests.recv())
         .await
@@ -515,7 +574,7 @@ async fn corrupt_peer_is_banned_and_the_download_finishes() {
         stats.downloaded, LEN as u64,
         "only verified pieces count, once"
     );
-    assert_eq!(stats.verified_pieces, ONE_BLOCK.pieces());
+    assert_eq!(stats.verified_pieces, shape.pieces());
 
     // Banned: dialed again, the engine does not connect ...
     download.add_peer(liar_addr).await.expect("torrent runs");
@@ -530,6 +589,17 @@ async fn corrupt_peer_is_banned_and_the_download_finishes() {
         let seen = again.until_closed(CLOSE_LIMIT).await;
         assert!(seen.is_empty(), "a banned peer was served: {seen:?}");
     }
+    let mut banned = Vec::new();
+    while let Ok(event) = events.try_recv() {
+        if let TorrentEvent::PeerBanned { peer_id, .. } = event {
+            banned.push(peer_id);
+        }
+    }
+    assert_eq!(
+        banned,
+        [fake_id(1)],
+        "the liar, and only the liar, is banned"
+    );
 
     leecher.shutdown().await.expect("leecher shutdown");
     seeder.shutdown().await.expect("seeder shutdown");
@@ -569,15 +639,19 @@ async fn requests_outside_the_torrent_get_no_data() {
     ];
 
     let (leech_dir, leecher, download) = leecher(TWO_BLOCKS, 8, &[seeder.local_addr()]).await;
+    // One probe at a time (each takes an upload slot of the seeder), while the good
+    // leecher downloads.
     let seeder_addr = seeder.local_addr();
-    let mut probes = tokio::task::JoinSet::new();
-    for (n, (what, block)) in bad.into_iter().enumerate() {
-        let n = u8::try_from(n).expect("few cases");
-        probes.spawn(probe(seeder_addr, info_hash, fake_id(n), what, block));
-    }
-    finish(&download).await;
-    while let Some(answer) = probes.join_next().await {
-        let (what, answer) = answer.expect("probe task");
+    let probes = async {
+        let mut answers = Vec::new();
+        for (n, (what, block)) in bad.into_iter().enumerate() {
+            let n = u8::try_from(n).expect("few cases");
+            answers.push(probe(seeder_addr, info_hash, fake_id(n), what, block).await);
+        }
+        answers
+    };
+    let ((), answers) = tokio::join!(finish(&download), probes);
+    for (what, answer) in answers {
         assert!(
             answer.is_none() || matches!(answer, Some(Message::Reject(_))),
             "{what}: {answer:?}"
@@ -599,11 +673,14 @@ async fn probe(
     block: BlockRef,
 ) -> (&'static str, Option<Message<'static>>) {
     let mut fake = Fake::dial(addr, info_hash, peer).await;
-    assert_eq!(fake.recv().await, Some(Message::HaveAll), "{what}");
+    let first = fake.wait_for(CLOSE_LIMIT, is_piece_set).await;
+    assert_eq!(first, Message::HaveAll, "{what}");
     fake.send(Message::Interested)
         .await
         .expect("send interested");
-    fake.wait_for(|m| *m == Message::Unchoke).await;
+    // Unchoked, the request is judged on its range, not refused for the choke.
+    fake.wait_for(UNCHOKE_LIMIT, |m| *m == Message::Unchoke)
+        .await;
     // The request goes out raw: the codec is not asked to judge it.
     let mut request = block.piece.to_be_bytes().to_vec();
     request.extend_from_slice(&block.offset.to_be_bytes());
@@ -654,13 +731,15 @@ async fn strangers_are_closed_without_our_handshake() {
         assert!(got.is_empty(), "{what}: the engine answered {got:?}");
     }
 
-    // Ourselves (the same peer id): answered, then dropped without a piece set.
-    let mut mirror = Fake::dial(addr, seeding.info_hash(), seeder.peer_id()).await;
-    let seen = mirror.until_closed(CLOSE_LIMIT).await;
-    assert!(
-        seen.is_empty(),
-        "a connection to ourselves was kept: {seen:?}"
-    );
+    // Ourselves (the same peer id): dropped without a piece set, with or without a
+    // handshake.
+    if let Some(mut mirror) = Fake::try_dial(addr, seeding.info_hash(), seeder.peer_id()).await {
+        let seen = mirror.until_closed(CLOSE_LIMIT).await;
+        assert!(
+            seen.is_empty(),
+            "a connection to ourselves was kept: {seen:?}"
+        );
+    }
 
     // The seeder still serves.
     let (leech_dir, leecher, download) = leecher(TWO_BLOCKS, 8, &[addr]).await;
@@ -739,6 +818,45 @@ async fn silent_peers_do_not_stall_the_download() {
     assert_downloaded(leech_dir.path());
 }
 
+/// A peer that claims every piece and unchokes us, then never answers a request, next
+/// to a good seeder: the download still completes (the staller's requests move to the
+/// seeder). How long it took is printed, not asserted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staller_claiming_every_piece_does_not_stall_the_download() {
+    let (_seed_dir, seeder, _seeding) = seeder(TWO_BLOCKS).await;
+    let staller = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let (leech_dir, leecher, download) =
+        leecher(TWO_BLOCKS, 8, &[staller.local_addr().expect("addr")]).await;
+    let fake = Fake::accept(&staller, fake_id(1)).await;
+    let (requests, mut staller_requests) = mpsc::unbounded_channel();
+    let stalling = play_seeder(fake, TWO_BLOCKS, None, Policy::Stall, Vec::new(), requests);
+    // The staller holds requests before the good seeder joins.
+    tokio::time::timeout(CLOSE_LIMIT, staller_requests.recv())
+        .await
+        .expect("the staller is asked for blocks")
+        .expect("a request");
+    download
+        .add_peer(seeder.local_addr())
+        .await
+        .expect("torrent runs");
+    let joined = Instant::now();
+    tokio::time::timeout(Duration::from_secs(50), download.wait_done())
+        .await
+        .expect("the download finishes despite the staller");
+    eprintln!(
+        "staller: the download finished {:?} after the good seeder joined",
+        joined.elapsed()
+    );
+    assert_eq!(download.stats().downloaded, LEN as u64);
+    leecher.shutdown().await.expect("leecher shutdown");
+    seeder.shutdown().await.expect("seeder shutdown");
+    tokio::time::timeout(CLOSE_LIMIT, stalling)
+        .await
+        .expect("closed on shutdown")
+        .expect("fake peer task");
+    assert_downloaded(leech_dir.path());
+}
+
 /// Stopped mid-download, the resume data names exactly the verified pieces.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resume_data_after_a_stop_names_only_verified_pieces() {
@@ -748,21 +866,34 @@ async fn resume_data_after_a_stop_names_only_verified_pieces() {
         leecher(TWO_BLOCKS, 8, &[source.local_addr().expect("addr")]).await;
     let info_hash = download.info_hash();
     let fake = Fake::accept(&source, fake_id(1)).await;
-    // Whole pieces below `served`; beyond, first blocks only: pieces begun, never done.
+    // The fake has the pieces below `served` and `begun` more. It serves the first
+    // ones whole, and only the first block of the others: pieces begun, never done.
+    // (However the engine orders its requests, at most `begun` of them stall.)
+    let begun = 2;
+    let mut pieces = Bitfield::new(TWO_BLOCKS.pieces());
+    for piece in 0..served + begun {
+        pieces.set(piece).expect("a piece of the torrent");
+    }
     let (requests, mut asked) = mpsc::unbounded_channel();
     let feeding = play_seeder(
         fake,
         TWO_BLOCKS,
+        Some(pieces),
         Policy::HalfServed(served),
         Vec::new(),
         requests,
     );
     tokio::time::timeout(LIMIT, async {
+        let mut started = BTreeSet::new();
+        while started.len() < begun as usize {
+            let block = asked.recv().await.expect("the fake serves");
+            if block.piece >= served && block.offset == 0 {
+                started.insert(block.piece);
+            }
+        }
         while download.stats().verified_pieces < served {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        // Wait until pieces past the served half were asked for (so begun).
-        while asked.recv().await.is_some_and(|block| block.piece < served) {}
     })
     .await
     .expect("the served half arrives");
