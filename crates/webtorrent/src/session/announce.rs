@@ -437,7 +437,10 @@ impl Announcer {
         self.shared.wake.notify_one();
         if let Some(task) = self.task.take() {
             let abort = task.abort_handle();
-            if tokio::time::timeout_at(deadline.into(), task).await.is_err() {
+            if tokio::time::timeout_at(deadline.into(), task)
+                .await
+                .is_err()
+            {
                 abort.abort();
             }
         }
@@ -706,7 +709,9 @@ impl Task {
         request.numwant = Some(if event == Event::Stopped { 0 } else { NUMWANT });
         request.compact = true;
         request.key = Some(self.key);
-        request.trackerid.clone_from(&self.entries[entry].tracker_id);
+        request
+            .trackerid
+            .clone_from(&self.entries[entry].tracker_id);
         request
     }
 
@@ -881,4 +886,897 @@ async fn announce_bounded(trackers: &Trackers, url: &str, request: &AnnounceRequ
             attempts: 1,
             waited: limit,
         }))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::sync::Mutex as StdMutex;
+
+    use proptest::prelude::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, UdpSocket};
+    use webtorrent_tracker::http::{encode_announce_response, encode_failure};
+    use webtorrent_tracker::udp::{AddressFamily, UdpRequest, UdpResponse};
+
+    use super::*;
+
+    /// The listen port the announcers claim (nothing listens: the trackers are fakes).
+    const OUR_PORT: u16 = 45_001;
+
+    /// An announce as a fake tracker received it.
+    #[derive(Debug, Clone)]
+    struct Seen {
+        event: Event,
+        left: u64,
+        numwant: Option<i64>,
+        key: Option<u32>,
+        port: u16,
+        trackerid: Option<String>,
+        at: Instant,
+    }
+
+    type Log = Arc<StdMutex<Vec<Seen>>>;
+
+    fn lock<T>(m: &StdMutex<T>) -> std::sync::MutexGuard<'_, T> {
+        m.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn events(log: &Log) -> Vec<Event> {
+        lock(log).iter().map(|s| s.event).collect()
+    }
+
+    /// Runs a test body, failing it if it takes longer than 30 s.
+    async fn bounded(body: impl Future<Output = ()>) {
+        tokio::time::timeout(Duration::from_secs(30), body)
+            .await
+            .expect("test timed out");
+    }
+
+    /// Waits (up to 10 s) until `cond` holds.
+    async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !cond() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    fn answer(interval: u64, peers: &[&str]) -> AnnounceResponse {
+        AnnounceResponse {
+            interval: Duration::from_secs(interval),
+            min_interval: None,
+            tracker_id: None,
+            complete: Some(3),
+            incomplete: Some(4),
+            peers: peers
+                .iter()
+                .map(|p| Peer::from(p.parse::<SocketAddr>().expect("test address")))
+                .collect(),
+            warning: None,
+        }
+    }
+
+    /// What the fake HTTP tracker does with an announce.
+    enum HttpReply {
+        /// A 200 answer with this body.
+        Body(Vec<u8>),
+        /// The same, after a delay.
+        Delayed(Duration, Vec<u8>),
+        /// Keeps the connection open without answering.
+        Hang,
+    }
+
+    /// A fake HTTP tracker on loopback; `reply` gets each announce and how many came before.
+    async fn http_tracker(
+        reply: impl Fn(&Seen, usize) -> HttpReply + Send + Sync + 'static,
+    ) -> (String, Log) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!(
+            "http://{}/announce",
+            listener.local_addr().expect("local address")
+        );
+        let log: Log = Arc::default();
+        let reply = Arc::new(reply);
+        let seen_log = Arc::clone(&log);
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let log = Arc::clone(&seen_log);
+                let reply = Arc::clone(&reply);
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 1024];
+                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 16_384 {
+                        match stream.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let Some(seen) = parse_http_announce(&buf) else {
+                        return;
+                    };
+                    let index = {
+                        let mut log = lock(&log);
+                        log.push(seen.clone());
+                        log.len() - 1
+                    };
+                    let body = match reply(&seen, index) {
+                        HttpReply::Body(body) => body,
+                        HttpReply::Delayed(delay, body) => {
+                            tokio::time::sleep(delay).await;
+                            body
+                        }
+                        HttpReply::Hang => std::future::pending::<Vec<u8>>().await,
+                    };
+                    {
+                        {
+                            let head = format!(
+                                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                                body.len()
+                            );
+                            let _ = stream.write_all(head.as_bytes()).await;
+                            let _ = stream.write_all(&body).await;
+                            let _ = stream.shutdown().await;
+                        }
+                    }
+                });
+            }
+        });
+        (url, log)
+    }
+
+    fn parse_http_announce(request: &[u8]) -> Option<Seen> {
+        let text = std::str::from_utf8(request).ok()?;
+        let target = text.strip_prefix("GET ")?.split(' ').next()?;
+        let query = target.split_once('?')?.1;
+        let params: HashMap<&str, &str> =
+            query.split('&').filter_map(|p| p.split_once('=')).collect();
+        Some(Seen {
+            event: match params.get("event").copied() {
+                None => Event::None,
+                Some("started") => Event::Started,
+                Some("completed") => Event::Completed,
+                Some("stopped") => Event::Stopped,
+                Some(_) => return None,
+            },
+            left: params.get("left")?.parse().ok()?,
+            numwant: params.get("numwant").and_then(|n| n.parse().ok()),
+            key: params
+                .get("key")
+                .and_then(|k| u32::from_str_radix(k, 16).ok()),
+            port: params.get("port")?.parse().ok()?,
+            trackerid: params.get("trackerid").map(|t| (*t).to_owned()),
+            at: Instant::now(),
+        })
+    }
+
+    /// What the fake UDP tracker does with an announce.
+    enum UdpReply {
+        Announce {
+            interval: u32,
+            peers: Vec<SocketAddr>,
+        },
+        Error(&'static str),
+        Ignore,
+    }
+
+    /// A fake BEP 15 tracker on loopback; `reply` gets each announce and how many came
+    /// before. Connect requests are always answered.
+    async fn udp_tracker(
+        reply: impl Fn(&Seen, usize) -> UdpReply + Send + Sync + 'static,
+    ) -> (String, Log) {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!(
+            "udp://{}/announce",
+            socket.local_addr().expect("local address")
+        );
+        let log: Log = Arc::default();
+        let seen_log = Arc::clone(&log);
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 2048];
+            while let Ok((len, from)) = socket.recv_from(&mut buf).await {
+                let answer = match UdpRequest::decode(&buf[..len]) {
+                    Ok(UdpRequest::Connect { transaction_id }) => UdpResponse::Connect {
+                        transaction_id,
+                        connection_id: 0x5eed,
+                    },
+                    Ok(UdpRequest::Announce {
+                        transaction_id,
+                        announce,
+                        ..
+                    }) => {
+                        let seen = Seen {
+                            event: announce.event,
+                            left: announce.left,
+                            numwant: Some(i64::from(announce.num_want)),
+                            key: Some(announce.key),
+                            port: announce.port,
+                            trackerid: None,
+                            at: Instant::now(),
+                        };
+                        let index = {
+                            let mut log = lock(&seen_log);
+                            log.push(seen.clone());
+                            log.len() - 1
+                        };
+                        match reply(&seen, index) {
+                            UdpReply::Announce { interval, peers } => UdpResponse::Announce {
+                                transaction_id,
+                                interval,
+                                leechers: 4,
+                                seeders: 3,
+                                peers,
+                            },
+                            UdpReply::Error(message) => UdpResponse::Error {
+                                transaction_id,
+                                message: message.to_owned(),
+                            },
+                            UdpReply::Ignore => continue,
+                        }
+                    }
+                    _ => continue,
+                };
+                let mut out = Vec::new();
+                answer.encode(&mut out);
+                let _ = socket.send_to(&out, from).await;
+            }
+        });
+        (url, log)
+    }
+
+    /// Short timeouts, a 1 s interval floor.
+    fn fast_config() -> TrackersConfig {
+        TrackersConfig {
+            http: HttpConfig::default().with_timeout(Duration::from_millis(700)),
+            udp: UdpConfig::default()
+                .with_base_timeout(Duration::from_millis(100))
+                .with_max_retransmits(1),
+            min_interval: Duration::from_secs(1),
+            max_interval: Duration::from_secs(3 * 3600),
+            announce_timeout: Duration::from_secs(3),
+        }
+    }
+
+    /// An announcer under test, with what it delivered.
+    struct Harness {
+        trackers: Arc<Trackers>,
+        announcer: Announcer,
+        peers: Arc<StdMutex<Vec<Vec<SocketAddr>>>>,
+        progress: Arc<StdMutex<Progress>>,
+    }
+
+    fn start(tiers: Vec<Vec<String>>, left: u64) -> Harness {
+        let trackers = Arc::new(Trackers::with_config(fast_config()));
+        let peers: Arc<StdMutex<Vec<Vec<SocketAddr>>>> = Arc::default();
+        let progress = Arc::new(StdMutex::new(Progress {
+            uploaded: 0,
+            downloaded: 0,
+            left,
+        }));
+        let (delivered, read) = (Arc::clone(&peers), Arc::clone(&progress));
+        let announcer = Announcer::start(AnnounceSetup {
+            trackers: Arc::clone(&trackers),
+            tiers,
+            info_hash: InfoHashV1([0x42; 20]),
+            peer_id: PeerId::ours([7; 12]),
+            port: OUR_PORT,
+            progress: Box::new(move || *lock(&read)),
+            on_peers: Box::new(move |p| lock(&delivered).push(p)),
+        });
+        Harness {
+            trackers,
+            announcer,
+            peers,
+            progress,
+        }
+    }
+
+    fn status_of(h: &Harness, url: &str) -> TrackerStatus {
+        h.announcer
+            .status()
+            .into_iter()
+            .find(|s| s.url == url)
+            .expect("tracker in status")
+    }
+
+    #[tokio::test]
+    async fn http_started_completed_stopped() {
+        bounded(async {
+            let (url, log) = http_tracker(|seen, _| {
+                let mut a = answer(600, &["10.0.0.1:6881"]);
+                if seen.event == Event::Started {
+                    a.tracker_id = Some(b"tid-1".to_vec());
+                }
+                HttpReply::Body(encode_announce_response(&a, true))
+            })
+            .await;
+            let h = start(vec![vec![url.clone()]], 1000);
+            wait_until("started answered", || {
+                status_of(&h, &url).last.is_some_and(|l| l.is_ok())
+            })
+            .await;
+            let status = status_of(&h, &url);
+            assert_eq!(status.tier, 0);
+            let Some(Ok(got)) = status.last else {
+                panic!("no answer: {status:?}")
+            };
+            assert_eq!(
+                (got.peers, got.seeders, got.leechers),
+                (1, Some(3), Some(4))
+            );
+            let next = status.next_announce.expect("next announce scheduled");
+            assert!(next > Instant::now() + Duration::from_secs(590));
+            assert_eq!(
+                *lock(&h.peers),
+                [vec![
+                    "10.0.0.1:6881".parse::<SocketAddr>().expect("address")
+                ]]
+            );
+
+            lock(&h.progress).left = 0;
+            h.announcer.completed();
+            h.announcer.completed(); // once only
+            wait_until("completed", || lock(&log).len() == 2).await;
+            let start = Instant::now();
+            h.announcer.stop(Duration::from_secs(5)).await;
+            assert!(start.elapsed() < Duration::from_secs(2));
+            assert_eq!(
+                events(&log),
+                [Event::Started, Event::Completed, Event::Stopped]
+            );
+            let seen = lock(&log).clone();
+            assert_eq!(seen[0].left, 1000);
+            assert_eq!(seen[1].left, 0);
+            assert!(seen.iter().all(|s| s.port == OUR_PORT));
+            assert_eq!(seen[0].numwant, Some(50));
+            assert_eq!(seen[1].numwant, Some(50));
+            assert_eq!(seen[2].numwant, Some(0));
+            assert!(seen[0].key.is_some());
+            assert!(seen.iter().all(|s| s.key == seen[0].key));
+            assert_eq!(seen[0].trackerid, None);
+            assert_eq!(seen[1].trackerid.as_deref(), Some("tid-1"));
+            assert_eq!(seen[2].trackerid.as_deref(), Some("tid-1"));
+            // Every task has ended: nothing holds the shared clients but us.
+            wait_until("tasks ended", || Arc::strong_count(&h.trackers) == 1).await;
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn udp_started_completed_stopped_and_peers_without_ours() {
+        bounded(async {
+            let ours = format!("127.0.0.1:{OUR_PORT}");
+            let peers: Vec<SocketAddr> = [
+                ours.as_str(),
+                "10.1.2.3:6881",
+                "10.1.2.3:6881",
+                "127.0.0.1:6882",
+                "0.0.0.0:6883",
+                "10.1.2.4:0",
+                ours.as_str(),
+            ]
+            .iter()
+            .map(|p| p.parse().expect("address"))
+            .collect();
+            let (url, log) = udp_tracker(move |_, _| UdpReply::Announce {
+                interval: 600,
+                peers: peers.clone(),
+            })
+            .await;
+            let h = start(vec![vec![url.clone()]], 1000);
+            wait_until("peers", || !lock(&h.peers).is_empty()).await;
+            assert_eq!(
+                *lock(&h.peers),
+                [vec![
+                    "10.1.2.3:6881".parse::<SocketAddr>().expect("address"),
+                    "127.0.0.1:6882".parse().expect("address"),
+                ]]
+            );
+            let Some(Ok(got)) = status_of(&h, &url).last else {
+                panic!("no answer")
+            };
+            assert_eq!(
+                (got.peers, got.seeders, got.leechers),
+                (7, Some(3), Some(4))
+            );
+
+            h.announcer.completed();
+            wait_until("completed", || lock(&log).len() == 2).await;
+            h.announcer.stop(Duration::from_secs(5)).await;
+            assert_eq!(
+                events(&log),
+                [Event::Started, Event::Completed, Event::Stopped]
+            );
+            let seen = lock(&log).clone();
+            assert_eq!(
+                seen.iter().map(|s| s.numwant).collect::<Vec<_>>(),
+                [Some(50), Some(50), Some(0)]
+            );
+            assert!(
+                seen.iter()
+                    .all(|s| s.port == OUR_PORT && s.key == seen[0].key)
+            );
+            wait_until("tasks ended", || Arc::strong_count(&h.trackers) == 1).await;
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn failures_are_kept_per_tracker_and_other_tiers_still_used() {
+        bounded(async {
+            let (refusing, refusing_log) =
+                http_tracker(|_, _| HttpReply::Body(encode_failure("torrent not registered")))
+                    .await;
+            let (banning, banning_log) = udp_tracker(|_, _| UdpReply::Error("banned")).await;
+            let (good, good_log) = http_tracker(|_, _| {
+                let mut a = answer(600, &["10.0.0.9:7000"]);
+                a.warning = Some("be nice".to_owned());
+                HttpReply::Body(encode_announce_response(&a, true))
+            })
+            .await;
+            let h = start(
+                vec![
+                    vec![refusing.clone(), banning.clone()],
+                    vec![good.clone(), "wss://tracker.example/announce".to_owned()],
+                ],
+                1000,
+            );
+            wait_until("every tracker tried", || {
+                h.announcer.status().iter().all(|s| s.last.is_some())
+            })
+            .await;
+            let status = h.announcer.status();
+            assert_eq!(status.len(), 3, "wss:// is skipped: {status:?}");
+            let refused = status_of(&h, &refusing);
+            assert_eq!(
+                refused.last,
+                Some(Err(TrackerError::Failure {
+                    reason: "torrent not registered".to_owned()
+                }))
+            );
+            assert_eq!((refused.tier, refused.failures), (0, 1));
+            let banned = status_of(&h, &banning);
+            assert_eq!(
+                banned.last,
+                Some(Err(TrackerError::Failure {
+                    reason: "banned".to_owned()
+                }))
+            );
+            let ok = status_of(&h, &good);
+            assert_eq!(ok.tier, 1);
+            assert!(matches!(ok.last, Some(Ok(_))));
+            assert_eq!(ok.warning.as_deref(), Some("be nice"));
+            assert_eq!(
+                *lock(&h.peers),
+                [vec![
+                    "10.0.0.9:7000".parse::<SocketAddr>().expect("address")
+                ]]
+            );
+            // The failing tier backs off (15 s first) instead of retrying at once.
+            let retry = [&refused, &banned]
+                .iter()
+                .find_map(|s| s.next_announce)
+                .expect("the failing tier has a next announce");
+            assert!(retry > Instant::now() + Duration::from_secs(10));
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            assert_eq!(lock(&refusing_log).len(), 1);
+            assert_eq!(lock(&banning_log).len(), 1);
+            assert_eq!(lock(&good_log).len(), 1);
+            // Only the tracker that answered is told `stopped`.
+            h.announcer.stop(Duration::from_secs(5)).await;
+            assert_eq!(events(&good_log), [Event::Started, Event::Stopped]);
+            assert_eq!(events(&refusing_log), [Event::Started]);
+            assert_eq!(events(&banning_log), [Event::Started]);
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_tier_fails_over_to_its_next_tracker() {
+        bounded(async {
+            let (refusing, refusing_log) =
+                http_tracker(|_, _| HttpReply::Body(encode_failure("go away"))).await;
+            let (good, good_log) = http_tracker(|_, _| {
+                HttpReply::Body(encode_announce_response(&answer(600, &[]), true))
+            })
+            .await;
+            let h = start(vec![vec![refusing.clone(), good.clone()]], 1000);
+            wait_until("an answer", || {
+                matches!(status_of(&h, &good).last, Some(Ok(_)))
+            })
+            .await;
+            // Whichever the shuffle put first, the answering tracker is the one in use.
+            let (refused, ok) = (status_of(&h, &refusing), status_of(&h, &good));
+            assert!(ok.next_announce.is_some());
+            assert_eq!(refused.next_announce, None);
+            assert!(matches!(
+                refused.last,
+                None | Some(Err(TrackerError::Failure { .. }))
+            ));
+            assert!(lock(&refusing_log).len() <= 1);
+            assert_eq!(events(&good_log), [Event::Started]);
+            assert!(lock(&h.peers).is_empty(), "empty answers deliver nothing");
+            drop(h.announcer);
+            wait_until("tasks ended", || Arc::strong_count(&h.trackers) == 1).await;
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn timeouts_and_garbage_are_typed_errors() {
+        bounded(async {
+            let (garbage, _) =
+                http_tracker(|_, _| HttpReply::Body(b"<html>not a tracker</html>".to_vec())).await;
+            let (hanging, _) = http_tracker(|_, _| HttpReply::Hang).await;
+            let (silent, silent_log) = udp_tracker(|_, _| UdpReply::Ignore).await;
+            let h = start(
+                vec![
+                    vec![garbage.clone()],
+                    vec![hanging.clone()],
+                    vec![silent.clone()],
+                    vec!["udp://127.0.0.1/no-port".to_owned()],
+                ],
+                1000,
+            );
+            wait_until("every tracker failed", || {
+                h.announcer
+                    .status()
+                    .iter()
+                    .all(|s| matches!(s.last, Some(Err(_))))
+            })
+            .await;
+            assert!(matches!(
+                status_of(&h, &garbage).last,
+                Some(Err(TrackerError::Bencode(_)))
+            ));
+            assert!(matches!(
+                status_of(&h, &hanging).last,
+                Some(Err(TrackerError::Timeout { .. }))
+            ));
+            assert!(matches!(
+                status_of(&h, &silent).last,
+                Some(Err(TrackerError::Timeout { .. }))
+            ));
+            assert!(matches!(
+                status_of(&h, "udp://127.0.0.1/no-port").last,
+                Some(Err(TrackerError::InvalidUrl { .. }))
+            ));
+            // No tracker acknowledged an announce: nobody is told `stopped`.
+            let start = Instant::now();
+            h.announcer.stop(Duration::from_secs(5)).await;
+            assert!(start.elapsed() < Duration::from_millis(500));
+            assert_eq!(events(&silent_log), [Event::Started, Event::Started]);
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn stop_is_bounded_when_trackers_never_answer_it() {
+        bounded(async {
+            let (http_url, http_log) = http_tracker(|seen, _| {
+                if seen.event == Event::Stopped {
+                    HttpReply::Hang
+                } else {
+                    HttpReply::Body(encode_announce_response(&answer(600, &[]), true))
+                }
+            })
+            .await;
+            let (udp_url, udp_log) = udp_tracker(|seen, _| {
+                if seen.event == Event::Stopped {
+                    UdpReply::Ignore
+                } else {
+                    UdpReply::Announce {
+                        interval: 600,
+                        peers: vec![],
+                    }
+                }
+            })
+            .await;
+            let h = start(vec![vec![http_url.clone()], vec![udp_url.clone()]], 1000);
+            wait_until("both answered", || {
+                h.announcer
+                    .status()
+                    .iter()
+                    .all(|s| matches!(s.last, Some(Ok(_))))
+            })
+            .await;
+            let start = Instant::now();
+            h.announcer.stop(Duration::from_millis(300)).await;
+            let took = start.elapsed();
+            assert!(took >= Duration::from_millis(250), "{took:?}");
+            assert!(took < Duration::from_millis(900), "{took:?}");
+            assert_eq!(events(&http_log), [Event::Started, Event::Stopped]);
+            // The UDP client retransmits the unanswered `stopped`.
+            let udp_events = events(&udp_log);
+            assert_eq!(udp_events[..2], [Event::Started, Event::Stopped]);
+            assert!(udp_events[2..].iter().all(|e| *e == Event::Stopped));
+            wait_until("tasks ended", || Arc::strong_count(&h.trackers) == 1).await;
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn reannounces_follow_short_intervals_clamped_to_the_floor() {
+        bounded(async {
+            // One tracker asks for 1 s, the other for 0 s, which the 1 s floor raises.
+            let (one, one_log) = http_tracker(|_, _| {
+                HttpReply::Body(encode_announce_response(&answer(1, &[]), true))
+            })
+            .await;
+            let (zero, zero_log) = udp_tracker(|_, _| UdpReply::Announce {
+                interval: 0,
+                peers: vec![],
+            })
+            .await;
+            let h = start(vec![vec![one], vec![zero]], 1000);
+            wait_until("three announces each", || {
+                lock(&one_log).len() >= 3 && lock(&zero_log).len() >= 3
+            })
+            .await;
+            for log in [&one_log, &zero_log] {
+                let seen = lock(log).clone();
+                assert_eq!(
+                    seen.iter().take(3).map(|s| s.event).collect::<Vec<_>>(),
+                    [Event::Started, Event::None, Event::None]
+                );
+                for pair in seen.windows(2) {
+                    let gap = pair[1].at - pair[0].at;
+                    assert!(gap >= Duration::from_millis(900), "{gap:?}");
+                }
+            }
+            h.announcer.stop(Duration::from_secs(2)).await;
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn want_peers_waits_for_the_min_interval() {
+        bounded(async {
+            let (url, log) = http_tracker(|_, _| {
+                let mut a = answer(600, &["10.0.0.1:6881"]);
+                a.min_interval = Some(Duration::from_secs(2));
+                HttpReply::Body(encode_announce_response(&a, true))
+            })
+            .await;
+            let h = start(vec![vec![url.clone()]], 1000);
+            wait_until("started answered", || {
+                matches!(status_of(&h, &url).last, Some(Ok(_)))
+            })
+            .await;
+            let started = lock(&log)[0].at;
+            for _ in 0..5 {
+                h.announcer.want_peers();
+            }
+            wait_until("early announce", || lock(&log).len() == 2).await;
+            let early = lock(&log)[1].clone();
+            assert_eq!(early.event, Event::None);
+            let gap = early.at - started;
+            assert!(gap >= Duration::from_millis(1900), "{gap:?}");
+            assert!(gap < Duration::from_secs(4), "{gap:?}");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            assert_eq!(lock(&log).len(), 2, "one early announce for many calls");
+            assert_eq!(lock(&h.peers).len(), 2);
+            h.announcer.stop(Duration::from_secs(2)).await;
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_torrent_seeding_from_the_start_never_sends_completed() {
+        bounded(async {
+            let (url, log) = http_tracker(|_, _| {
+                HttpReply::Body(encode_announce_response(&answer(600, &[]), true))
+            })
+            .await;
+            let h = start(vec![vec![url.clone()]], 0);
+            wait_until("started answered", || {
+                matches!(status_of(&h, &url).last, Some(Ok(_)))
+            })
+            .await;
+            h.announcer.completed();
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            h.announcer.stop(Duration::from_secs(2)).await;
+            assert_eq!(events(&log), [Event::Started, Event::Stopped]);
+            assert_eq!(lock(&log)[0].left, 0);
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn completed_before_started_is_answered_follows_it() {
+        bounded(async {
+            let (url, log) = http_tracker(|seen, _| {
+                let body = encode_announce_response(&answer(600, &[]), true);
+                if seen.event == Event::Started {
+                    // Slow enough for `completed()` to come while `started` is in flight.
+                    HttpReply::Delayed(Duration::from_millis(300), body)
+                } else {
+                    HttpReply::Body(body)
+                }
+            })
+            .await;
+            let h = start(vec![vec![url.clone()]], 1000);
+            wait_until("started sent", || lock(&log).len() == 1).await;
+            h.announcer.completed();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            assert_eq!(status_of(&h, &url).last, None, "started still in flight");
+            assert!(status_of(&h, &url).updating);
+            wait_until("completed", || lock(&log).len() == 2).await;
+            assert_eq!(events(&log), [Event::Started, Event::Completed]);
+            let seen = lock(&log).clone();
+            let gap = seen[1].at - seen[0].at;
+            assert!(gap >= Duration::from_millis(300), "{gap:?}");
+            h.announcer.stop(Duration::from_secs(2)).await;
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn no_tracker_at_all() {
+        bounded(async {
+            let h = start(vec![vec!["wss://only.example".to_owned()], vec![]], 1000);
+            assert!(h.announcer.status().is_empty());
+            h.announcer.want_peers();
+            h.announcer.completed();
+            let start = Instant::now();
+            h.announcer.stop(Duration::from_secs(5)).await;
+            assert!(start.elapsed() < Duration::from_millis(200));
+        })
+        .await;
+    }
+
+    #[test]
+    fn usable_tiers_keep_known_schemes_once() {
+        let s = |v: &[&str]| v.iter().map(|u| (*u).to_owned()).collect::<Vec<_>>();
+        let tiers = vec![
+            s(&["wss://a", "udp://b:1", "HTTP://c/announce"]),
+            s(&["wss://d"]),
+            vec![],
+            s(&[
+                "udp://b:1",
+                "https://e/announce",
+                "magnet:?x",
+                "http://c/announce",
+            ]),
+        ];
+        assert_eq!(
+            usable_tiers(tiers),
+            [
+                s(&["udp://b:1", "HTTP://c/announce"]),
+                s(&["https://e/announce", "http://c/announce"])
+            ]
+        );
+    }
+
+    #[test]
+    fn peers_lose_duplicates_ours_and_undialable() {
+        let addr = |s: &str| Peer::from(s.parse::<SocketAddr>().expect("address"));
+        let lan: IpAddr = "192.168.1.20".parse().expect("address");
+        let peers = [
+            addr("127.0.0.1:6881"),
+            addr("[::1]:6881"),
+            addr("192.168.1.20:6881"),
+            addr("[::ffff:192.168.1.20]:6881"),
+            addr("192.168.1.20:6882"),
+            addr("[::ffff:10.0.0.1]:5000"),
+            addr("10.0.0.1:5000"),
+            addr("[2001:db8::1]:6881"),
+            addr("224.0.0.1:5000"),
+            addr("255.255.255.255:5000"),
+            addr("[::]:5000"),
+            addr("10.0.0.2:0"),
+        ];
+        assert_eq!(
+            usable_peers(&peers, 6881, &[lan]),
+            [
+                "192.168.1.20:6882".parse::<SocketAddr>().expect("address"),
+                "10.0.0.1:5000".parse().expect("address"),
+                "[2001:db8::1]:6881".parse().expect("address"),
+            ]
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn usable_peers_are_unique_dialable_and_not_ours(
+            raw in proptest::collection::vec((any::<[u8; 4]>(), 6880u16..6884), 0..40),
+            port in 6880u16..6884,
+        ) {
+            let own: IpAddr = "10.0.0.1".parse().expect("address");
+            let peers: Vec<Peer> = raw
+                .iter()
+                .map(|(ip, p)| Peer::from(SocketAddr::from((*ip, *p))))
+                .collect();
+            let out = usable_peers(&peers, port, &[own]);
+            let unique: HashSet<_> = out.iter().collect();
+            prop_assert_eq!(unique.len(), out.len());
+            for a in &out {
+                prop_assert!(peers.iter().any(|p| p.addr == *a));
+                prop_assert!(a.port() != 0 && !a.ip().is_unspecified());
+                prop_assert!(!(a.port() == port && (a.ip().is_loopback() || a.ip() == own)));
+            }
+            // Every distinct dialable peer that is not ours is kept.
+            let expected: HashSet<_> = peers
+                .iter()
+                .map(|p| p.addr)
+                .filter(|a| {
+                    let ip = a.ip();
+                    a.port() != 0
+                        && !ip.is_unspecified()
+                        && !ip.is_multicast()
+                        && ip != IpAddr::V4(Ipv4Addr::BROADCAST)
+                        && !(a.port() == port && (ip.is_loopback() || ip == own))
+                })
+                .collect();
+            prop_assert_eq!(unique.len(), expected.len());
+        }
+
+        #[test]
+        fn below_stays_in_range(seed: u64, bound in 0usize..1000) {
+            let mut random = SplitMix64(seed);
+            let n = random.below(bound);
+            prop_assert!(n < bound.max(1));
+        }
+    }
+
+    #[test]
+    fn intervals_are_clamped_so_schedules_cannot_spin_or_overflow() {
+        let (min, max) = (Duration::from_secs(60), Duration::from_secs(3 * 3600));
+        let mut zero = answer(0, &[]);
+        clamp_intervals(&mut zero, min, max);
+        assert_eq!(zero.interval, min);
+        let mut huge = answer(u64::MAX, &[]);
+        huge.min_interval = Some(Duration::from_secs(u64::MAX));
+        clamp_intervals(&mut huge, min, max);
+        assert_eq!((huge.interval, huge.min_interval), (max, Some(max)));
+        // The schedule then computes deadlines without overflow.
+        let now = Instant::now();
+        let mut schedule = AnnounceSchedule::new(now);
+        assert_eq!(schedule.poll_announce(now), Some(Event::Started));
+        schedule.on_response(now, &huge);
+        assert_eq!(schedule.poll_timeout(), Some(now + max));
+        // The schedule itself does not clamp: an interval of 0 would be due at once.
+        let mut raw = AnnounceSchedule::new(now);
+        assert_eq!(raw.poll_announce(now), Some(Event::Started));
+        raw.on_response(now, &answer(0, &[]));
+        assert_eq!(raw.poll_timeout(), Some(now));
+        // The default floor is a minute, the ceiling three hours.
+        let config = TrackersConfig::default();
+        assert_eq!((config.min_interval, config.max_interval), (min, max));
+    }
+
+    #[test]
+    fn host_ips_of_http_urls() {
+        let ip = |s: &str| s.parse::<IpAddr>().ok();
+        assert_eq!(
+            http_host_ip("http://127.0.0.1:8000/announce"),
+            ip("127.0.0.1")
+        );
+        assert_eq!(http_host_ip("https://[::1]:443/a?b"), ip("::1"));
+        assert_eq!(http_host_ip("http://user:pw@10.0.0.1/x"), ip("10.0.0.1"));
+        assert_eq!(http_host_ip("http://10.0.0.2?x=1"), ip("10.0.0.2"));
+        assert_eq!(http_host_ip("http://tracker.example/announce"), None);
+        assert_eq!(http_host_ip("no scheme"), None);
+    }
+
+    #[test]
+    fn schemes() {
+        assert_eq!(Scheme::of("HTTPS://x"), Some(Scheme::Http));
+        assert_eq!(Scheme::of("http://x"), Some(Scheme::Http));
+        assert_eq!(Scheme::of("Udp://x:1"), Some(Scheme::Udp));
+        assert_eq!(Scheme::of("wss://x"), None);
+        assert_eq!(Scheme::of("ud"), None);
+    }
+
+    #[test]
+    fn the_route_to_loopback_starts_at_loopback() {
+        assert_eq!(
+            route_ip(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+            Some(IpAddr::V4(Ipv4Addr::LOCALHOST))
+        );
+        assert_eq!(
+            AddressFamily::of(&"127.0.0.1:1".parse().expect("address")),
+            AddressFamily::V4
+        );
+    }
 }
