@@ -424,6 +424,7 @@ fn play_seeder(
 async fn malformed_streams_are_dropped_without_stalling_the_download() {
     let (_seed_dir, seeder, _seeding) = seeder(TWO_BLOCKS).await;
     let (leech_dir, leecher, download) = leecher(TWO_BLOCKS, 8, &[]).await;
+    let mut events = download.events();
     let info_hash = download.info_hash();
     let pieces = TWO_BLOCKS.pieces();
     let bitfield_len = Bitfield::byte_len(pieces);
@@ -494,7 +495,9 @@ async fn malformed_streams_are_dropped_without_stalling_the_download() {
         // the length prefix.
         fake.send_raw(bytes).await;
     }
+    let mut hostile_addrs = Vec::new();
     for (what, mut fake, _) in hostile {
+        hostile_addrs.push((what, fake.stream.local_addr().expect("addr")));
         let seen = fake.until_closed(CLOSE_LIMIT).await;
         assert!(
             seen.iter().all(|m| !matches!(m, Message::Piece { .. })),
@@ -514,6 +517,18 @@ async fn malformed_streams_are_dropped_without_stalling_the_download() {
         .expect("closed on shutdown")
         .expect("fake peer task");
     assert_downloaded(leech_dir.path());
+
+    // Each hostile peer's disconnection was reported once.
+    let mut disconnected = Vec::new();
+    while let Ok(event) = events.try_recv() {
+        if let TorrentEvent::PeerDisconnected { addr, .. } = event {
+            disconnected.push(addr);
+        }
+    }
+    for (what, addr) in hostile_addrs {
+        let times = disconnected.iter().filter(|a| **a == addr).count();
+        assert_eq!(times, 1, "{what}: disconnection reported {times} times");
+    }
 }
 
 /// A peer serving corrupt blocks next to a good seeder, pieces of one block: each
