@@ -366,6 +366,7 @@ impl Announcer {
                 schedule: AnnounceSchedule::new(now),
                 want_at: None,
                 last_sent: None,
+                backing_off: false,
             });
         }
         let shared = Arc::new(Shared {
@@ -409,7 +410,8 @@ impl Announcer {
     }
 
     /// Asks every tier for peers soon: no sooner than [`TrackersConfig::min_interval`] and
-    /// the tracker's `min interval` after the tier's previous announce.
+    /// the tracker's `min interval` after the tier's previous announce. A tier whose
+    /// trackers all failed keeps its back-off.
     pub(crate) fn want_peers(&self) {
         self.shared.want_peers.store(true, Ordering::Release);
         self.shared.wake.notify_one();
@@ -566,6 +568,9 @@ struct Tier {
     want_at: Option<Instant>,
     /// When its last announce was sent.
     last_sent: Option<Instant>,
+    /// Whether every tracker of the tier failed its last round (the schedule backs off;
+    /// early announces wait for it).
+    backing_off: bool,
 }
 
 /// An announce in flight.
@@ -644,7 +649,7 @@ impl Task {
     fn on_want_peers(&mut self, now: Instant) {
         let min = self.trackers.config.min_interval;
         for tier in &mut self.tiers {
-            if tier.schedule.is_finished() {
+            if tier.schedule.is_finished() || tier.backing_off {
                 continue;
             }
             let earliest = tier.last_sent.map_or(now, |last| (last + min).max(now));
@@ -773,6 +778,7 @@ impl Task {
         }));
         entry.status.failures = 0;
         let tier = &mut self.tiers[flight.tier];
+        tier.backing_off = false;
         tier.list.success();
         tier.schedule.on_response(now, &response);
         if flight.event == Event::Started && self.completed_requested {
@@ -790,7 +796,9 @@ impl Task {
     fn failed(&mut self, flight: Flight, error: TrackerError, now: Instant) {
         let entry = &mut self.entries[flight.entry];
         let url = &entry.status.url;
-        if entry.status.last.as_ref().and_then(|l| l.as_ref().err()) == Some(&error) {
+        if let Some(Err(last)) = &entry.status.last
+            && same_kind(last, &error)
+        {
             tracing::debug!(tracker = %url, %error, "tracker announce failed again");
         } else {
             tracing::warn!(tracker = %url, %error, "tracker announce failed");
@@ -800,6 +808,7 @@ impl Task {
         let tier = &mut self.tiers[flight.tier];
         if tier.list.failure() {
             // Every tracker of the tier failed: back off.
+            tier.backing_off = true;
             tier.schedule.on_failure(now);
         } else {
             // The same event to the tier's next tracker, at once.
@@ -874,6 +883,17 @@ impl Task {
             tracing::debug!("stopped announces cut short");
         }
         // Dropping `stops` aborts what is left.
+    }
+}
+
+/// Whether two errors tell the same story, for logging changes only: transport errors
+/// differ in their text at every retry (it holds the announce URL and its counters).
+fn same_kind(a: &TrackerError, b: &TrackerError) -> bool {
+    match (a, b) {
+        (TrackerError::Failure { reason: x }, TrackerError::Failure { reason: y }) => x == y,
+        (TrackerError::HttpStatus { status: x }, TrackerError::HttpStatus { status: y }) => x == y,
+        (TrackerError::Malformed { what: x }, TrackerError::Malformed { what: y }) => x == y,
+        _ => std::mem::discriminant(a) == std::mem::discriminant(b),
     }
 }
 
@@ -1358,13 +1378,19 @@ mod tests {
                 .find_map(|s| s.next_announce)
                 .expect("the failing tier has a next announce");
             assert!(retry > Instant::now() + Duration::from_secs(10));
-            tokio::time::sleep(Duration::from_millis(500)).await;
+            // Asking for peers re-announces to the working tier after the 1 s floor, and
+            // leaves the failing tier to its back-off.
+            h.announcer.want_peers();
+            tokio::time::sleep(Duration::from_millis(1500)).await;
             assert_eq!(lock(&refusing_log).len(), 1);
             assert_eq!(lock(&banning_log).len(), 1);
-            assert_eq!(lock(&good_log).len(), 1);
+            assert_eq!(events(&good_log), [Event::Started, Event::None]);
             // Only the tracker that answered is told `stopped`.
             h.announcer.stop(Duration::from_secs(5)).await;
-            assert_eq!(events(&good_log), [Event::Started, Event::Stopped]);
+            assert_eq!(
+                events(&good_log),
+                [Event::Started, Event::None, Event::Stopped]
+            );
             assert_eq!(events(&refusing_log), [Event::Started]);
             assert_eq!(events(&banning_log), [Event::Started]);
         })
@@ -1757,6 +1783,24 @@ mod tests {
         assert_eq!(http_host_ip("http://10.0.0.2?x=1"), ip("10.0.0.2"));
         assert_eq!(http_host_ip("http://tracker.example/announce"), None);
         assert_eq!(http_host_ip("no scheme"), None);
+    }
+
+    #[test]
+    fn errors_of_the_same_kind() {
+        let transport = |m: &str| TrackerError::Transport {
+            message: m.to_owned(),
+        };
+        let failure = |r: &str| TrackerError::Failure {
+            reason: r.to_owned(),
+        };
+        assert!(same_kind(&transport("left=1"), &transport("left=2")));
+        assert!(same_kind(&failure("a"), &failure("a")));
+        assert!(!same_kind(&failure("a"), &failure("b")));
+        assert!(!same_kind(&failure("a"), &transport("a")));
+        assert!(!same_kind(
+            &TrackerError::HttpStatus { status: 404 },
+            &TrackerError::HttpStatus { status: 500 }
+        ));
     }
 
     #[test]
