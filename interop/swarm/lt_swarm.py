@@ -10,7 +10,8 @@ stdin, one command per line:
 stdout, JSON lines:
   {"port": N}                listening for peers on 127.0.0.1:N
   {"complete": true, ...}    every piece is verified (seeding); printed once
-stderr: tracker, peer and error alerts, for the scenario's failure report.
+stderr: tracker, peer and error alerts and a status line every second, for the scenario's
+failure report.
 """
 
 import argparse
@@ -78,6 +79,7 @@ def main() -> int:
     deadline = time.monotonic() + args.timeout
     pending = []
     completed = False
+    next_report = 0.0
     while time.monotonic() < deadline:
         for a in ses.pop_alerts():
             log(f"{a.what()}: {a.message()}")
@@ -96,6 +98,10 @@ def main() -> int:
                 else:
                     log(f"unknown command {command!r}")
             pending.clear()
+        if time.monotonic() >= next_report:
+            log(f"status: {status.state} progress={status.progress:.4f} peers={status.num_peers}"
+                f" down={status.all_time_download} up={status.all_time_upload}")
+            next_report = time.monotonic() + 1.0
         if status.is_seeding and not completed:
             say({"complete": True, "downloaded": status.all_time_download,
                  "uploaded": status.all_time_upload})

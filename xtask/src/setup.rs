@@ -8,8 +8,18 @@ use anyhow::{Context, Result, bail};
 
 use crate::util::{self, cargo, cmd, on_path, run, run_status};
 
-/// Debian packages the interop drivers use.
-const APT_PACKAGES: &[&str] = &["python3-libtorrent", "transmission-cli", "python3-venv"];
+/// Debian packages the interop drivers use: libtorrent 2.0 and the venv for 2.1, then the
+/// clients and the tracker of the `swarm-*` scenarios (curl drives qBittorrent's WebUI API).
+const APT_PACKAGES: &[&str] = &[
+    "python3-libtorrent",
+    "transmission-cli",
+    "python3-venv",
+    "qbittorrent-nox",
+    "aria2",
+    "transmission-daemon",
+    "opentracker",
+    "curl",
+];
 /// The libtorrent wheel the venv pins.
 pub(crate) const LIBTORRENT_PYPI: &str = "2.1.1";
 /// Debian's python, which has python3-libtorrent (2.0).

@@ -515,12 +515,19 @@ fn run(ctx: &Ctx, fx: &Fixture, spec: Spec, logs: &Logs) -> Result<Vec<String>> 
             if direct && spec.client.can_dial() {
                 them.dial(addr)?;
             }
-            wait_until(deadline, &format!("{client} to finish downloading"), || {
+            let finished = wait_until(deadline, &format!("{client} to finish downloading"), || {
                 if let Some(status) = seed.exited()? {
                     bail!("webtorrent seed exited ({status})");
                 }
                 them.complete()
-            })?;
+            });
+            if let Err(e) = finished {
+                let progress = them.progress();
+                if progress.is_empty() {
+                    return Err(e);
+                }
+                bail!("{e:#} ({client}: {progress})");
+            }
             notes.push(rate_note(
                 &format!("webtorrent -> {client}"),
                 started.elapsed(),

@@ -63,6 +63,8 @@ pub(super) trait Remote {
     fn dial(&mut self, peer: SocketAddr) -> Result<()>;
     /// Whether it has every piece verified (a seeder: ready to serve).
     fn complete(&mut self) -> Result<bool>;
+    /// Its progress in its own words, for a timeout message (empty if it cannot say).
+    fn progress(&mut self) -> String;
 }
 
 /// Starts `client` on `torrent` with its data folder `save` (the folder holding the torrent's
@@ -228,6 +230,21 @@ impl Remote for Qbittorrent {
         Ok(t["progress"].as_f64() == Some(1.0)
             && matches!(state, "uploading" | "stalledUP" | "forcedUP" | "queuedUP"))
     }
+
+    fn progress(&mut self) -> String {
+        let list: Value = curl(
+            &format!("{}/torrents/info?hashes={}", self.api, self.hash),
+            &[],
+        )
+        .ok()
+        .and_then(|body| serde_json::from_str(&body).ok())
+        .unwrap_or_default();
+        let t = &list[0];
+        format!(
+            "progress {}, state {}, {} peers, {} bytes downloaded",
+            t["progress"], t["state"], t["num_leechs"], t["downloaded"]
+        )
+    }
 }
 
 impl Drop for Qbittorrent {
@@ -293,6 +310,15 @@ impl Remote for Libtorrent {
         Ok(json_lines(&self.proc.stdout())
             .iter()
             .any(|v| v["complete"] == true))
+    }
+
+    fn progress(&mut self) -> String {
+        self.proc
+            .stderr()
+            .lines()
+            .rev()
+            .find_map(|l| l.split_once("status: ").map(|(_, s)| s.to_owned()))
+            .unwrap_or_default()
     }
 }
 
@@ -426,6 +452,22 @@ impl Remote for Transmission {
         Ok(field("Percent Done:") == "100%"
             && matches!(field("State:").as_str(), "Seeding" | "Idle"))
     }
+
+    fn progress(&mut self) -> String {
+        self.remote(&["-t".as_ref(), "all".as_ref(), "--info".as_ref()])
+            .map(|info| {
+                info.lines()
+                    .map(str::trim)
+                    .filter(|l| {
+                        ["State:", "Percent Done:", "Downloaded:", "Peers:"]
+                            .iter()
+                            .any(|k| l.starts_with(k))
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default()
+    }
 }
 
 impl Drop for Transmission {
@@ -497,6 +539,10 @@ impl Remote for Aria2 {
             (Role::Seed, None) => Ok(accepts(self.addr())),
             (Role::Leech, None) => Ok(false),
         }
+    }
+
+    fn progress(&mut self) -> String {
+        String::new()
     }
 }
 
