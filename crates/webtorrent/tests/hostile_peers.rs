@@ -960,3 +960,42 @@ async fn resume_data_after_a_stop_names_only_verified_pieces() {
     assert!(!resumed.is_done());
     again.shutdown().await.expect("shutdown");
 }
+
+/// A burst of connections that never send a handshake, twice as many as the client
+/// accepts, does not stop the download from a good seeder: the engine closes each of
+/// them without a byte and frees its slot. (Today the slots, shared with outbound dials,
+/// stay taken for the 10 s handshake timeout, so the download waits that long.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn burst_of_silent_connections_does_not_stop_the_download() {
+    let (_seed_dir, seeder, _seeding) = seeder(TWO_BLOCKS).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = common::config(dir.path());
+    config.max_connections = 16;
+    let leecher = Client::new(config).await.expect("leecher");
+    let download = leecher
+        .add(TWO_BLOCKS.metainfo(), AddOptions::default())
+        .await
+        .expect("add");
+    let mut burst = Vec::new();
+    for _ in 0..32 {
+        burst.push(
+            TcpStream::connect(leecher.local_addr())
+                .await
+                .expect("connect"),
+        );
+    }
+    download
+        .add_peer(seeder.local_addr())
+        .await
+        .expect("torrent runs");
+    let closed = async {
+        for stream in &mut burst {
+            let got = bytes_until_closed(stream, HANDSHAKE_LIMIT).await;
+            assert!(got.is_empty(), "a silent connection was answered: {got:?}");
+        }
+    };
+    let ((), ()) = tokio::join!(finish(&download), closed);
+    leecher.shutdown().await.expect("leecher shutdown");
+    seeder.shutdown().await.expect("seeder shutdown");
+    assert_downloaded(dir.path());
+}
