@@ -340,6 +340,11 @@ enum Policy {
     HalfServed(u32),
     /// Never.
     Stall,
+    /// Never: chokes us at the first request and stays silent (with the fast extension
+    /// a choke does not cancel requests: they wait for a reject that never comes).
+    ChokeAndHold,
+    /// With the block's bytes but the last one.
+    Truncated,
     /// The first block of each piece with every byte flipped; every other request
     /// rejected (BEP 6), so someone else completes the piece.
     CorruptFirstRejectRest,
@@ -392,6 +397,16 @@ fn play_seeder(
                     block.piece < first_unserved || block.offset == 0
                 }
                 Policy::Stall => false,
+                Policy::ChokeAndHold => {
+                    if seen.len() == 1 && fake.send(Message::Choke).await.is_err() {
+                        break;
+                    }
+                    false
+                }
+                Policy::Truncated => {
+                    data.pop();
+                    true
+                }
                 Policy::CorruptFirstRejectRest if block.offset == 0 => {
                     data.iter_mut().for_each(|b| *b = !*b);
                     true
@@ -835,20 +850,38 @@ async fn silent_peers_do_not_stall_the_download() {
 
 /// A peer that claims every piece and unchokes us, then never answers a request, next
 /// to a good seeder: the download still completes (the staller's requests move to the
-/// seeder). How long it took is printed, not asserted.
+/// seeder).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn staller_claiming_every_piece_does_not_stall_the_download() {
+    unhelpful_peer_does_not_stall_the_download(Policy::Stall).await;
+}
+
+/// Same with a peer that chokes us at the first request and never rejects it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn choking_holder_of_requests_does_not_stall_the_download() {
+    unhelpful_peer_does_not_stall_the_download(Policy::ChokeAndHold).await;
+}
+
+/// Same with a peer whose blocks are one byte short.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn truncated_blocks_do_not_stall_the_download() {
+    unhelpful_peer_does_not_stall_the_download(Policy::Truncated).await;
+}
+
+/// A fake seeder answering as `policy` says is asked for blocks first, then a good
+/// seeder joins: the download completes. How long it took is printed, not asserted.
+async fn unhelpful_peer_does_not_stall_the_download(policy: Policy) {
     let (_seed_dir, seeder, _seeding) = seeder(TWO_BLOCKS).await;
-    let staller = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let (leech_dir, leecher, download) =
-        leecher(TWO_BLOCKS, 8, &[staller.local_addr().expect("addr")]).await;
-    let fake = Fake::accept(&staller, fake_id(1)).await;
-    let (requests, mut staller_requests) = mpsc::unbounded_channel();
-    let stalling = play_seeder(fake, TWO_BLOCKS, None, Policy::Stall, Vec::new(), requests);
-    // The staller holds requests before the good seeder joins.
-    tokio::time::timeout(CLOSE_LIMIT, staller_requests.recv())
+        leecher(TWO_BLOCKS, 8, &[listener.local_addr().expect("addr")]).await;
+    let fake = Fake::accept(&listener, fake_id(1)).await;
+    let (requests, mut asked) = mpsc::unbounded_channel();
+    let unhelpful = play_seeder(fake, TWO_BLOCKS, None, policy, Vec::new(), requests);
+    // The fake peer holds requests before the good seeder joins.
+    tokio::time::timeout(CLOSE_LIMIT, asked.recv())
         .await
-        .expect("the staller is asked for blocks")
+        .expect("the fake peer is asked for blocks")
         .expect("a request");
     download
         .add_peer(seeder.local_addr())
@@ -857,15 +890,15 @@ async fn staller_claiming_every_piece_does_not_stall_the_download() {
     let joined = Instant::now();
     tokio::time::timeout(Duration::from_secs(50), download.wait_done())
         .await
-        .expect("the download finishes despite the staller");
+        .expect("the download finishes despite the fake peer");
     eprintln!(
-        "staller: the download finished {:?} after the good seeder joined",
+        "{policy:?}: the download finished {:?} after the good seeder joined",
         joined.elapsed()
     );
     assert_eq!(download.stats().downloaded, LEN as u64);
     leecher.shutdown().await.expect("leecher shutdown");
     seeder.shutdown().await.expect("seeder shutdown");
-    tokio::time::timeout(CLOSE_LIMIT, stalling)
+    tokio::time::timeout(CLOSE_LIMIT, unhelpful)
         .await
         .expect("closed on shutdown")
         .expect("fake peer task");
