@@ -105,15 +105,15 @@ fn is_piece_set(message: &Message<'_>) -> bool {
 }
 
 /// Our fake peers announce the fast extension, as the engine does.
-fn handshake(info_hash: InfoHashV1, id: PeerId) -> Handshake {
-    Handshake::new(Reserved::NONE.with_fast(true), info_hash, id)
+fn handshake(info_hash: InfoHashV1, peer: PeerId) -> Handshake {
+    Handshake::new(Reserved::NONE.with_fast(true), info_hash, peer)
 }
 
 /// A frame as the wire carries it: length prefix, message id, payload.
-fn frame(id: u8, payload: &[u8]) -> Vec<u8> {
+fn frame(message_id: u8, payload: &[u8]) -> Vec<u8> {
     let length = u32::try_from(payload.len() + 1).expect("small payload");
     let mut out = length.to_be_bytes().to_vec();
-    out.push(id);
+    out.push(message_id);
     out.extend_from_slice(payload);
     out
 }
@@ -191,11 +191,11 @@ impl Fake {
     /// Dials `addr` and sends our handshake for `info_hash`; `None` if the engine closes
     /// the connection without answering. Fails the test if it does neither within
     /// [`CLOSE_LIMIT`].
-    async fn try_dial(addr: SocketAddr, info_hash: InfoHashV1, id: PeerId) -> Option<Self> {
+    async fn try_dial(addr: SocketAddr, info_hash: InfoHashV1, peer: PeerId) -> Option<Self> {
         let exchange = async {
             let mut stream = TcpStream::connect(addr).await.expect("connect");
             stream
-                .write_all(&handshake(info_hash, id).to_bytes())
+                .write_all(&handshake(info_hash, peer).to_bytes())
                 .await
                 .ok()?;
             let mut fake = Self::new(stream);
@@ -212,22 +212,28 @@ impl Fake {
     }
 
     /// Dials `addr` and exchanges handshakes for `info_hash`.
-    async fn dial(addr: SocketAddr, info_hash: InfoHashV1, id: PeerId) -> Self {
-        Self::try_dial(addr, info_hash, id)
+    async fn dial(addr: SocketAddr, info_hash: InfoHashV1, peer: PeerId) -> Self {
+        Self::try_dial(addr, info_hash, peer)
             .await
             .expect("the engine answers our handshake")
     }
 
-    /// Accepts the engine's connection on `listener` and answers its handshake.
-    async fn accept(listener: &TcpListener, id: PeerId) -> Self {
-        let (stream, _) = listener.accept().await.expect("accept");
-        let mut fake = Self::new(stream);
-        let theirs = fake.read_handshake().await.expect("the engine's handshake");
-        fake.stream
-            .write_all(&handshake(theirs.info_hash, id).to_bytes())
+    /// Accepts the engine's connection on `listener` and answers its handshake, failing
+    /// the test if that does not happen within [`CLOSE_LIMIT`].
+    async fn accept(listener: &TcpListener, peer: PeerId) -> Self {
+        let exchange = async {
+            let (stream, _) = listener.accept().await.expect("accept");
+            let mut fake = Self::new(stream);
+            let theirs = fake.read_handshake().await.expect("the engine's handshake");
+            fake.stream
+                .write_all(&handshake(theirs.info_hash, peer).to_bytes())
+                .await
+                .expect("send handshake");
+            fake
+        };
+        tokio::time::timeout(CLOSE_LIMIT, exchange)
             .await
-            .expect("send handshake");
-        fake
+            .expect("the engine dials and handshakes in time")
     }
 
     fn new(stream: TcpStream) -> Self {
@@ -831,9 +837,7 @@ async fn silent_peers_do_not_stall_the_download() {
         .await
         .expect("the engine dials")
         .expect("accept");
-    let _quiet = tokio::time::timeout(CLOSE_LIMIT, Fake::accept(&quiet, fake_id(1)))
-        .await
-        .expect("the engine dials");
+    let _quiet = Fake::accept(&quiet, fake_id(1)).await;
     // Connects to us, handshakes, then says nothing.
     let _inbound = Fake::dial(leecher.local_addr(), download.info_hash(), fake_id(2)).await;
 
