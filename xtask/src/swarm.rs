@@ -291,7 +291,7 @@ fn prepare(ctx: &Ctx) -> Result<Fixture> {
 
 /// opentracker on the fixture's port (HTTP on TCP, UDP), listing only the torrent.
 struct Tracker {
-    _proc: Proc,
+    proc: Proc,
     port: u16,
     info_hash: Vec<u8>,
 }
@@ -319,12 +319,12 @@ impl Tracker {
             logs,
         )?;
         let mut this = Self {
-            _proc: proc,
+            proc,
             port: fx.tracker_port,
             info_hash: procs::from_hex(&fx.info_hash).context("info-hash is not hex")?,
         };
         wait_until(deadline, "opentracker to answer scrapes", || {
-            if let Some(status) = this._proc.exited()? {
+            if let Some(status) = this.proc.exited()? {
                 bail!("opentracker exited ({status})");
             }
             Ok(this.scrape().is_ok())
