@@ -20,7 +20,6 @@
 //! Every outcome, success or typed [`TrackerError`], is kept per tracker in
 //! [`Announcer::status`]. A tracker's failure is logged once (`warn`) when it changes, not at
 //! every retry; a tracker's `warning message` likewise (`info`).
-#![allow(dead_code)] // until the engine uses it
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, Hasher, RandomState};

@@ -112,7 +112,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use webtorrent_metainfo::{CreateError, Metainfo, TorrentBuilder};
 use webtorrent_storage::{FileStorage, Layout, ResumeError, StorageError};
-use webtorrent_types::{InfoHashV1, PeerId};
+use webtorrent_types::{BlockRef, InfoHashV1, PeerId};
 use webtorrent_wire::{HANDSHAKE_LEN, Handshake, Reserved};
 
 use crate::choker::ChokerConfig;
@@ -731,6 +731,40 @@ fn open_storage(
     };
     store.replace_verified(verified)?;
     Ok(store)
+}
+
+/// Reads a block of the wire's piece space: in a v2 torrent the last piece of a file ends
+/// with the file, and the rest of the piece on the wire is padding, zeros (blocking).
+fn read_padded(storage: &FileStorage, block: BlockRef) -> Result<Vec<u8>, StorageError> {
+    use webtorrent_storage::Storage;
+    let size = storage.layout().piece_size(block.piece)?;
+    let end = u64::from(block.offset) + u64::from(block.length);
+    if end <= size {
+        return storage.read_block(block.piece, block.offset, block.length);
+    }
+    // Only a v2 piece is shorter than the wire's: `size` < the piece length, a u32.
+    let real = size.saturating_sub(u64::from(block.offset)) as u32;
+    let mut data = if real > 0 {
+        storage.read_block(block.piece, block.offset, real)?
+    } else {
+        Vec::new()
+    };
+    data.resize(block.length as usize, 0);
+    Ok(data)
+}
+
+/// Writes a block of the wire's piece space, leaving out its padding (blocking).
+fn write_clipped(storage: &FileStorage, block: BlockRef, data: &[u8]) -> Result<(), StorageError> {
+    use webtorrent_storage::Storage;
+    let size = storage.layout().piece_size(block.piece)?;
+    let real = size
+        .saturating_sub(u64::from(block.offset))
+        .min(data.len() as u64);
+    if real == 0 {
+        return Ok(());
+    }
+    // `real` ≤ `data.len()`.
+    storage.write_block(block.piece, block.offset, &data[..real as usize])
 }
 
 /// Accepts peers and hands each, after its handshake, to the torrent it asks for.

@@ -14,7 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
-use webtorrent_storage::{Bitfield, FileStorage, Storage};
+use webtorrent_storage::{Bitfield, FileStorage};
 use webtorrent_types::{BlockRef, InfoHashV1};
 use webtorrent_wire::{
     Config, Connection, DecodeError, Decoder, Event, Geometry, Handshake, Message, UsageError,
@@ -396,7 +396,7 @@ async fn serve_batch(
     let read = tokio::task::spawn_blocking(move || {
         wanted
             .into_iter()
-            .map(|b| (b, storage.read_block(b.piece, b.offset, b.length)))
+            .map(|b| (b, super::read_padded(&storage, b)))
             .collect::<Vec<_>>()
     })
     .await

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
-use webtorrent_metainfo::Metainfo;
-use webtorrent_storage::{Bitfield, FileStorage, ResumeData, Storage};
+use webtorrent_metainfo::{MetaVersion, Metainfo};
+use webtorrent_storage::{Bitfield, FileStorage, Layout, ResumeData, Storage};
 use webtorrent_types::{BLOCK_SIZE, BlockRef, InfoHashV1, PeerId};
 use webtorrent_wire::{Geometry, Handshake};
 
@@ -196,7 +196,13 @@ pub(super) fn start(setup: Setup) -> Result<(Torrent, mpsc::Sender<Command>), Se
     // The bytes the pieces cover, pad files included.
     let piece_length = layout.info().piece_length();
     let last = layout.piece_size(pieces.saturating_sub(1)).unwrap_or(0);
-    let covered = u64::from(pieces.saturating_sub(1)) * piece_length + last;
+    // A v2 torrent's files each start a piece, and peers (libtorrent) see the last one's
+    // tail padded like the others: every piece spans the piece length on the wire.
+    let covered = if layout.info().version() == MetaVersion::V2 {
+        u64::from(pieces) * piece_length
+    } else {
+        u64::from(pieces.saturating_sub(1)) * piece_length + last
+    };
     let unsupported = SessionError::Unsupported {
         pieces,
         piece_length,
@@ -215,6 +221,7 @@ pub(super) fn start(setup: Setup) -> Result<(Torrent, mpsc::Sender<Command>), Se
             u64::from_le_bytes(setup.info_hash.0[..8].try_into().unwrap_or([0; 8]))
                 ^ u64::from_le_bytes(setup.shared.peer_id.0[12..].try_into().unwrap_or([0; 8])),
         );
+    mark_padding(&mut picker, layout, &geometry);
     let have = setup.storage.verified();
     for piece in have.iter() {
         // In range: the bitfield has the torrent's piece count.
@@ -843,7 +850,7 @@ impl Task {
             let results = blocks
                 .into_iter()
                 .map(|(block, data)| {
-                    let result = storage.write_block(block.piece, block.offset, &data);
+                    let result = super::write_clipped(&storage, block, &data);
                     if let Err(e) = &result {
                         tracing::error!(piece = block.piece, "cannot write a block: {e}");
                     }
@@ -906,6 +913,7 @@ impl Task {
                 // A storage error: not the peers' fault; the piece is downloaded again.
                 self.write_failed.remove(&piece);
                 let _ = self.picker.piece_failed(piece);
+                self.mark_padding(piece);
                 self.fill_all();
             }
         }
@@ -937,10 +945,9 @@ impl Task {
         if !self.have.set(piece).unwrap_or(false) {
             return;
         }
-        let size = self.geometry.piece_size(piece).unwrap_or(0);
-        self.counters
-            .downloaded
-            .fetch_add(u64::from(size), Ordering::Relaxed);
+        // The piece's bytes on disk: a v2 piece's padding does not count.
+        let size = self.storage.layout().piece_size(piece).unwrap_or(0);
+        self.counters.downloaded.fetch_add(size, Ordering::Relaxed);
         self.counters
             .verified
             .store(self.have.count(), Ordering::Relaxed);
@@ -975,6 +982,7 @@ impl Task {
         senders: Vec<Option<Identity>>,
     ) {
         let _ = self.picker.piece_failed(piece);
+        self.mark_padding(piece);
         self.emit(TorrentEvent::PieceFailed(piece));
         let distinct: HashSet<Identity> = senders.iter().filter_map(|s| *s).collect();
         if distinct.len() == 1 {
@@ -994,6 +1002,16 @@ impl Task {
             tracing::info!(piece, "piece failed its hash check (several senders)");
         }
         self.fill_all();
+    }
+
+    /// Marks the padding of a piece received again, after a failed check reset it.
+    fn mark_padding(&mut self, piece: u32) {
+        mark_piece_padding(
+            &mut self.picker,
+            self.storage.layout(),
+            &self.geometry,
+            piece,
+        );
     }
 
     /// Every piece is verified: tell the trackers, flush, seed.
@@ -1076,6 +1094,37 @@ impl Task {
                 let _ = peer.tx.send(ToPeer::Choke(choke));
             }
         }
+    }
+}
+
+/// The picker key that stands for "no peer": padding blocks are received from it.
+const PADDING: picker::PeerKey = picker::PeerKey(u64::MAX);
+
+/// In a v2 torrent, the last piece of a file ends with the file, but on the wire every piece
+/// spans the piece length: the rest is padding that no peer sends. Its whole blocks are
+/// marked received at the start, so that they are never requested.
+fn mark_padding(picker: &mut PiecePicker, layout: &Layout, geometry: &Geometry) {
+    for piece in 0..layout.piece_count() {
+        mark_piece_padding(picker, layout, geometry, piece);
+    }
+}
+
+/// Marks the padding blocks of one piece received (see [`mark_padding`]).
+fn mark_piece_padding(picker: &mut PiecePicker, layout: &Layout, geometry: &Geometry, piece: u32) {
+    let Some(wire) = geometry.piece_size(piece) else {
+        return;
+    };
+    let real = layout.piece_size(piece).unwrap_or(u64::from(wire));
+    let block = u64::from(BLOCK_SIZE);
+    let mut offset = real.div_ceil(block) * block;
+    while offset < u64::from(wire) {
+        // Within the piece: `offset` < `wire`, a u32.
+        let at = offset as u32;
+        let pad = BlockRef::new(piece, at, BLOCK_SIZE.min(wire - at));
+        if picker.block_received(PADDING, pad).is_ok() {
+            let _ = picker.block_written(pad);
+        }
+        offset += block;
     }
 }
 
