@@ -1036,3 +1036,54 @@ async fn burst_of_silent_connections_does_not_stop_the_download() {
     seeder.shutdown().await.expect("seeder shutdown");
     assert_downloaded(dir.path());
 }
+/// A flood of connections that never send a handshake, staggered and renewed as the
+/// engine drops them, does not keep the engine from the good seeder it is told to dial.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_flood_does_not_starve_the_download() {
+    let (_seed_dir, seeder, _seeding) = seeder(TWO_BLOCKS).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = common::config(dir.path());
+    config.max_connections = 16;
+    let leecher = Client::new(config).await.expect("leecher");
+    let download = leecher
+        .add(TWO_BLOCKS.metainfo(), AddOptions::default())
+        .await
+        .expect("add");
+    let target = leecher.local_addr();
+    // Twice as many silent connections as the client accepts, each renewed once closed.
+    let flood: Vec<JoinHandle<()>> = (0..32u64)
+        .map(|i| {
+            tokio::spawn(async move {
+                // Staggered, so that slots come free one at a time.
+                tokio::time::sleep(Duration::from_millis(i * 300)).await;
+                loop {
+                    if let Ok(mut stream) = TcpStream::connect(target).await {
+                        let mut chunk = [0u8; 64];
+                        while matches!(stream.read(&mut chunk).await, Ok(n) if n > 0) {}
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            })
+        })
+        .collect();
+    // Let the flood fill the client's connection slots.
+    tokio::time::sleep(Duration::from_millis(10_000)).await;
+    download
+        .add_peer(seeder.local_addr())
+        .await
+        .expect("torrent runs");
+    let started = Instant::now();
+    let finished = tokio::time::timeout(LIMIT, download.wait_done()).await;
+    eprintln!(
+        "flood: waited {:?}, {:?}",
+        started.elapsed(),
+        download.stats()
+    );
+    for task in &flood {
+        task.abort();
+    }
+    finished.expect("the download finishes despite the flood");
+    leecher.shutdown().await.expect("leecher shutdown");
+    seeder.shutdown().await.expect("seeder shutdown");
+    assert_downloaded(dir.path());
+}

@@ -112,11 +112,6 @@ impl Trackers {
         }
     }
 
-    /// The settings.
-    pub(crate) fn config(&self) -> &TrackersConfig {
-        &self.config
-    }
-
     fn http(&self) -> Result<HttpTracker, TrackerError> {
         let mut slot = self.http.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(client) = slot.as_ref() {

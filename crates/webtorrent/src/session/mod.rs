@@ -132,6 +132,11 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a request may stay unanswered before it is asked of another peer.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// The most inbound connections still in their handshake at once. They hold no connection
+/// slot until the handshake names a torrent of ours, so a flood of silent connections
+/// cannot crowd out real peers or keep the torrents from dialing.
+const MAX_PENDING_INBOUND: usize = 32;
+
 /// How long a shutdown waits for the trackers' answers to `stopped`.
 const STOP_ANNOUNCE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -398,8 +403,10 @@ struct Shared {
     max_requests_per_peer: usize,
     max_connections: usize,
     max_connections_per_torrent: usize,
-    /// Connections up or being set up, in and out.
+    /// Connections up, outbound ones being set up included.
     connections: AtomicUsize,
+    /// Inbound connections in their handshake.
+    pending_inbound: AtomicUsize,
     announce: bool,
     choker: ChokerConfig,
     limits: peer::Limits,
@@ -463,6 +470,7 @@ impl Client {
             max_connections: config.max_connections.max(1),
             max_connections_per_torrent: config.max_connections_per_torrent.max(1),
             connections: AtomicUsize::new(0),
+            pending_inbound: AtomicUsize::new(0),
             announce: config.announce,
             choker: config.choker,
             limits: Arc::new(Mutex::new(RateLimits::new(
@@ -775,51 +783,70 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         };
-        if !shared.reserve_connection() {
-            tracing::debug!(%addr, "inbound peer refused: the client has its fill of peers");
+        let admitted = shared
+            .pending_inbound
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < MAX_PENDING_INBOUND).then_some(n + 1)
+            })
+            .is_ok();
+        if !admitted {
+            tracing::debug!(%addr, "inbound peer refused: too many handshakes under way");
             continue;
         }
         let shared = Arc::clone(&shared);
         tokio::spawn(async move {
-            let handed =
-                tokio::time::timeout(HANDSHAKE_TIMEOUT, inbound(stream, addr, &shared)).await;
-            if !matches!(handed, Ok(Ok(()))) {
-                let why = match handed {
-                    Ok(Err(why)) => why,
-                    _ => "no handshake in time",
-                };
+            let mut stream = stream;
+            let theirs = tokio::time::timeout(HANDSHAKE_TIMEOUT, read_handshake(&mut stream))
+                .await
+                .map_err(|_| "no handshake in time")
+                .and_then(|h| h.ok_or("not a BitTorrent handshake"));
+            shared.pending_inbound.fetch_sub(1, Ordering::AcqRel);
+            let handed = match theirs {
+                Ok(theirs) => inbound(stream, addr, theirs, &shared).await,
+                Err(why) => Err(why),
+            };
+            if let Err(why) = handed {
                 tracing::debug!(%addr, "inbound peer dropped: {why}");
-                shared.release_connection();
             }
         });
     }
 }
 
-/// Reads an inbound peer's handshake, answers it, and passes the peer to its torrent.
+/// Answers an inbound peer's handshake and passes the peer to its torrent, with a
+/// connection slot.
 async fn inbound(
     mut stream: TcpStream,
     addr: SocketAddr,
+    theirs: Handshake,
     shared: &Shared,
 ) -> Result<(), &'static str> {
-    let theirs = read_handshake(&mut stream)
-        .await
-        .ok_or("not a BitTorrent handshake")?;
     let tx = shared
         .torrent(&theirs.info_hash)
         .ok_or("a handshake for a torrent we do not have")?;
+    if !shared.reserve_connection() {
+        return Err("the client has its fill of peers");
+    }
     let ours = Handshake::new(RESERVED, theirs.info_hash, shared.peer_id);
-    stream
-        .write_all(&ours.to_bytes())
+    let handed = async {
+        stream
+            .write_all(&ours.to_bytes())
+            .await
+            .map_err(|_| "connection lost")?;
+        tx.send(Command::Connected {
+            stream,
+            addr,
+            handshake: theirs,
+            outbound: false,
+        })
         .await
-        .map_err(|_| "connection lost")?;
-    tx.send(Command::Connected {
-        stream,
-        addr,
-        handshake: theirs,
-        outbound: false,
-    })
-    .await
-    .map_err(|_| "the torrent stopped")
+        .map_err(|_| "the torrent stopped")
+    };
+    // The slot is the torrent's once it has the peer; given back otherwise.
+    let handed = handed.await;
+    if handed.is_err() {
+        shared.release_connection();
+    }
+    handed
 }
 
 /// Reads the peer's 68-byte handshake; `None` if the connection fails or it is malformed.
