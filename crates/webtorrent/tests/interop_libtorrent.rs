@@ -1,5 +1,6 @@
 //! Interop over loopback TCP with libtorrent (Debian's python3-libtorrent, driven by
-//! interop/python/lt_peer.py): it seeds and we download, we seed and it downloads.
+//! interop/python/lt_peer.py): it seeds and we download, we seed and it downloads, with
+//! v1, v2 and hybrid torrents.
 //! Skipped, with the reason printed, when `/usr/bin/python3` cannot import libtorrent.
 
 use std::io::{BufRead, BufReader};
@@ -9,6 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
+use webtorrent::metainfo::MetaVersion;
 use webtorrent::session::{AddOptions, Client};
 
 mod common;
@@ -113,13 +115,42 @@ impl Drop for LtPeer {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn libtorrent_seeds_we_download() {
+async fn libtorrent_seeds_we_download_v1() {
+    libtorrent_seeds_we_download(MetaVersion::V1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn libtorrent_seeds_we_download_v2() {
+    libtorrent_seeds_we_download(MetaVersion::V2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn libtorrent_seeds_we_download_hybrid() {
+    libtorrent_seeds_we_download(MetaVersion::Hybrid).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn we_seed_libtorrent_downloads_v1() {
+    we_seed_libtorrent_downloads(MetaVersion::V1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn we_seed_libtorrent_downloads_v2() {
+    we_seed_libtorrent_downloads(MetaVersion::V2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn we_seed_libtorrent_downloads_hybrid() {
+    we_seed_libtorrent_downloads(MetaVersion::Hybrid).await;
+}
+
+async fn libtorrent_seeds_we_download(version: MetaVersion) {
     if let Some(reason) = libtorrent_missing() {
         eprintln!("skipped: {reason}");
         return;
     }
     let files = files();
-    let metainfo = common::torrent(NAME, PIECE_LENGTH, &files);
+    let metainfo = common::torrent_version(NAME, PIECE_LENGTH, &files, version);
     let lt_dir = tempfile::tempdir().expect("tempdir");
     common::write_files(lt_dir.path(), NAME, &files);
     let torrent_file = lt_dir.path().join("interop.torrent");
@@ -147,14 +178,13 @@ async fn libtorrent_seeds_we_download() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn we_seed_libtorrent_downloads() {
+async fn we_seed_libtorrent_downloads(version: MetaVersion) {
     if let Some(reason) = libtorrent_missing() {
         eprintln!("skipped: {reason}");
         return;
     }
     let files = files();
-    let metainfo = common::torrent(NAME, PIECE_LENGTH, &files);
+    let metainfo = common::torrent_version(NAME, PIECE_LENGTH, &files, version);
     let dir = tempfile::tempdir().expect("tempdir");
     common::write_files(dir.path(), NAME, &files);
     let client = Client::new(common::config(dir.path()))

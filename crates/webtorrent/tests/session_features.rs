@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use tokio::sync::broadcast;
+use webtorrent::metainfo::MetaVersion;
 use webtorrent::ratelimit::Limit;
 use webtorrent::session::{AddOptions, Client, TorrentEvent};
 
@@ -233,5 +234,47 @@ async fn leechers_trade_pieces_while_the_seeder_is_slow() {
     for client in leechers {
         client.shutdown().await.expect("shutdown");
     }
+    seeder.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v2_only_torrent_between_our_clients() {
+    // Every file of a v2 torrent starts a piece; the tails are padding on the wire.
+    let files = [
+        ("a.bin", common::data(51, 100_000)),
+        ("b/c.bin", common::data(52, 3)),
+        ("b/d.bin", common::data(53, 40_000)),
+    ];
+    let metainfo = common::torrent_version("v2", 32 * 1024, &files, MetaVersion::V2);
+    let seed_dir = tempfile::tempdir().expect("tempdir");
+    common::write_files(seed_dir.path(), "v2", &files);
+    let seeder = Client::new(common::config(seed_dir.path()))
+        .await
+        .expect("seeder");
+    let seeding = seeder
+        .add(metainfo.clone(), AddOptions::default())
+        .await
+        .expect("seed");
+    assert!(seeding.is_done(), "the recheck finds every v2 piece");
+
+    let dst = tempfile::tempdir().expect("tempdir");
+    let leecher = Client::new(common::config(dst.path()))
+        .await
+        .expect("leecher");
+    let mut options = AddOptions::default();
+    options.peers.push(seeder.local_addr());
+    let download = leecher.add(metainfo, options).await.expect("add");
+    tokio::time::timeout(LIMIT, download.wait_done())
+        .await
+        .expect("the download completes");
+    let total: u64 = files.iter().map(|(_, b)| b.len() as u64).sum();
+    assert_eq!(download.stats().downloaded, total, "padding is not counted");
+    for (path, bytes) in &files {
+        let got = std::fs::read(dst.path().join("v2").join(path)).expect("file");
+        assert!(got == *bytes, "{path} differs");
+        // Padding is never written: each file has its own length.
+        assert_eq!(got.len(), bytes.len());
+    }
+    leecher.shutdown().await.expect("shutdown");
     seeder.shutdown().await.expect("shutdown");
 }

@@ -3,7 +3,7 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 
-use webtorrent::metainfo::{MemoryFile, Metainfo, TorrentBuilder};
+use webtorrent::metainfo::{MemoryFile, MetaVersion, Metainfo, TorrentBuilder};
 use webtorrent::session::ClientConfig;
 
 /// Bytes that differ from file to file and offset to offset.
@@ -19,11 +19,23 @@ pub(crate) fn data(seed: u32, len: usize) -> Vec<u8> {
         .collect()
 }
 
-/// A multi-file torrent named `name` over `files` (paths relative to the torrent's folder).
+/// A multi-file hybrid torrent named `name` over `files` (paths relative to the torrent's
+/// folder).
 pub(crate) fn torrent(
     name: &str,
     piece_length: u64,
     files: &[(&'static str, Vec<u8>)],
+) -> Metainfo {
+    torrent_version(name, piece_length, files, MetaVersion::Hybrid)
+}
+
+/// Like [`torrent`], v1, v2 or hybrid.
+#[allow(dead_code)] // Not every test file uses every fixture.
+pub(crate) fn torrent_version(
+    name: &str,
+    piece_length: u64,
+    files: &[(&'static str, Vec<u8>)],
+    version: MetaVersion,
 ) -> Metainfo {
     let memory = files
         .iter()
@@ -31,6 +43,7 @@ pub(crate) fn torrent(
         .collect();
     TorrentBuilder::from_memory(name, memory)
         .piece_length(Some(piece_length))
+        .meta_version(version)
         .build()
         .expect("valid torrent")
 }
