@@ -21,6 +21,7 @@ pub(crate) fn data(seed: u32, len: usize) -> Vec<u8> {
 
 /// A multi-file hybrid torrent named `name` over `files` (paths relative to the torrent's
 /// folder).
+#[allow(dead_code)] // Not every test file uses every fixture.
 pub(crate) fn torrent(
     name: &str,
     piece_length: u64,
