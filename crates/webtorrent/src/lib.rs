@@ -49,6 +49,7 @@ pub use webtorrent_wire as wire;
 pub mod choker;
 pub mod picker;
 pub mod ratelimit;
+mod rng;
 pub mod session;
 
 /// The magnet link of a torrent: its info-hashes (v1 and/or v2), name, trackers (every tier,

@@ -49,6 +49,7 @@ mod bits;
 #[cfg(test)]
 mod tests;
 
+use crate::rng::SplitMix64;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::ops::Range;
 use std::time::Instant;
@@ -278,25 +279,6 @@ struct Partial {
     received: u32,
 }
 
-/// A small deterministic generator (SplitMix64) for tie-breaks.
-#[derive(Debug, Clone)]
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// A number below `n` (> 0).
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 /// Chooses blocks to request for one torrent; see the [module documentation](self).
 #[derive(Debug, Clone)]
 pub struct PiecePicker {
@@ -319,7 +301,7 @@ pub struct PiecePicker {
     wanted_bytes: u64,
     remaining_bytes: u64,
     verified_bytes: u64,
-    rng: Rng,
+    rng: SplitMix64,
 }
 
 impl PiecePicker {
@@ -387,7 +369,7 @@ impl PiecePicker {
             wanted_bytes: total,
             remaining_bytes: total,
             verified_bytes: 0,
-            rng: Rng(0x5eed),
+            rng: SplitMix64::new(0x5eed),
         };
         // Every piece starts with the same key: default priority, availability 0.
         let key = u64::from(MAX_PRIORITY - DEFAULT_PRIORITY) << 32;
@@ -411,7 +393,7 @@ impl PiecePicker {
     /// Seeds the tie-break generator (the default seed is fixed, so runs repeat).
     #[must_use]
     pub fn with_seed(mut self, seed: u64) -> Self {
-        self.rng = Rng(seed);
+        self.rng = SplitMix64::new(seed);
         for bucket in self.buckets.values_mut() {
             for i in (1..bucket.len()).rev() {
                 let j = self.rng.below(i + 1);

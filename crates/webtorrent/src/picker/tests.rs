@@ -490,7 +490,7 @@ proptest! {
             }
         }
         // The peer that answers a block; rotates so that endgame duplicates happen.
-        let mut rng = Rng(s.seed);
+        let mut rng = crate::rng::SplitMix64::new(s.seed);
         let mut failures = 0u32;
         let mut outstanding: Vec<(PeerKey, BlockRef)> = Vec::new();
         for _round in 0..10_000 {

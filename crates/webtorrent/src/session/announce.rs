@@ -21,8 +21,8 @@
 //! [`Announcer::status`]. A tracker's failure is logged once (`warn`) when it changes, not at
 //! every retry; a tracker's `warning message` likewise (`info`).
 
+use crate::rng::SplitMix64;
 use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasher, Hasher, RandomState};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket as StdUdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -488,40 +488,6 @@ fn usable_peers(peers: &[Peer], port: u16, own: &[IpAddr]) -> Vec<SocketAddr> {
 fn clamp_intervals(response: &mut AnnounceResponse, min: Duration, max: Duration) {
     response.interval = response.interval.max(min).min(max);
     response.min_interval = response.min_interval.map(|m| m.min(max));
-}
-
-/// SplitMix64: a small, fast generator for the tier shuffle and the announce key.
-#[derive(Debug, Clone)]
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    /// Seeded from the process's hash keys and the time.
-    fn seeded() -> Self {
-        let mut hasher = RandomState::new().build_hasher();
-        hasher.write_u128(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos()),
-        );
-        Self(hasher.finish())
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A number in `0..bound` (0 when `bound` is 0).
-    fn below(&mut self, bound: usize) -> usize {
-        match u64::try_from(bound) {
-            // The remainder is below `bound`, so it fits in usize.
-            Ok(b) if b > 0 => usize::try_from(self.next_u64() % b).unwrap_or(0),
-            _ => 0,
-        }
-    }
 }
 
 /// One tracker as the task keeps it.
@@ -1733,7 +1699,7 @@ mod tests {
 
         #[test]
         fn below_stays_in_range(seed: u64, bound in 0usize..1000) {
-            let mut random = SplitMix64(seed);
+            let mut random = SplitMix64::new(seed);
             let n = random.below(bound);
             prop_assert!(n < bound.max(1));
         }

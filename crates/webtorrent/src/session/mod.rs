@@ -187,21 +187,11 @@ impl ClientConfig {
 
 /// A peer id `-RW0100-` followed by 12 bytes that differ between clients and runs.
 fn fresh_peer_id() -> PeerId {
-    use std::hash::{BuildHasher, Hasher};
     let mut id = *b"-RW0100-000000000000";
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    let a = hasher.finish();
-    hasher.write_u64(a);
-    let b = hasher.finish();
-    let random: Vec<u8> = a.to_le_bytes().into_iter().chain(b.to_le_bytes()).collect();
-    for (slot, byte) in id[8..].iter_mut().zip(random) {
+    let mut random = crate::rng::SplitMix64::seeded();
+    for slot in &mut id[8..] {
         // Printable: the digits and letters of base 36.
-        *slot = b"0123456789abcdefghijklmnopqrstuvwxyz"[usize::from(byte) % 36];
+        *slot = b"0123456789abcdefghijklmnopqrstuvwxyz"[random.below(36)];
     }
     PeerId(id)
 }
