@@ -412,17 +412,21 @@ fn run(ctx: &Ctx, fx: &Fixture, spec: Spec, logs: &Logs) -> Result<Vec<String>> 
         Discovery::Http | Discovery::Udp => Some(Tracker::start(&dir, fx, logs, deadline)?),
     };
     let mut notes = Vec::new();
+    if spec.client == Client::Aria2 && spec.discovery == Discovery::Udp {
+        notes.push(
+            "aria2 sends UDP tracker requests through its DHT socket only: DHT on, without nodes"
+                .to_owned(),
+        );
+    }
     match spec.role {
         Role::Seed => {
-            let mut them = peers::start(
-                spec.client,
-                &dir,
+            let job = peers::Job {
                 torrent,
-                &fx.data,
-                Role::Seed,
-                logs,
-                deadline,
-            )?;
+                save: &fx.data,
+                role: Role::Seed,
+                udp_tracker: spec.discovery == Discovery::Udp,
+            };
+            let mut them = peers::start(spec.client, &job, &dir, logs, deadline)?;
             wait_until(deadline, &format!("{client} to be seeding"), || {
                 them.complete()
             })?;
@@ -470,15 +474,13 @@ fn run(ctx: &Ctx, fx: &Fixture, spec: Spec, logs: &Logs) -> Result<Vec<String>> 
         Role::Leech => {
             let out = dir.join("theirs");
             std::fs::create_dir_all(&out)?;
-            let mut them = peers::start(
-                spec.client,
-                &dir,
+            let job = peers::Job {
                 torrent,
-                &out,
-                Role::Leech,
-                logs,
-                deadline,
-            )?;
+                save: &out,
+                role: Role::Leech,
+                udp_tracker: spec.discovery == Discovery::Udp,
+            };
+            let mut them = peers::start(spec.client, &job, &dir, logs, deadline)?;
             // Our seeder dials once: the other client must be listening by then.
             let them_addr = them.addr();
             wait_until(
@@ -497,6 +499,18 @@ fn run(ctx: &Ctx, fx: &Fixture, spec: Spec, logs: &Logs) -> Result<Vec<String>> 
             // Clients that cannot be told our address are dialed by our seeder.
             let dial_them = direct && !spec.client.can_dial();
             let peers = if dial_them { vec![them.addr()] } else { vec![] };
+            if dial_them {
+                notes.push(format!(
+                    "{client} cannot be told a peer address: our seeder dialed it (seed --peer)"
+                ));
+            }
+            if !direct && spec.client == Client::Transmission {
+                notes.push(
+                    "Transmission never dials loopback peers from a tracker: it announced first, \
+                     our seeder learned its address from the tracker and dialed it"
+                        .to_owned(),
+                );
+            }
             let started = Instant::now();
             let mut seed = ours(
                 ctx,

@@ -67,14 +67,22 @@ pub(super) trait Remote {
     fn progress(&mut self) -> String;
 }
 
-/// Starts `client` on `torrent` with its data folder `save` (the folder holding the torrent's
-/// folder); its config, logs and state go in `dir`.
+/// What a client is started for.
+pub(super) struct Job<'a> {
+    /// The .torrent file.
+    pub(super) torrent: &'a Path,
+    /// Its data folder (the folder holding the torrent's folder).
+    pub(super) save: &'a Path,
+    pub(super) role: Role,
+    /// Whether the torrent's tracker is a `udp://` one.
+    pub(super) udp_tracker: bool,
+}
+
+/// Starts `client` on `job`; its config, logs and state go in `dir/<client>`.
 pub(super) fn start(
     client: Client,
+    job: &Job<'_>,
     dir: &Path,
-    torrent: &Path,
-    save: &Path,
-    role: Role,
     logs: &Logs,
     deadline: Option<Instant>,
 ) -> Result<Box<dyn Remote>> {
@@ -90,13 +98,14 @@ pub(super) fn start(
     );
     let dir = dir.join(client.name());
     std::fs::create_dir_all(&dir)?;
+    let (torrent, save, role) = (job.torrent, job.save, job.role);
     Ok(match client {
         Client::Qbittorrent => Box::new(Qbittorrent::start(
             &dir, torrent, save, role, logs, deadline,
         )?),
         Client::Libtorrent => Box::new(Libtorrent::start(&dir, torrent, save, logs, deadline)?),
         Client::Transmission => Box::new(Transmission::start(&dir, torrent, save, logs, deadline)?),
-        Client::Aria2 => Box::new(Aria2::start(&dir, torrent, save, role, logs)?),
+        Client::Aria2 => Box::new(Aria2::start(&dir, job, logs)?),
     })
 }
 
@@ -487,17 +496,16 @@ struct Aria2 {
 }
 
 impl Aria2 {
-    fn start(dir: &Path, torrent: &Path, save: &Path, role: Role, logs: &Logs) -> Result<Self> {
+    fn start(dir: &Path, job: &Job<'_>, logs: &Logs) -> Result<Self> {
         let port = free_port(false)?;
         let mut c = Command::new("aria2c");
-        c.arg(format!("--dir={}", save.display()))
+        c.arg(format!("--dir={}", job.save.display()))
             .arg(format!("--listen-port={port}"))
             .arg(format!("--log={}", dir.join("aria2.log").display()))
             .args([
                 "--log-level=info",
                 "--console-log-level=notice",
                 "--summary-interval=0",
-                "--enable-dht=false",
                 "--enable-dht6=false",
                 "--bt-enable-lpd=false",
                 "--enable-peer-exchange=false",
@@ -507,7 +515,16 @@ impl Aria2 {
                 "--auto-file-renaming=false",
                 "--allow-overwrite=true",
             ]);
-        match role {
+        if job.udp_tracker {
+            // aria2 talks to UDP trackers only through its DHT socket; with no bootstrap node
+            // and no saved nodes its DHT stays empty.
+            c.arg("--enable-dht=true")
+                .arg(format!("--dht-listen-port={}", free_port(true)?))
+                .arg(format!("--dht-file-path={}", dir.join("dht.dat").display()));
+        } else {
+            c.arg("--enable-dht=false");
+        }
+        match job.role {
             Role::Seed => c.args([
                 "--bt-seed-unverified=true",
                 "--check-integrity=false",
@@ -515,10 +532,14 @@ impl Aria2 {
             ]),
             Role::Leech => c.arg("--seed-time=0"),
         };
-        c.arg(torrent);
+        c.arg(job.torrent);
         let proc = Proc::spawn("aria2", &mut c, dir, false, logs)?;
         logs.add("aria2 log", dir.join("aria2.log"));
-        Ok(Self { proc, port, role })
+        Ok(Self {
+            proc,
+            port,
+            role: job.role,
+        })
     }
 }
 
