@@ -302,6 +302,30 @@ impl WebSeed {
         self.client.run_limited(&plan, Some(&self.permits)).await
     }
 
+    /// Fetches the whole pieces `pieces` with as few requests as the files allow (see
+    /// [`WebSeedUrl::plan_pieces`]): one buffer per piece, in order.
+    ///
+    /// # Errors
+    /// See [`WebSeedError`]; nothing is returned unless every piece arrived.
+    pub async fn fetch_pieces(
+        &self,
+        pieces: std::ops::Range<u32>,
+    ) -> Result<Vec<Vec<u8>>, WebSeedError> {
+        let plan = self.url.plan_pieces(&self.layout, pieces.clone())?;
+        let mut data = self.client.run_limited(&plan, Some(&self.permits)).await?;
+        let mut out = Vec::with_capacity(pieces.len());
+        // Split from the back so that each split moves only one piece's bytes.
+        for piece in pieces.rev() {
+            // The plan covered these pieces, so their sizes are known and add up to the
+            // buffer's length.
+            let size = usize::try_from(self.layout.piece_size(piece)?).unwrap_or(usize::MAX);
+            let at = data.len().saturating_sub(size);
+            out.push(data.split_off(at));
+        }
+        out.reverse();
+        Ok(out)
+    }
+
     /// Fetches `length` bytes at `offset` of piece `piece`.
     ///
     /// # Errors

@@ -8,7 +8,7 @@
 //!
 //! The crate has a sans-IO half and an async half:
 //!
-//! - [`WebSeedUrl`] plans requests ([`FetchPlan`], [`HttpRequest`]) and [`Backoff`] says
+//! - [`web_seeds`] lists the seeds a torrent names; [`WebSeedUrl`] plans requests ([`FetchPlan`], [`HttpRequest`]) and [`Backoff`] says
 //!   when a seed may be used again (exponential, capped, honouring `Retry-After` and the
 //!   BEP 17 503 body; a seed serving bad data is dropped). Neither reads a clock.
 //! - [`WebSeedClient`] (reqwest, rustls with *ring*) runs plans and checks every answer:
@@ -84,11 +84,13 @@ mod backoff;
 mod client;
 mod error;
 mod plan;
+mod seeds;
 
 pub use backoff::{Backoff, BackoffConfig};
 pub use client::{WebSeed, WebSeedClient, WebSeedConfig};
 pub use error::WebSeedError;
 pub use plan::{FetchPlan, FileRange, HttpRequest, SeedKind, WebSeedUrl, percent_encode};
+pub use seeds::web_seeds;
 
 /// The README's examples, run as doctests.
 #[cfg(doctest)]

@@ -75,13 +75,14 @@ impl FileRange {
     }
 }
 
-/// The requests that fetch `length` bytes at `offset` of piece `piece`. The answers go
-/// to their [`HttpRequest::buffer_offset`]; bytes no request covers (BEP 47 pad files)
-/// are zeros.
+/// The requests that fetch some bytes of the torrent: `length` bytes at `offset` of
+/// piece `piece` ([`WebSeedUrl::plan`]), or whole pieces one after another
+/// ([`WebSeedUrl::plan_pieces`]). The answers go to their [`HttpRequest::buffer_offset`];
+/// bytes no request covers (BEP 47 pad files) are zeros.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct FetchPlan {
-    /// The piece.
+    /// The (first) piece.
     pub piece: u32,
     /// Offset of the first byte inside the piece.
     pub offset: u64,
@@ -175,34 +176,87 @@ impl WebSeedUrl {
         offset: u64,
         length: u64,
     ) -> Result<FetchPlan, WebSeedError> {
-        let segments = layout.segments(piece, offset, length)?;
-        let total = to_usize(length);
         let mut plan = FetchPlan {
             piece,
             offset,
-            length: total,
+            length: 0,
             requests: Vec::new(),
         };
+        self.append(layout, piece, offset, length, &mut plan)?;
+        Ok(plan)
+    }
+
+    /// The requests fetching the whole pieces `pieces`, one after another in the buffer.
+    ///
+    /// BEP 19 recommends few large requests over many small ones: the runs of one file
+    /// that follow each other across pieces become a single `Range` request. BEP 17 asks
+    /// for one piece per request.
+    ///
+    /// # Errors
+    /// [`WebSeedError::Layout`] when a piece is not in the torrent.
+    pub fn plan_pieces(
+        &self,
+        layout: &Layout,
+        pieces: Range<u32>,
+    ) -> Result<FetchPlan, WebSeedError> {
+        let mut plan = FetchPlan {
+            piece: pieces.start,
+            offset: 0,
+            length: 0,
+            requests: Vec::new(),
+        };
+        for piece in pieces {
+            let size = layout.piece_size(piece)?;
+            self.append(layout, piece, 0, size, &mut plan)?;
+        }
+        Ok(plan)
+    }
+
+    /// Appends the requests for `length` bytes at `offset` of `piece` to `plan`, whose
+    /// buffer grows by `length`.
+    fn append(
+        &self,
+        layout: &Layout,
+        piece: u32,
+        offset: u64,
+        length: u64,
+        plan: &mut FetchPlan,
+    ) -> Result<(), WebSeedError> {
+        let segments = layout.segments(piece, offset, length)?;
+        let base = plan.length;
+        plan.length = base.saturating_add(to_usize(length));
         match self.kind {
             SeedKind::UrlList => {
                 let info = layout.info();
-                let mut at = 0usize;
+                let mut at = base;
                 for seg in segments {
                     let n = to_usize(seg.length);
                     if !seg.pad {
-                        let file_length = info.files()[seg.file].length;
-                        plan.requests.push(HttpRequest {
-                            url: self.file_url(info, seg.file),
-                            range: Some(FileRange {
-                                file: seg.file,
-                                bytes: seg.offset..seg.offset + seg.length,
-                                file_length,
-                            }),
-                            buffer_offset: at,
-                            length: n,
-                        });
+                        let bytes = seg.offset..seg.offset + seg.length;
+                        // The run goes on where the previous request of the same file
+                        // stops, in the file and in the buffer: make that request longer.
+                        if let Some(last) = plan.requests.last_mut()
+                            && let Some(range) = last.range.as_mut()
+                            && range.file == seg.file
+                            && range.bytes.end == bytes.start
+                            && last.buffer_offset.saturating_add(last.length) == at
+                        {
+                            range.bytes.end = bytes.end;
+                            last.length = last.length.saturating_add(n);
+                        } else {
+                            plan.requests.push(HttpRequest {
+                                url: self.file_url(info, seg.file),
+                                range: Some(FileRange {
+                                    file: seg.file,
+                                    bytes,
+                                    file_length: info.files()[seg.file].length,
+                                }),
+                                buffer_offset: at,
+                                length: n,
+                            });
+                        }
                     }
-                    at += n;
+                    at = at.saturating_add(n);
                 }
             }
             SeedKind::HttpSeed => {
@@ -217,13 +271,13 @@ impl WebSeedUrl {
                     plan.requests.push(HttpRequest {
                         url: self.http_seed_url(layout.info().info_hashes().wire(), piece, ranges),
                         range: None,
-                        buffer_offset: 0,
-                        length: total,
+                        buffer_offset: base,
+                        length: to_usize(length),
                     });
                 }
             }
         }
-        Ok(plan)
+        Ok(())
     }
 
     /// BEP 19: the URL of file `file` (an index into [`Info::files`]).
@@ -441,6 +495,52 @@ mod tests {
                 ("http://h/t/d", 2_500, 1_500, 0..1_500),
             ]
         );
+    }
+
+    #[test]
+    fn runs_merged_across_pieces() {
+        let l = layout(
+            "t",
+            &[("a", 1_000), ("b", 40_000), ("c", 10_000)],
+            MetaVersion::V1,
+        );
+        let seed = WebSeedUrl::url_list("http://h/").unwrap();
+        let plan = seed.plan_pieces(&l, 0..4).unwrap();
+        assert_eq!(plan.length, 51_000);
+        let got: Vec<_> = plan
+            .requests
+            .iter()
+            .map(|r| {
+                (
+                    r.url.as_str(),
+                    r.buffer_offset,
+                    r.length,
+                    r.range.clone().unwrap().bytes,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("http://h/t/a", 0, 1_000, 0..1_000),
+                ("http://h/t/b", 1_000, 40_000, 0..40_000),
+                ("http://h/t/c", 41_000, 10_000, 0..10_000),
+            ]
+        );
+        let bep17 = WebSeedUrl::http_seed("http://h/s").unwrap();
+        let plan = bep17.plan_pieces(&l, 1..4).unwrap();
+        let got: Vec<_> = plan
+            .requests
+            .iter()
+            .map(|r| (r.buffer_offset, r.length))
+            .collect();
+        assert_eq!(got, [(0, 16_384), (16_384, 16_384), (32_768, 1_848)]);
+        assert!(plan.requests[2].url.ends_with("&piece=3"));
+        assert!(matches!(
+            seed.plan_pieces(&l, 3..5),
+            Err(WebSeedError::Layout(_))
+        ));
+        assert!(seed.plan_pieces(&l, 2..2).unwrap().requests.is_empty());
     }
 
     #[test]

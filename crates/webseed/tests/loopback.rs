@@ -414,6 +414,31 @@ fn v1_stream(layout: &Layout, files: &HashMap<String, Vec<u8>>) -> Vec<u8> {
 }
 
 #[tokio::test]
+async fn piece_spans_in_few_requests() {
+    let (torrent, site) = multi_file(MetaVersion::Hybrid);
+    let server = Server::start(site).await;
+    let url = WebSeedUrl::url_list(format!("{}/pub/", server.base)).expect("url");
+    let (seed, layout) = seed(&client(Duration::from_secs(10)), url, &torrent);
+    let count = layout.piece_count();
+    let pieces = seed.fetch_pieces(0..count).await.expect("all pieces");
+    assert_eq!(pieces.len(), count as usize);
+    for (piece, data) in (0..count).zip(&pieces) {
+        assert!(
+            layout.check_piece(piece, data).expect("hash"),
+            "piece {piece}"
+        );
+    }
+    // One request per non-empty real file, however many pieces it spans.
+    let real = layout
+        .info()
+        .files()
+        .iter()
+        .filter(|f| !f.is_pad() && f.length > 0)
+        .count();
+    assert_eq!(server.requests().len(), real);
+}
+
+#[tokio::test]
 async fn hybrid_pad_files_never_requested() {
     let (torrent, site) = multi_file(MetaVersion::Hybrid);
     assert!(torrent.info().files().iter().any(|f| f.is_pad()));
