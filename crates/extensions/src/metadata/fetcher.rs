@@ -334,12 +334,17 @@ impl<P: Clone + Ord> MetadataFetcher<P> {
                 };
                 let state = self.peers.get_mut(peer);
                 if let Some(error) = error {
-                    attempt.pieces[index] = Piece::Missing;
+                    // The peer is not asked again: free every piece it holds.
+                    for p in &mut attempt.pieces {
+                        if matches!(p, Piece::Requested { peer: holder, .. } if holder == peer) {
+                            *p = Piece::Missing;
+                        }
+                    }
                     if attempt.source.as_ref() == Some(peer) {
                         self.attempt = None;
                     }
                     if let Some(state) = state {
-                        state.outstanding = state.outstanding.saturating_sub(1);
+                        state.outstanding = 0;
                         state.broken = true;
                     }
                     return Err(error);
@@ -483,7 +488,8 @@ impl<P: Clone + Ord> MetadataFetcher<P> {
             .peers
             .iter()
             .filter(can_ask)
-            .min_by_key(|(_, s)| s.outstanding)?;
+            // Peers that let requests time out come after those that did not.
+            .min_by_key(|(_, s)| s.outstanding.saturating_add(s.timeouts as usize))?;
         let peer = peer.clone();
         if let Some(state) = self.peers.get_mut(&peer) {
             state.outstanding += 1;
