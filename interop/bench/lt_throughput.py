@@ -34,7 +34,7 @@ def say(obj):
     print(json.dumps(obj), flush=True)
 
 
-def settings():
+def settings(overrides):
     s = dict(lt.high_performance_seed())
     s.update({
         "listen_interfaces": "127.0.0.1:0",
@@ -51,11 +51,20 @@ def settings():
         "alert_mask": lt.alert.category_t.status_notification
         | lt.alert.category_t.error_notification,
     })
+    for item in overrides:
+        key, _, value = item.partition("=")
+        old = s.get(key, lt.default_settings().get(key))
+        if isinstance(old, bool):
+            s[key] = value.lower() in ("1", "true", "yes")
+        elif isinstance(old, int):
+            s[key] = int(value)
+        else:
+            s[key] = value
     return s
 
 
 def run_peer(args) -> int:
-    ses = lt.session(settings())
+    ses = lt.session(settings(args.setting))
     say({"listening": ses.listen_port()})
 
     params = lt.add_torrent_params()
@@ -122,6 +131,8 @@ def main() -> int:
     ap.add_argument("--peer", action="append", default=[], help="HOST:PORT to dial")
     ap.add_argument("--seed", action="store_true", help="seed existing data")
     ap.add_argument("--timeout", type=float, default=600.0)
+    ap.add_argument("--setting", action="append", default=[], metavar="KEY=VALUE",
+                    help="override one libtorrent setting (for experiments)")
     ap.add_argument("--create", metavar="TREE", help="create a v1 torrent of TREE and exit")
     ap.add_argument("--out", help="with --create: the .torrent to write")
     ap.add_argument("--piece-length", type=int, default=1 << 20)
