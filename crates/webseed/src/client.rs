@@ -18,6 +18,9 @@ pub struct WebSeedConfig {
     pub timeout: Duration,
     /// Time allowed to connect (TCP and TLS).
     pub connect_timeout: Duration,
+    /// Time allowed between two reads of an answer: a server that stalls is given up on
+    /// before [`timeout`](Self::timeout) when this is shorter.
+    pub idle_timeout: Duration,
     /// Redirects followed per request.
     pub max_redirects: usize,
     /// Requests one [`WebSeed`] runs at the same time; more wait their turn.
@@ -31,6 +34,7 @@ impl Default for WebSeedConfig {
         Self {
             timeout: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(15),
+            idle_timeout: Duration::from_secs(20),
             max_redirects: 5,
             max_concurrent_requests: 4,
             user_agent: concat!("webtorrent-rs/", env!("CARGO_PKG_VERSION")).to_owned(),
@@ -43,6 +47,13 @@ impl WebSeedConfig {
     #[must_use]
     pub const fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// The same settings with another idle timeout.
+    #[must_use]
+    pub const fn with_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout;
         self
     }
 
@@ -96,6 +107,7 @@ impl WebSeedClient {
             .tls_backend_preconfigured(tls)
             .timeout(config.timeout)
             .connect_timeout(config.connect_timeout)
+            .read_timeout(config.idle_timeout)
             .redirect(reqwest::redirect::Policy::limited(config.max_redirects))
             .user_agent(config.user_agent.clone())
             .build()
@@ -251,7 +263,7 @@ impl WebSeedClient {
         if e.is_timeout() {
             WebSeedError::Timeout {
                 url: url.to_owned(),
-                after: self.config.timeout,
+                after: self.config.timeout.min(self.config.idle_timeout),
             }
         } else if e.is_redirect() {
             WebSeedError::TooManyRedirects {
@@ -419,6 +431,27 @@ mod tests {
         ));
         assert!(!content_range_matches(Some("items 100-199/1000"), &r, 1000));
         assert!(!content_range_matches(None, &r, 1000));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn content_range_round_trips(start in 0u64..u64::MAX / 2, len in 1u64..1 << 40, extra in 0u64..1 << 40, star: bool) {
+            let bytes = start..start + len;
+            let file_length = bytes.end + extra;
+            let total = if star { "*".to_owned() } else { file_length.to_string() };
+            let header = format!("bytes {}-{}/{total}", bytes.start, bytes.end - 1);
+            proptest::prop_assert!(content_range_matches(Some(&header), &bytes, file_length));
+            let shifted = start + 1..start + len + 1;
+            proptest::prop_assert!(!content_range_matches(Some(&header), &shifted, file_length + 1));
+            if !star {
+                proptest::prop_assert!(!content_range_matches(Some(&header), &bytes, file_length + 1));
+            }
+        }
+
+        #[test]
+        fn content_range_never_panics(text in ".{0,40}", start: u64, end: u64, total: u64) {
+            let _ = content_range_matches(Some(&text), &(start..end), total);
+        }
     }
 
     #[test]

@@ -77,12 +77,14 @@ pub enum WebSeedError {
         /// Whether reading stopped early because the body was already too long.
         more: bool,
     },
-    /// The request did not complete in time (see [`WebSeedConfig::timeout`](crate::WebSeedConfig::timeout)).
+    /// The request did not complete in time, or the answer stalled (see
+    /// [`WebSeedConfig::timeout`](crate::WebSeedConfig::timeout) and
+    /// [`WebSeedConfig::idle_timeout`](crate::WebSeedConfig::idle_timeout)).
     #[error("{url}: no complete answer within {after:?}")]
     Timeout {
         /// The request URL.
         url: String,
-        /// The time allowed.
+        /// The time allowed (the shorter of the two timeouts).
         after: Duration,
     },
     /// More redirects than [`WebSeedConfig::max_redirects`](crate::WebSeedConfig::max_redirects).

@@ -33,6 +33,8 @@ enum Behaviour {
     IgnoreRange,
     /// Wait this long before answering.
     Slow(Duration),
+    /// Send the headers and half the body, then wait this long.
+    Stall(Duration),
     /// 302 to another path.
     Redirect(String),
 }
@@ -154,9 +156,18 @@ async fn serve(stream: TcpStream, site: Arc<Mutex<Site>>, log: Log) {
             head.push_str(&format!("{k}: {v}\r\n"));
         }
         head.push_str("\r\n");
-        if write.write_all(head.as_bytes()).await.is_err()
-            || write.write_all(&answer.body).await.is_err()
+        let (first, rest) = answer
+            .body
+            .split_at(answer.stall.map_or(0, |_| answer.body.len() / 2));
+        if write.write_all(head.as_bytes()).await.is_err() || write.write_all(first).await.is_err()
         {
+            return;
+        }
+        if let Some(stall) = answer.stall {
+            let _ = write.flush().await;
+            tokio::time::sleep(stall).await;
+        }
+        if write.write_all(rest).await.is_err() {
             return;
         }
         if answer.close {
@@ -175,6 +186,7 @@ struct Answer {
     body: Vec<u8>,
     content_length: Option<usize>,
     delay: Option<Duration>,
+    stall: Option<Duration>,
     close: bool,
 }
 
@@ -185,6 +197,7 @@ fn plain(status: &'static str) -> Answer {
         body: Vec::new(),
         content_length: None,
         delay: None,
+        stall: None,
         close: false,
     }
 }
@@ -232,6 +245,7 @@ fn answer(site: &Mutex<Site>, target: &str, range: Option<&str>) -> Answer {
             return a;
         }
         Behaviour::Slow(d) => a.delay = Some(d),
+        Behaviour::Stall(d) => a.stall = Some(d),
         Behaviour::Short => {
             let Some(r) = r else {
                 return plain("400 Bad Request");
@@ -519,12 +533,17 @@ async fn whole_small_file_accepts_200() {
 }
 
 async fn failing(behaviour: Behaviour, timeout: Duration) -> WebSeedError {
+    failing_with(behaviour, WebSeedConfig::default().with_timeout(timeout)).await
+}
+
+async fn failing_with(behaviour: Behaviour, config: WebSeedConfig) -> WebSeedError {
     let (torrent, mut site) = multi_file(MetaVersion::V1);
     site.behaviour
         .insert("/pub/my torrent/a.bin".into(), behaviour);
     let server = Server::start(site).await;
     let url = WebSeedUrl::url_list(format!("{}/pub/", server.base)).expect("url");
-    let (seed, _layout) = seed(&client(timeout), url, &torrent);
+    let client = WebSeedClient::new(config).expect("client");
+    let (seed, _layout) = seed(&client, url, &torrent);
     seed.fetch(0, 100, 1_000).await.expect_err("must fail")
 }
 
@@ -572,6 +591,13 @@ async fn broken_servers_give_typed_errors() {
     )
     .await;
     assert!(matches!(e, WebSeedError::Timeout { .. }), "{e}");
+    // Headers and half the body, then nothing: the idle timeout gives up.
+    let config = WebSeedConfig::default().with_idle_timeout(Duration::from_millis(300));
+    let e = failing_with(Behaviour::Stall(Duration::from_secs(5)), config).await;
+    assert!(
+        matches!(e, WebSeedError::Timeout { after, .. } if after == Duration::from_millis(300)),
+        "{e}"
+    );
     let e = failing(Behaviour::Redirect("/pub/my%20torrent/a.bin".into()), t).await;
     assert!(matches!(e, WebSeedError::TooManyRedirects { .. }), "{e}");
 }
