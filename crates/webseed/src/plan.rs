@@ -285,7 +285,8 @@ impl WebSeedUrl {
     /// Single-file torrent: the URL itself, or the URL plus the torrent name when it ends
     /// in `/`. Multi-file torrent: the URL is a folder; the torrent name and the file's
     /// path follow it, each component percent-encoded. A folder URL missing its final
-    /// `/` gets one, as libtorrent does.
+    /// `/` gets one, as libtorrent does, except when the torrent holds a single file
+    /// (pad files aside): then, like libtorrent, the URL is taken to be that file.
     ///
     /// # Panics
     /// Never for a `file` below `info.files().len()`; a larger index is a caller bug and
@@ -293,7 +294,10 @@ impl WebSeedUrl {
     #[must_use]
     pub fn file_url(&self, info: &Info, file: usize) -> String {
         let mut url = self.base.clone();
-        if info.is_multi_file() {
+        let one_file = info.files().iter().filter(|f| !f.is_pad()).count() == 1;
+        if info.is_multi_file() && one_file && !url.ends_with('/') {
+            // A folder of one file and a URL that is not a folder: the URL is the file.
+        } else if info.is_multi_file() {
             if !url.ends_with('/') {
                 url.push('/');
             }
@@ -464,6 +468,16 @@ mod tests {
             with_slash.plan_piece(&l, 99),
             Err(WebSeedError::Layout(_))
         ));
+    }
+
+    #[test]
+    fn folder_of_one_file() {
+        let l = layout("t", &[("only.bin", 100)], MetaVersion::V1);
+        assert!(l.info().is_multi_file());
+        let file = WebSeedUrl::url_list("http://h/only.bin").unwrap();
+        assert_eq!(file.file_url(l.info(), 0), "http://h/only.bin");
+        let folder = WebSeedUrl::url_list("http://h/").unwrap();
+        assert_eq!(folder.file_url(l.info(), 0), "http://h/t/only.bin");
     }
 
     #[test]
