@@ -223,6 +223,7 @@ fn compact(
     Ok(bytes
         .chunks_exact(entry)
         .filter_map(|c| {
+            // `entry` is 6 or 18 and `c` is exactly `entry` bytes: `port` has two.
             let (ip, port) = c.split_at(entry - 2);
             let port = u16::from_be_bytes([port[0], port[1]]);
             let ip = if let Ok(v4) = <[u8; 4]>::try_from(ip) {

@@ -342,6 +342,7 @@ impl Registry {
             self.peer = Some(merged.clone());
             return Ok(Incoming::Handshake(merged));
         }
+        // `id` is not 0 here; local ids start at 1.
         let local = self
             .local
             .get_mut(usize::from(id) - 1)

@@ -302,6 +302,7 @@ impl<P: Clone + Ord> MetadataFetcher<P> {
         match *message {
             MetadataMessage::Request { .. } => Err(FetchError::NotAnAnswer),
             _ if !requested_here => Err(FetchError::Unrequested(piece)),
+            // From here on `index` is a valid piece: `requested_here` looked it up.
             MetadataMessage::Reject { .. } => {
                 attempt.pieces[index] = Piece::Missing;
                 let single = attempt.source.is_some();
