@@ -277,6 +277,9 @@ impl Default for PexConfig {
 }
 
 /// What a received PEX message yields after flood protection and address checks.
+///
+/// `added` may name our own address: libtorrent lists the receiving peer among the
+/// connected ones. The driver, which knows our listen addresses, filters it out.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PexUpdate {

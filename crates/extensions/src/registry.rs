@@ -288,8 +288,13 @@ impl Registry {
         u8::try_from(index + 1).ok()
     }
 
-    /// Our extension handshake: `base` (client name, port, `metadata_size`, …) with our
-    /// extensions in `m` and whatever the custom ones add, as extended message 0.
+    /// Our extension handshake: `base` with our extensions in `m` and whatever the
+    /// custom ones add, as extended message 0.
+    ///
+    /// Start `base` from [`ExtHandshake::ours`] and fill in what the driver knows: the
+    /// remote's address as `your_ip`, our `listen_port`, `reqq`, and `metadata_size`
+    /// once we have the info dictionary (a [`crate::MetadataServer`] tells it). Calling
+    /// this again later builds an update handshake.
     pub fn handshake(&mut self, mut base: ExtHandshake) -> Message<'static> {
         for (i, local) in self.local.iter_mut().enumerate() {
             // At most 255 extensions are ever added, so i + 1 fits.

@@ -307,7 +307,10 @@ fn rejecting_peer_backs_off_and_others_serve() {
         .unwrap();
     assert!(swarm.pump().is_empty());
     assert!(swarm.events().is_empty());
-    assert_eq!(swarm.requests_per_peer[&0], 3, "every piece asked once, then back-off");
+    assert_eq!(
+        swarm.requests_per_peer[&0], 3,
+        "every piece asked once, then back-off"
+    );
     assert_eq!(swarm.fetcher.poll_timeout(), Some(swarm.now + backoff));
     swarm.now += backoff - Duration::from_millis(1);
     swarm.pump();
@@ -527,4 +530,63 @@ fn server_rate_limit_makes_fetcher_retry_later() {
     swarm.now += Duration::from_secs(60);
     swarm.pump();
     assert_eq!(swarm.events(), vec![FetchEvent::Complete(info)]);
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn behaviour() -> impl Strategy<Value = Behaviour> {
+        prop_oneof![
+            Just(Behaviour::Honest),
+            Just(Behaviour::Liar),
+            Just(Behaviour::Rejecting),
+            Just(Behaviour::Silent),
+            Just(Behaviour::WrongTotalSize),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// With at least one honest peer among any mix of bad ones, the fetcher ends with
+        /// the right bytes, never with others, and never bans an honest peer.
+        #[test]
+        fn any_mix_with_one_honest_peer_completes(
+            others in prop::collection::vec(behaviour(), 0..6),
+            honest_at in any::<prop::sample::Index>(),
+            pieces in 1usize..6,
+        ) {
+            let info = info_dict(pieces * METADATA_PIECE_SIZE - 100);
+            let mut swarm = Swarm::new(v1(&info), FetcherConfig::default());
+            let mut behaviours = others;
+            let at = honest_at.index(behaviours.len() + 1);
+            behaviours.insert(at, Behaviour::Honest);
+            for (key, b) in behaviours.iter().enumerate() {
+                swarm.connect(key, FakePeer::new(*b, &info)).unwrap();
+            }
+            let mut events = Vec::new();
+            for _ in 0..60 {
+                swarm.pump();
+                events.extend(swarm.events());
+                if swarm.fetcher.is_complete() {
+                    break;
+                }
+                swarm.now += Duration::from_secs(31);
+            }
+            let completes: Vec<_> = events
+                .iter()
+                .filter_map(|e| match e {
+                    FetchEvent::Complete(bytes) => Some(bytes),
+                    _ => None,
+                })
+                .collect();
+            prop_assert_eq!(completes, vec![&info], "events: {:?}", events);
+            for e in &events {
+                if let FetchEvent::PeerBanned(p) = e {
+                    prop_assert_eq!(behaviours[*p], Behaviour::Liar);
+                }
+            }
+        }
+    }
 }

@@ -1,34 +1,52 @@
 //! What libtorrent really sends, captured by `testdata/capture_libtorrent.py`: its
-//! extension handshake and its answer to a `ut_metadata` request.
+//! extension handshake and its answer to a `ut_metadata` request; and by
+//! `testdata/capture_libtorrent_pex.py`: its first `ut_pex` message.
 
 use std::net::{IpAddr, Ipv4Addr};
 
 use webtorrent_extensions::{
     ExtHandshake, FetchEvent, FetcherConfig, LT_DONTHAVE, MetadataFetcher, MetadataMessage,
-    UT_METADATA, UT_PEX,
+    PexConfig, PexFlags, PexMessage, PexPeer, PexState, UT_METADATA, UT_PEX,
 };
 use webtorrent_types::{InfoHashV1, InfoHashes};
 
-const VERSIONS: [(&str, &[u8], &[u8], &[u8]); 2] = [
-    (
-        "2.0.8",
-        include_bytes!("../testdata/libtorrent-2.0.8-ext-handshake.bin"),
-        include_bytes!("../testdata/libtorrent-2.0.8-ut-metadata-data.bin"),
-        include_bytes!("../testdata/libtorrent-2.0.8-info.bin"),
-    ),
-    (
-        "2.1.1",
-        include_bytes!("../testdata/libtorrent-2.1.1-ext-handshake.bin"),
-        include_bytes!("../testdata/libtorrent-2.1.1-ut-metadata-data.bin"),
-        include_bytes!("../testdata/libtorrent-2.1.1-info.bin"),
-    ),
+/// One libtorrent version's captures.
+struct Capture {
+    version: &'static str,
+    handshake: &'static [u8],
+    metadata_data: &'static [u8],
+    info: &'static [u8],
+}
+
+const VERSIONS: [Capture; 2] = [
+    Capture {
+        version: "2.0.8",
+        handshake: include_bytes!("../testdata/libtorrent-2.0.8-ext-handshake.bin"),
+        metadata_data: include_bytes!("../testdata/libtorrent-2.0.8-ut-metadata-data.bin"),
+        info: include_bytes!("../testdata/libtorrent-2.0.8-info.bin"),
+    },
+    Capture {
+        version: "2.1.1",
+        handshake: include_bytes!("../testdata/libtorrent-2.1.1-ext-handshake.bin"),
+        metadata_data: include_bytes!("../testdata/libtorrent-2.1.1-ut-metadata-data.bin"),
+        info: include_bytes!("../testdata/libtorrent-2.1.1-info.bin"),
+    },
 ];
 
 #[test]
 fn libtorrent_extension_handshake() {
-    for (version, handshake, _, info) in VERSIONS {
+    for Capture {
+        version,
+        handshake,
+        info,
+        ..
+    } in VERSIONS
+    {
         let hs = ExtHandshake::decode(handshake).unwrap();
-        assert_eq!(hs.client.as_deref(), Some(&*format!("libtorrent/{version}.0")));
+        assert_eq!(
+            hs.client.as_deref(),
+            Some(&*format!("libtorrent/{version}.0"))
+        );
         assert_eq!(hs.extension_id(UT_METADATA), Some(2));
         assert_eq!(hs.extension_id(UT_PEX), Some(1));
         assert_eq!(hs.extension_id(LT_DONTHAVE), Some(7));
@@ -48,7 +66,13 @@ fn libtorrent_extension_handshake() {
 
 #[test]
 fn libtorrent_metadata_answer_completes_a_fetch() {
-    for (_, handshake, data, info) in VERSIONS {
+    for Capture {
+        handshake,
+        metadata_data: data,
+        info,
+        ..
+    } in VERSIONS
+    {
         let msg = MetadataMessage::decode(data).unwrap();
         assert_eq!(
             msg,
@@ -67,6 +91,32 @@ fn libtorrent_metadata_answer_completes_a_fetch() {
         let request = fetcher.poll_request(now).unwrap();
         assert_eq!(request.piece, 0);
         fetcher.handle_message(now, &(), &msg).unwrap();
-        assert_eq!(fetcher.poll_event(), Some(FetchEvent::Complete(info.to_vec())));
+        assert_eq!(
+            fetcher.poll_event(),
+            Some(FetchEvent::Complete(info.to_vec()))
+        );
+    }
+}
+
+#[test]
+fn libtorrent_first_pex_message() {
+    let captures: [&[u8]; 2] = [
+        include_bytes!("../testdata/libtorrent-2.0.8-ut-pex.bin"),
+        include_bytes!("../testdata/libtorrent-2.1.1-ut-pex.bin"),
+    ];
+    for bytes in captures {
+        let msg = PexMessage::decode(bytes).unwrap();
+        // The other connected peer (at the listen port its handshake announced) and,
+        // as libtorrent does, the receiving peer itself; IPv6 keys present but empty.
+        let expected = [
+            PexPeer::new("127.0.0.1:7777".parse().unwrap(), PexFlags::NONE),
+            PexPeer::new("127.0.0.1:6881".parse().unwrap(), PexFlags::NONE),
+        ];
+        assert_eq!(msg.added, expected);
+        assert!(msg.dropped.is_empty());
+        let mut pex = PexState::new("127.0.0.1:1".parse().unwrap(), PexConfig::default());
+        let update = pex.handle_message(std::time::Instant::now(), &msg);
+        assert_eq!(update.added, expected);
+        assert_eq!(update.ignored, 0);
     }
 }
