@@ -532,6 +532,73 @@ fn server_rate_limit_makes_fetcher_retry_later() {
     assert_eq!(swarm.events(), vec![FetchEvent::Complete(info)]);
 }
 
+#[test]
+fn abandoned_single_source_attempt_leaves_nothing_outstanding() {
+    let info = info_dict(2 * METADATA_PIECE_SIZE);
+    let config = FetcherConfig::default();
+    let backoff = config.reject_backoff;
+    let mut fetcher = MetadataFetcher::new(v1(&info), config);
+    let mut hs = ExtHandshake::default();
+    hs.m.insert("ut_metadata".into(), 1);
+    hs.metadata_size = Some(info.len() as u64);
+    fetcher.add_peer('a', &hs).unwrap();
+    fetcher.add_peer('b', &hs).unwrap();
+    let now = Instant::now();
+    let size = Some(info.len() as u64);
+    // 'a' sends a bad piece 0, 'b' a good piece 1: a mismatch with two contributors.
+    let mut bad = info[..METADATA_PIECE_SIZE].to_vec();
+    bad[0] ^= 1;
+    let requests: Vec<_> = std::iter::from_fn(|| fetcher.poll_request(now)).collect();
+    assert_eq!(
+        requests
+            .iter()
+            .map(|r| (r.peer, r.piece))
+            .collect::<Vec<_>>(),
+        [('a', 0), ('b', 1)]
+    );
+    let piece0 = MetadataMessage::Data {
+        piece: 0,
+        total_size: size,
+        data: &bad,
+    };
+    let piece1 = MetadataMessage::Data {
+        piece: 1,
+        total_size: size,
+        data: &info[METADATA_PIECE_SIZE..],
+    };
+    fetcher.handle_message(now, &'a', &piece0).unwrap();
+    fetcher.handle_message(now, &'b', &piece1).unwrap();
+    assert_eq!(
+        fetcher.poll_event(),
+        Some(FetchEvent::HashMismatch {
+            contributors: vec!['a', 'b']
+        })
+    );
+    // Single source now: 'a' is asked for both pieces, rejects one, and the attempt is
+    // dropped with its other request.
+    let requests: Vec<_> = std::iter::from_fn(|| fetcher.poll_request(now)).collect();
+    assert_eq!(
+        requests
+            .iter()
+            .map(|r| (r.peer, r.piece))
+            .collect::<Vec<_>>(),
+        [('a', 0), ('a', 1)]
+    );
+    fetcher
+        .handle_message(now, &'a', &MetadataMessage::Reject { piece: 0 })
+        .unwrap();
+    assert_eq!(
+        fetcher.handle_message(now, &'a', &piece1),
+        Err(FetchError::Unrequested(1))
+    );
+    // With 'b' gone, 'a' is the only source after its back-off: it must be free to ask.
+    fetcher.remove_peer(&'b');
+    let later = now + backoff;
+    let requests: Vec<_> = std::iter::from_fn(|| fetcher.poll_request(later)).collect();
+    assert_eq!(requests.len(), 2);
+    assert!(requests.iter().all(|r| r.peer == 'a'));
+}
+
 mod properties {
     use super::*;
     use proptest::prelude::*;

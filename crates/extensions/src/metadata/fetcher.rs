@@ -23,7 +23,7 @@ pub struct FetcherConfig {
     pub reject_backoff: Duration,
     /// Requests outstanding at one peer at a time. Default 4.
     pub max_requests_per_peer: usize,
-    /// After this many timed-out requests, a peer is no longer asked. Default 3.
+    /// After this many timed-out requests in a row, a peer is no longer asked. Default 3.
     pub max_timeouts: u32,
 }
 
@@ -264,7 +264,7 @@ impl<P: Clone + Ord> MetadataFetcher<P> {
         }
         if let Some(attempt) = &mut self.attempt {
             if attempt.source.as_ref() == Some(peer) {
-                self.attempt = None;
+                self.abandon_attempt();
                 return;
             }
             for piece in &mut attempt.pieces {
@@ -311,7 +311,7 @@ impl<P: Clone + Ord> MetadataFetcher<P> {
                     state.blocked_until = Some(now + self.config.reject_backoff);
                 }
                 if single {
-                    self.attempt = None;
+                    self.abandon_attempt();
                 }
                 Ok(())
             }
@@ -341,17 +341,20 @@ impl<P: Clone + Ord> MetadataFetcher<P> {
                             *p = Piece::Missing;
                         }
                     }
-                    if attempt.source.as_ref() == Some(peer) {
-                        self.attempt = None;
-                    }
+                    let single = attempt.source.is_some();
                     if let Some(state) = state {
                         state.outstanding = 0;
                         state.broken = true;
+                    }
+                    if single {
+                        self.abandon_attempt();
                     }
                     return Err(error);
                 }
                 if let Some(state) = state {
                     state.outstanding = state.outstanding.saturating_sub(1);
+                    // Timeouts count while in a row: a peer that answers is not slow.
+                    state.timeouts = 0;
                 }
                 // The buffer holds `size` bytes and `piece_len` keeps within them.
                 let start = index * METADATA_PIECE_SIZE;
@@ -366,6 +369,15 @@ impl<P: Clone + Ord> MetadataFetcher<P> {
                 }
                 Ok(())
             }
+        }
+    }
+
+    /// Drops the attempt and the pieces it got; nothing is outstanding any more, and
+    /// late answers to its requests are refused as unrequested.
+    fn abandon_attempt(&mut self) {
+        self.attempt = None;
+        for state in self.peers.values_mut() {
+            state.outstanding = 0;
         }
     }
 
@@ -436,7 +448,7 @@ impl<P: Clone + Ord> MetadataFetcher<P> {
             }
         }
         if abandon {
-            self.attempt = None;
+            self.abandon_attempt();
         }
     }
 
