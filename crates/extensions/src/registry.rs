@@ -455,6 +455,15 @@ mod tests {
     }
 
     #[test]
+    fn state_machines_move_between_tasks() {
+        fn send<T: Send + 'static>() {}
+        send::<Registry>();
+        send::<crate::MetadataFetcher<std::net::SocketAddr>>();
+        send::<crate::MetadataServer>();
+        send::<crate::PexState>();
+    }
+
+    #[test]
     fn builtins_route_both_ways() {
         let mut ours = Registry::with_builtins();
         let (id, hs) = payload(ours.handshake(ExtHandshake::ours()));
