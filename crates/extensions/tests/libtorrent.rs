@@ -120,3 +120,27 @@ fn libtorrent_first_pex_message() {
         assert_eq!(update.ignored, 0);
     }
 }
+
+/// The capture scripts sent these bytes and libtorrent answered them, so they are known
+/// to work; our encoders must produce exactly them (with our version in `v`).
+#[test]
+fn what_the_capture_sent_is_what_we_encode() {
+    let v = webtorrent_extensions::OUR_CLIENT_VERSION;
+    let mut ours = ExtHandshake::ours();
+    ours.m.insert(UT_METADATA.into(), 3);
+    assert_eq!(
+        ours.encode(),
+        format!("d1:md11:ut_metadatai3ee1:v{}:{v}e", v.len()).as_bytes()
+    );
+    let mut pex = ExtHandshake::ours();
+    pex.m.insert(UT_PEX.into(), 1);
+    pex.listen_port = Some(6881);
+    assert_eq!(
+        pex.encode(),
+        format!("d1:md6:ut_pexi1ee1:pi6881e1:v{}:{v}e", v.len()).as_bytes()
+    );
+    assert_eq!(
+        MetadataMessage::Request { piece: 0 }.to_vec(),
+        b"d8:msg_typei0e5:piecei0ee"
+    );
+}
