@@ -134,6 +134,9 @@ pub enum Received {
     RateLimited,
     /// Not an announce we accept.
     Malformed(DecodeError),
+    /// The source address cannot be connected to (unspecified, multicast or
+    /// broadcast), so neither can the peer; the datagram was not read.
+    BadSource,
 }
 
 /// Counters since the state machine was created.
@@ -150,6 +153,8 @@ pub struct Stats {
     pub rate_limited: u64,
     /// Datagrams that did not decode.
     pub malformed: u64,
+    /// Datagrams from a source that cannot be connected to.
+    pub bad_source: u64,
     /// Peer events dropped because [`MAX_QUEUED_EVENTS`] were waiting.
     pub events_dropped: u64,
 }
@@ -258,8 +263,8 @@ impl Lsd {
 
     /// Reads a datagram received from `source` at `now`.
     ///
-    /// The source's rate is checked before anything else, then the datagram is
-    /// decoded, our own announces are dropped, and each info-hash of ours is queued as
+    /// A source that cannot be dialled is refused first, then the source's rate is
+    /// checked, then the datagram is decoded, our own announces are dropped, and each info-hash of ours is queued as
     /// an [`Event::Peer`] (repeats within one datagram once).
     pub fn handle_datagram(
         &mut self,
@@ -267,6 +272,10 @@ impl Lsd {
         source: SocketAddr,
         datagram: &[u8],
     ) -> Received {
+        if !connectable(source.ip()) {
+            self.stats.bad_source += 1;
+            return Received::BadSource;
+        }
         if !self.take_token(now, source.ip()) {
             self.stats.rate_limited += 1;
             return Received::RateLimited;
@@ -408,6 +417,15 @@ impl Lsd {
         }
         bucket.tokens -= 1;
         true
+    }
+}
+
+/// Whether a peer at `ip` can be dialled: some kernels give `0.0.0.0` as the source
+/// of multicast sent without a source address.
+fn connectable(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => !(v4.is_unspecified() || v4.is_multicast() || v4.is_broadcast()),
+        IpAddr::V6(v6) => !(v6.is_unspecified() || v6.is_multicast()),
     }
 }
 
@@ -700,6 +718,26 @@ mod tests {
             lsd.stats().events_dropped,
             (100 * MAX_INFO_HASHES - MAX_QUEUED_EVENTS) as u64
         );
+    }
+
+    #[test]
+    fn unconnectable_sources_are_refused() {
+        let now = Instant::now();
+        let mut lsd = lsd();
+        lsd.add_torrent(hash(1));
+        let d = datagram(5000, &[hash(1)], None);
+        for source in [
+            "0.0.0.0:6771",
+            "239.192.152.143:6771",
+            "255.255.255.255:6771",
+            "[::]:6771",
+            "[ff15::efc0:988f]:6771",
+        ] {
+            let source: SocketAddr = source.parse().unwrap();
+            assert_eq!(lsd.handle_datagram(now, source, &d), Received::BadSource);
+        }
+        assert_eq!(lsd.stats().bad_source, 5);
+        assert_eq!(drain(&mut lsd, now).1, vec![]);
     }
 
     #[test]
