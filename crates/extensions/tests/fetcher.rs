@@ -533,6 +533,28 @@ fn server_rate_limit_makes_fetcher_retry_later() {
 }
 
 #[test]
+fn attempt_of_a_size_nobody_serves_any_more_gives_way() {
+    let info = info_dict(2 * METADATA_PIECE_SIZE);
+    let mut swarm = Swarm::new(v1(&info), FetcherConfig::default());
+    // Two silent peers outvote the honest one on the size.
+    for key in [0, 1] {
+        let mut odd = FakePeer::new(Behaviour::Silent, &info);
+        odd.announced_size = 3 * METADATA_PIECE_SIZE as u64;
+        swarm.connect(key, odd).unwrap();
+    }
+    swarm
+        .connect(2, FakePeer::new(Behaviour::Honest, &info))
+        .unwrap();
+    swarm.pump();
+    assert!(!swarm.requests_per_peer.contains_key(&2));
+    // They leave: the honest peer's size is fetched.
+    swarm.fetcher.remove_peer(&0);
+    swarm.fetcher.remove_peer(&1);
+    swarm.pump();
+    assert_eq!(swarm.events(), vec![FetchEvent::Complete(info)]);
+}
+
+#[test]
 fn abandoned_single_source_attempt_leaves_nothing_outstanding() {
     let info = info_dict(2 * METADATA_PIECE_SIZE);
     let config = FetcherConfig::default();

@@ -482,6 +482,16 @@ impl<P: Clone + Ord> MetadataFetcher<P> {
                 state.blocked_until = None;
             }
         }
+        // An attempt nobody left can serve (every peer of its size gone or given up)
+        // makes way for one of another size.
+        if let Some(attempt) = &self.attempt {
+            let servable = self.peers.values().any(|s| {
+                s.size == attempt.size && !s.broken && s.timeouts < self.config.max_timeouts
+            });
+            if !servable {
+                self.abandon_attempt();
+            }
+        }
         if self.attempt.is_none() {
             self.attempt = self.start_attempt();
         }
