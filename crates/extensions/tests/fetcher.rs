@@ -355,7 +355,7 @@ fn silent_peer_times_out_and_pieces_move() {
 fn silent_peer_is_given_up_after_repeated_timeouts() {
     let info = info_dict(100);
     let config = FetcherConfig::default();
-    let (timeout, max) = (config.request_timeout, config.max_timeouts);
+    let (timeout, max) = (config.request_timeout, config.max_failures);
     let mut swarm = Swarm::new(v1(&info), config);
     swarm
         .connect(0, FakePeer::new(Behaviour::Silent, &info))
@@ -555,6 +555,28 @@ fn attempt_of_a_size_nobody_serves_any_more_gives_way() {
 }
 
 #[test]
+fn peers_that_only_reject_are_given_up() {
+    let info = info_dict(2 * METADATA_PIECE_SIZE);
+    let config = FetcherConfig::default();
+    let (backoff, max) = (config.reject_backoff, config.max_failures);
+    let mut swarm = Swarm::new(v1(&info), config);
+    // Two rejecting peers outvote the honest one on the size, and stay connected.
+    for key in [0, 1] {
+        let mut odd = FakePeer::new(Behaviour::Rejecting, &info);
+        odd.announced_size = 3 * METADATA_PIECE_SIZE as u64;
+        swarm.connect(key, odd).unwrap();
+    }
+    swarm
+        .connect(2, FakePeer::new(Behaviour::Honest, &info))
+        .unwrap();
+    for _ in 0..=max {
+        swarm.pump();
+        swarm.now += backoff;
+    }
+    assert_eq!(swarm.events(), vec![FetchEvent::Complete(info)]);
+}
+
+#[test]
 fn abandoned_single_source_attempt_leaves_nothing_outstanding() {
     let info = info_dict(2 * METADATA_PIECE_SIZE);
     let config = FetcherConfig::default();
@@ -638,21 +660,28 @@ mod properties {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(48))]
 
-        /// With at least one honest peer among any mix of bad ones, the fetcher ends with
-        /// the right bytes, never with others, and never bans an honest peer.
+        /// With at least one honest peer among any mix of bad ones (some announcing a
+        /// wrong size), the fetcher ends with the right bytes, never with others, and
+        /// never bans an honest peer.
         #[test]
         fn any_mix_with_one_honest_peer_completes(
-            others in prop::collection::vec(behaviour(), 0..6),
+            others in prop::collection::vec((behaviour(), any::<bool>()), 0..6),
             honest_at in any::<prop::sample::Index>(),
             pieces in 1usize..6,
         ) {
             let info = info_dict(pieces * METADATA_PIECE_SIZE - 100);
             let mut swarm = Swarm::new(v1(&info), FetcherConfig::default());
-            let mut behaviours = others;
-            let at = honest_at.index(behaviours.len() + 1);
-            behaviours.insert(at, Behaviour::Honest);
-            for (key, b) in behaviours.iter().enumerate() {
-                swarm.connect(key, FakePeer::new(*b, &info)).unwrap();
+            let mut peers = others;
+            let at = honest_at.index(peers.len() + 1);
+            peers.insert(at, (Behaviour::Honest, false));
+            let behaviours: Vec<Behaviour> = peers.iter().map(|(b, _)| *b).collect();
+            for (key, &(b, odd_size)) in peers.iter().enumerate() {
+                let mut peer = FakePeer::new(b, &info);
+                if odd_size {
+                    // Announces (and is asked for) a size other than the real one.
+                    peer.announced_size += METADATA_PIECE_SIZE as u64;
+                }
+                swarm.connect(key, peer).unwrap();
             }
             let mut events = Vec::new();
             for _ in 0..60 {

@@ -23,8 +23,9 @@ pub struct FetcherConfig {
     pub reject_backoff: Duration,
     /// Requests outstanding at one peer at a time. Default 4.
     pub max_requests_per_peer: usize,
-    /// After this many timed-out requests in a row, a peer is no longer asked. Default 3.
-    pub max_timeouts: u32,
+    /// After this many failures in a row (a timed-out request, or a reject that starts
+    /// a back-off), a peer is no longer asked. Default 3.
+    pub max_failures: u32,
 }
 
 impl Default for FetcherConfig {
@@ -34,7 +35,7 @@ impl Default for FetcherConfig {
             request_timeout: Duration::from_secs(20),
             reject_backoff: Duration::from_secs(30),
             max_requests_per_peer: 4,
-            max_timeouts: 3,
+            max_failures: 3,
         }
     }
 }
@@ -84,7 +85,8 @@ struct PeerState {
     size: u64,
     outstanding: usize,
     blocked_until: Option<Instant>,
-    timeouts: u32,
+    /// Timeouts and rejects in a row.
+    failures: u32,
     /// Sent data that did not fit (wrong size or length): not asked again.
     broken: bool,
     /// Contributed to metadata that failed verification along with others.
@@ -229,7 +231,7 @@ impl<P: Clone + Ord> MetadataFetcher<P> {
                 size,
                 outstanding: 0,
                 blocked_until: None,
-                timeouts: 0,
+                failures: 0,
                 broken: false,
                 suspect: false,
             },
@@ -308,6 +310,10 @@ impl<P: Clone + Ord> MetadataFetcher<P> {
                 let single = attempt.source.is_some();
                 if let Some(state) = self.peers.get_mut(peer) {
                     state.outstanding = state.outstanding.saturating_sub(1);
+                    // Rejects of requests sent together count once.
+                    if state.blocked_until.is_none() {
+                        state.failures += 1;
+                    }
                     state.blocked_until = Some(now + self.config.reject_backoff);
                 }
                 if single {
@@ -353,8 +359,8 @@ impl<P: Clone + Ord> MetadataFetcher<P> {
                 }
                 if let Some(state) = state {
                     state.outstanding = state.outstanding.saturating_sub(1);
-                    // Timeouts count while in a row: a peer that answers is not slow.
-                    state.timeouts = 0;
+                    // Failures count while in a row: a peer that serves is not dead.
+                    state.failures = 0;
                 }
                 // The buffer holds `size` bytes and `piece_len` keeps within them.
                 let start = index * METADATA_PIECE_SIZE;
@@ -441,7 +447,7 @@ impl<P: Clone + Ord> MetadataFetcher<P> {
             {
                 if let Some(state) = self.peers.get_mut(peer) {
                     state.outstanding = state.outstanding.saturating_sub(1);
-                    state.timeouts += 1;
+                    state.failures += 1;
                 }
                 abandon |= attempt.source.is_some();
                 *piece = Piece::Missing;
@@ -486,7 +492,7 @@ impl<P: Clone + Ord> MetadataFetcher<P> {
         // makes way for one of another size.
         if let Some(attempt) = &self.attempt {
             let servable = self.peers.values().any(|s| {
-                s.size == attempt.size && !s.broken && s.timeouts < self.config.max_timeouts
+                s.size == attempt.size && !s.broken && s.failures < self.config.max_failures
             });
             if !servable {
                 self.abandon_attempt();
@@ -511,8 +517,8 @@ impl<P: Clone + Ord> MetadataFetcher<P> {
             .peers
             .iter()
             .filter(can_ask)
-            // Peers that let requests time out come after those that did not.
-            .min_by_key(|(_, s)| s.outstanding.saturating_add(s.timeouts as usize))?;
+            // Peers that failed lately come after those that did not.
+            .min_by_key(|(_, s)| s.outstanding.saturating_add(s.failures as usize))?;
         let peer = peer.clone();
         if let Some(state) = self.peers.get_mut(&peer) {
             state.outstanding += 1;
@@ -566,7 +572,7 @@ impl<P: Clone + Ord> MetadataFetcher<P> {
 }
 
 fn usable(config: &FetcherConfig, state: &PeerState) -> bool {
-    !state.broken && state.blocked_until.is_none() && state.timeouts < config.max_timeouts
+    !state.broken && state.blocked_until.is_none() && state.failures < config.max_failures
 }
 
 /// The length of metadata piece `index` of `size` bytes.
