@@ -100,7 +100,7 @@ pub use metadata::{
 };
 pub use pex::{
     MAX_PEX_PEERS, PEX_INTERVAL, PexConfig, PexFlags, PexMessage, PexPeer, PexState, PexUpdate,
-    is_valid_peer_addr,
+    is_local_addr, is_valid_peer_addr,
 };
 pub use registry::{
     Builtin, Extension, HANDSHAKE_ID, Incoming, LT_DONTHAVE, Registry, UT_METADATA, UT_PEX,

@@ -249,6 +249,22 @@ pub fn is_valid_peer_addr(addr: &SocketAddr) -> bool {
     }
 }
 
+/// Whether an address is on a local network: loopback, private (RFC 1918), link-local,
+/// or IPv6 unique local (`fc00::/7`). IPv4-mapped IPv6 addresses are judged as IPv4.
+#[must_use]
+pub fn is_local_addr(ip: &IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(ip) => ip.is_loopback() || ip.is_private() || ip.is_link_local(),
+        IpAddr::V6(ip) => match ip.to_ipv4_mapped() {
+            Some(v4) => is_local_addr(&IpAddr::V4(v4)),
+            None => {
+                let first = ip.segments()[0];
+                ip.is_loopback() || first & 0xfe00 == 0xfc00 || first & 0xffc0 == 0xfe80
+            }
+        },
+    }
+}
+
 /// Settings of a [`PexState`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -300,7 +316,9 @@ pub struct PexUpdate {
 ///
 /// Receiving: [`handle_message`](Self::handle_message) drops invalid addresses and
 /// caps the peers accepted per message and per minute, so that a peer cannot flood the
-/// connection manager with made-up addresses.
+/// connection manager with made-up addresses. A peer that is not itself on a local
+/// network cannot name local addresses ([`is_local_addr`]) either, so PEX cannot be used
+/// to make us dial into our own network (libtorrent has the same rule).
 ///
 /// ```
 /// use std::time::{Duration, Instant};
@@ -350,7 +368,10 @@ impl PexState {
 
     /// The message to send now, given our current set of connected peers, or `None`
     /// when it is too early or nothing changed. The peers in the message count as told
-    /// once it is returned.
+    /// once it is returned, so poll only once the peer enabled `ut_pex`
+    /// ([`crate::Registry::peer_id`]) and send what this returns
+    /// ([`crate::Registry::ut_pex`]). Calling it on every tick is cheap when it is not
+    /// due; [`next_due`](Self::next_due) tells when it is.
     pub fn poll_message(
         &mut self,
         now: Instant,
@@ -401,10 +422,14 @@ impl PexState {
         }
         let mut update = PexUpdate::default();
         let mut seen = std::collections::BTreeSet::new();
+        let remote_is_local = is_local_addr(&self.remote.ip());
+        let acceptable = |addr: &SocketAddr| {
+            is_valid_peer_addr(addr) && (remote_is_local || !is_local_addr(&addr.ip()))
+        };
         for peer in &message.added {
             let room = update.added.len() < self.config.accept_per_message
                 && self.accepted_in_window < self.config.accept_per_minute;
-            if room && is_valid_peer_addr(&peer.addr) && seen.insert(peer.addr) {
+            if room && acceptable(&peer.addr) && seen.insert(peer.addr) {
                 update.added.push(*peer);
                 self.accepted_in_window += 1;
             } else {
@@ -414,7 +439,7 @@ impl PexState {
         update.dropped = message
             .dropped
             .iter()
-            .filter(|a| is_valid_peer_addr(a))
+            .filter(|a| acceptable(a))
             .take(self.config.accept_per_message)
             .copied()
             .collect();
@@ -548,6 +573,40 @@ mod tests {
         assert_eq!(u3.added.len(), 0);
         let u4 = pex.handle_message(t0 + Duration::from_secs(61), &msg);
         assert_eq!(u4.added.len(), 50);
+    }
+
+    #[test]
+    fn remote_peers_cannot_name_local_addresses() {
+        let local = [
+            "127.0.0.1:80",
+            "192.168.1.1:80",
+            "10.0.0.1:80",
+            "172.16.5.4:80",
+            "169.254.1.1:80",
+            "[::1]:80",
+            "[fe80::1]:80",
+            "[fd00::1]:80",
+            "[::ffff:192.168.0.1]:80",
+        ];
+        let mut added: Vec<PexPeer> = local
+            .iter()
+            .map(|a| PexPeer::new(a.parse().unwrap(), PexFlags::NONE))
+            .collect();
+        let public = [v4("8.8.8.8:6881"), "[2001:db8::7]:6881".parse().unwrap()];
+        added.extend(public.iter().map(|&a| PexPeer::new(a, PexFlags::NONE)));
+        let msg = PexMessage::new(added, vec![v4("192.168.1.1:80"), v4("8.8.4.4:1")]);
+        let now = Instant::now();
+
+        let mut from_remote = PexState::new(v4("203.0.113.5:6881"), PexConfig::default());
+        let u = from_remote.handle_message(now, &msg);
+        assert_eq!(u.added.iter().map(|p| p.addr).collect::<Vec<_>>(), public);
+        assert_eq!(u.ignored, local.len());
+        assert_eq!(u.dropped, vec![v4("8.8.4.4:1")]);
+
+        // A peer on our own network may name both.
+        let mut from_lan = PexState::new(v4("192.168.1.7:6881"), PexConfig::default());
+        let u = from_lan.handle_message(now, &msg);
+        assert_eq!(u.added.len(), local.len() + public.len());
     }
 
     #[test]
