@@ -665,6 +665,10 @@ pub(crate) fn download(o: &Options) -> Result<()> {
     let work = bench_dir(o);
     let seed_dir = work.join("seed");
     std::fs::create_dir_all(&seed_dir)?;
+    // Absolute: qBittorrent resolves a relative save path against its own folders.
+    let work = std::fs::canonicalize(&work)
+        .with_context(|| format!("cannot resolve {}", work.display()))?;
+    let seed_dir = work.join("seed");
     let tree = seed_dir.join(TREE);
     let torrent = work.join(format!(
         "bench-{}MiB-{}.torrent",
