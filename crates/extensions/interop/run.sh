@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# ut_metadata both ways against libtorrent 2.0.8 (Debian's /usr/bin/python3) and 2.1.1
-# (interop/.venv, if present), for v1, v2 and hybrid torrents, over loopback TCP:
-#   1. the fetch_metadata example resolves the info dictionary from a libtorrent seeder;
-#   2. libtorrent resolves a magnet link from the serve_metadata example.
+# ut_metadata both ways over loopback TCP against real clients:
+#   libtorrent 2.0.8 (Debian's /usr/bin/python3): v1, v2 and hybrid torrents;
+#   libtorrent 2.1.1 (interop/.venv, if present): v1, v2 and hybrid torrents;
+#   JS WebTorrent 3 (interop/node_modules, if present): v1 torrents.
+# For each: the fetch_metadata example resolves the info dictionary from the client
+# seeding, and the client resolves a magnet link from the serve_metadata example.
 # Usage: crates/extensions/interop/run.sh (from anywhere). Exits non-zero on a failure.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -16,38 +18,47 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
-pythons=(/usr/bin/python3)
-[ -x "$root/interop/.venv/bin/python" ] && pythons+=("$root/interop/.venv/bin/python")
+
+# name | command prefix that takes `seed FLAVOUR DIR` or `fetch PORT MAGNET FILE` | flavours
+clients=("libtorrent $(/usr/bin/python3 -c 'import libtorrent as lt; print(lt.__version__)')|/usr/bin/python3 $here/lt_peer.py|v1 v2 hybrid")
+if [ -x "$root/interop/.venv/bin/python" ]; then
+    venv="$root/interop/.venv/bin/python"
+    clients+=("libtorrent $("$venv" -c 'import libtorrent as lt; print(lt.__version__)')|$venv $here/lt_peer.py|v1 v2 hybrid")
+fi
+if command -v node > /dev/null && [ -d "$root/interop/node_modules/webtorrent" ]; then
+    clients+=("WebTorrent (node)|node $here/wt_peer.mjs|v1")
+fi
+
 failed=0
-for py in "${pythons[@]}"; do
-    version=$("$py" -c 'import libtorrent as lt; print(lt.__version__)')
-    for flavour in v1 v2 hybrid; do
-        # 1. We fetch from libtorrent.
-        mkfifo "$work/stdin-$flavour"
-        "$py" "$here/lt_seed.py" "$flavour" "$work" < "$work/stdin-$flavour" > "$work/seed.json" &
+for entry in "${clients[@]}"; do
+    IFS='|' read -r name command flavours <<< "$entry"
+    for flavour in $flavours; do
+        # 1. We fetch from the client.
+        rm -f "$work/seed.json" "$work/stdin"
+        mkfifo "$work/stdin"
+        $command seed "$flavour" "$work" < "$work/stdin" > "$work/seed.json" 2> "$work/seed.log" &
         pids+=($!)
-        exec 7> "$work/stdin-$flavour"
+        exec 7> "$work/stdin"
         for _ in $(seq 300); do [ -s "$work/seed.json" ] && break; sleep 0.1; done
         port=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['port'])" "$work/seed.json")
         hashes=$(python3 -c "import json,sys; print(' '.join(json.load(open(sys.argv[1]))['hashes']))" "$work/seed.json")
+        expected="$work/expected-$flavour.bin"
         if timeout 60 "$target/debug/examples/fetch_metadata" "127.0.0.1:$port" $hashes \
-            > "$work/got.bin" 2> "$work/fetch.log" \
-            && cmp -s "$work/got.bin" "$work/expected-$flavour.bin"; then
-            echo "ok   libtorrent $version $flavour: fetched from libtorrent"
+            > "$work/got.bin" 2> "$work/fetch.log" && cmp -s "$work/got.bin" "$expected"; then
+            echo "ok   $name $flavour: fetched from it"
         else
-            echo "FAIL libtorrent $version $flavour: fetch (log below)"; cat "$work/fetch.log"; failed=1
+            echo "FAIL $name $flavour: fetch (log below)"; cat "$work/fetch.log"; failed=1
         fi
         exec 7>&-
-        rm -f "$work/stdin-$flavour" "$work/seed.json"
 
-        # 2. libtorrent fetches from us.
-        "$target/debug/examples/serve_metadata" "$work/expected-$flavour.bin" \
-            > "$work/serve.addr" 2> "$work/serve.log" &
+        # 2. The client fetches from us.
+        rm -f "$work/serve.addr"
+        "$target/debug/examples/serve_metadata" "$expected" > "$work/serve.addr" 2> "$work/serve.log" &
         server=$!
         pids+=("$server")
         for _ in $(seq 50); do [ -s "$work/serve.addr" ] && break; sleep 0.1; done
         port=$(cut -d: -f2 "$work/serve.addr")
-        uri=$(python3 - "$work/expected-$flavour.bin" "$flavour" <<'PY'
+        uri=$(python3 - "$expected" "$flavour" <<'PY'
 import hashlib, sys
 info = open(sys.argv[1], "rb").read()
 parts = []
@@ -58,14 +69,13 @@ if sys.argv[2] != "v1":
 print("magnet:?" + "&".join(parts))
 PY
 )
-        if timeout 60 "$py" "$here/lt_magnet.py" "$port" "$uri" "$work/expected-$flavour.bin" > /dev/null; then
-            echo "ok   libtorrent $version $flavour: served to libtorrent"
+        if timeout 60 $command fetch "$port" "$uri" "$expected" > /dev/null 2> "$work/client.log"; then
+            echo "ok   $name $flavour: served to it"
         else
-            echo "FAIL libtorrent $version $flavour: serve (log below)"; cat "$work/serve.log"; failed=1
+            echo "FAIL $name $flavour: serve (logs below)"; cat "$work/serve.log" "$work/client.log"; failed=1
         fi
         kill "$server" 2>/dev/null || true
         wait "$server" 2>/dev/null || true
-        rm -f "$work/serve.addr"
     done
 done
 exit $failed
