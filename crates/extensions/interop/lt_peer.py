@@ -7,6 +7,9 @@
                                          JSON and seeds until stdin closes
   lt_peer.py fetch PORT MAGNET FILE      resolves the magnet from 127.0.0.1:PORT and exits 0
                                          when the metadata equals FILE
+  lt_peer.py want                        leeches a new v1 torrent it has no data of, with no
+                                         peer; prints {"port", "hashes"} and waits (for peers
+                                         to come by PEX) until stdin closes
 Works with libtorrent 2.0 and 2.1 bindings.
 """
 import json
@@ -23,6 +26,8 @@ SETTINGS = {
     "listen_interfaces": "127.0.0.1:0", "enable_dht": False, "enable_lsd": False,
     "enable_upnp": False, "enable_natpmp": False, "enable_outgoing_utp": False,
     "enable_incoming_utp": False, "alert_mask": 0,
+    # Every peer here is 127.0.0.1.
+    "allow_multiple_connections_per_ip": True,
 }
 
 
@@ -79,7 +84,32 @@ def fetch(port, uri, expected):
     return 0 if same else 1
 
 
+def want():
+    tmp = tempfile.mkdtemp()
+    with open(os.path.join(tmp, "wanted.bin"), "wb") as f:
+        f.write(os.urandom(64 * 1024))
+    fs = lt.file_storage()
+    lt.add_files(fs, os.path.join(tmp, "wanted.bin"))
+    ct = lt.create_torrent(fs, 16384, flags=lt.create_torrent.v1_only)
+    lt.set_piece_hashes(ct, tmp)
+    ti = lt.torrent_info(ct.generate())
+    ses = lt.session(SETTINGS)
+    params = lt.add_torrent_params()
+    params.ti = ti
+    params.save_path = tempfile.mkdtemp()
+    handle = ses.add_torrent(params)
+    # Connections are refused until the (empty) files are checked and the torrent runs.
+    while handle.status().state != lt.torrent_status.downloading:
+        time.sleep(0.05)
+    time.sleep(1)
+    print(json.dumps({"port": ses.listen_port(), "hashes": [str(ti.info_hashes().v1)]}), flush=True)
+    sys.stdin.read()
+    return 0
+
+
 if __name__ == "__main__":
+    if len(sys.argv) == 2 and sys.argv[1] == "want":
+        sys.exit(want())
     if len(sys.argv) == 4 and sys.argv[1] == "seed":
         sys.exit(seed(sys.argv[2], sys.argv[3]))
     if len(sys.argv) == 5 and sys.argv[1] == "fetch":

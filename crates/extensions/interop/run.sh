@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# ut_metadata both ways over loopback TCP against real clients:
+# ut_metadata both ways, and ut_pex, over loopback TCP against real clients:
 #   libtorrent 2.0.8 (Debian's /usr/bin/python3): v1, v2 and hybrid torrents;
 #   libtorrent 2.1.1 (interop/.venv, if present): v1, v2 and hybrid torrents;
 #   JS WebTorrent 3 (interop/node_modules, if present): v1 torrents.
 # For each: the fetch_metadata example resolves the info dictionary from the client
-# seeding, and the client resolves a magnet link from the serve_metadata example.
+# seeding, and the client resolves a magnet link from the serve_metadata example; then
+# the pex_announce example names a listening address in a PEX message, and the client
+# must dial it.
 # Usage: crates/extensions/interop/run.sh (from anywhere). Exits non-zero on a failure.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -77,5 +79,21 @@ PY
         kill "$server" 2>/dev/null || true
         wait "$server" 2>/dev/null || true
     done
+
+    # 3. The client dials a peer we name over PEX.
+    rm -f "$work/want.json" "$work/stdin"
+    mkfifo "$work/stdin"
+    $command want < "$work/stdin" > "$work/want.json" 2> "$work/want.log" &
+    pids+=($!)
+    exec 7> "$work/stdin"
+    for _ in $(seq 300); do [ -s "$work/want.json" ] && break; sleep 0.1; done
+    port=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['port'])" "$work/want.json")
+    hash=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['hashes'][0])" "$work/want.json")
+    if timeout 60 "$target/debug/examples/pex_announce" "127.0.0.1:$port" "$hash" 2> "$work/pex.log"; then
+        echo "ok   $name: dialed the peer we sent by PEX"
+    else
+        echo "FAIL $name: PEX (log below)"; cat "$work/pex.log"; failed=1
+    fi
+    exec 7>&-
 done
 exit $failed

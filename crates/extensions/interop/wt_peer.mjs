@@ -5,6 +5,9 @@
 //                                           until stdin closes
 //   node wt_peer.mjs fetch PORT MAGNET FILE resolves the magnet from 127.0.0.1:PORT and
 //                                           exits 0 when the metadata equals FILE
+//   node wt_peer.mjs want                   adds a magnet of a random info-hash with ut_pex
+//                                           on and no peer, prints {"port","hashes"}, and
+//                                           waits (for peers to come by PEX) until stdin closes
 // WebTorrent comes from the repository's interop/node_modules.
 import { randomBytes } from 'node:crypto'
 import fs from 'node:fs'
@@ -18,11 +21,11 @@ const { default: WebTorrent } = await import(
   pathToFileURL(path.join(root, 'interop/node_modules/webtorrent/index.js')).href
 )
 
-const options = {
-  dht: false, tracker: false, lsd: false, utPex: false, natUpnp: false, natPmp: false,
-  utp: false, webSeeds: false, secure: 0
-}
 const [mode, ...args] = process.argv.slice(2)
+const options = {
+  dht: false, tracker: false, lsd: false, utPex: mode === 'want', natUpnp: false,
+  natPmp: false, utp: false, webSeeds: false, secure: 0
+}
 const client = new WebTorrent(options)
 client.on('error', (err) => { console.error(err); process.exit(1) })
 
@@ -53,7 +56,16 @@ if (mode === 'seed') {
   })
   torrent.on('infoHash', () => torrent.addPeer(`127.0.0.1:${port}`))
   setTimeout(() => { console.error('no metadata within 30 s'); process.exit(1) }, 30000).unref()
+} else if (mode === 'want') {
+  const hash = randomBytes(20).toString('hex')
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wt-want-'))
+  client.add(`magnet:?xt=urn:btih:${hash}`, { path: dir, announce: [] })
+  const report = () => console.log(JSON.stringify({ port: client.address().port, hashes: [hash] }))
+  if (client.listening) report()
+  else client.once('listening', report)
+  process.stdin.resume()
+  process.stdin.on('end', () => client.destroy(() => process.exit(0)))
 } else {
-  console.error('usage: wt_peer.mjs seed v1 OUT_DIR | fetch PORT MAGNET FILE')
+  console.error('usage: wt_peer.mjs seed v1 OUT_DIR | fetch PORT MAGNET FILE | want')
   process.exit(2)
 }
