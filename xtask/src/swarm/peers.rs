@@ -250,8 +250,8 @@ impl Remote for Qbittorrent {
         .unwrap_or_default();
         let t = &list[0];
         format!(
-            "progress {}, state {}, {} peers, {} bytes downloaded",
-            t["progress"], t["state"], t["num_leechs"], t["downloaded"]
+            "progress {}, state {}, {} seeds and {} leechers connected, {} bytes downloaded",
+            t["progress"], t["state"], t["num_seeds"], t["num_leechs"], t["downloaded"]
         )
     }
 }
