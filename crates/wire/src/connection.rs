@@ -208,9 +208,6 @@ pub struct Connection {
     geometry: Geometry,
     /// The extensions both sides announced, once the peer's handshake is in.
     negotiated: Option<Reserved>,
-    /// Whether a message other than a keep-alive or an extended message came from the
-    /// peer: the piece set (bitfield, have all, have none) may only come before that.
-    received_any: bool,
     /// Whether a message other than a keep-alive or an extended message went to the peer.
     sent_any: bool,
     am_choking: bool,
@@ -242,7 +239,6 @@ impl Connection {
             config,
             geometry,
             negotiated: None,
-            received_any: false,
             sent_any: false,
             am_choking: true,
             am_interested: false,
@@ -357,10 +353,6 @@ impl Connection {
         let Some(message_id) = message.id() else {
             return Ok(None);
         };
-        let first = !self.received_any;
-        if !may_precede_piece_set(&message) {
-            self.received_any = true;
-        }
         let needs = |on: bool| {
             if on {
                 Ok(())
@@ -371,9 +363,9 @@ impl Connection {
         let pieces = self.geometry.pieces();
         Ok(match message {
             Message::KeepAlive => None,
-            Message::Bitfield(_) | Message::HaveAll | Message::HaveNone if !first => {
-                return Err(ProtocolError::NotFirst { id: message_id });
-            }
+            // BEP 3 sends the piece set first only, but aria2 1.36 sends a bitfield later
+            // when it is shorter than the `have`s it stands for: a later piece set
+            // replaces the peer's.
             Message::Bitfield(bytes) => {
                 self.peer_pieces = Bitfield::from_bytes(&bytes, pieces)?;
                 Some(Event::Bitfield)
@@ -385,6 +377,7 @@ impl Connection {
             }
             Message::HaveNone => {
                 needs(negotiated.fast())?;
+                self.peer_pieces = Bitfield::new(pieces);
                 Some(Event::Bitfield)
             }
             Message::Have(piece) => match self.peer_pieces.set(piece) {
@@ -895,11 +888,13 @@ mod tests {
                 pieces: 10
             })
         );
-        assert_eq!(
-            c.handle_message(now, Message::Bitfield(Cow::Borrowed(&[0, 0]))),
-            Err(ProtocolError::NotFirst { id: id::BITFIELD })
-        );
         assert_eq!(c.peer_pieces().iter().collect::<Vec<_>>(), [3]);
+        // A later bitfield replaces the piece set (aria2 sends one after `have`s).
+        assert_eq!(
+            c.handle_message(now, Message::Bitfield(Cow::Borrowed(&[0b0100_0000, 0]))),
+            Ok(Some(Event::Bitfield))
+        );
+        assert_eq!(c.peer_pieces().iter().collect::<Vec<_>>(), [1]);
 
         let (mut c, now) = connected(true);
         assert_eq!(
@@ -909,8 +904,9 @@ mod tests {
         assert!(c.peer_pieces().is_full());
         assert_eq!(
             c.handle_message(now, Message::HaveNone),
-            Err(ProtocolError::NotFirst { id: id::HAVE_NONE })
+            Ok(Some(Event::Bitfield))
         );
+        assert_eq!(c.peer_pieces().count(), 0);
     }
 
     #[test]
@@ -926,10 +922,7 @@ mod tests {
             c.handle_message(now, Message::HaveAll),
             Ok(Some(Event::Bitfield))
         );
-        assert_eq!(
-            c.handle_message(now, Message::HaveNone),
-            Err(ProtocolError::NotFirst { id: id::HAVE_NONE })
-        );
+        assert!(c.peer_pieces().is_full());
     }
 
     #[test]

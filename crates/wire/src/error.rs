@@ -39,12 +39,6 @@ pub enum ProtocolError {
     /// A second handshake on the same connection.
     #[error("second handshake")]
     DuplicateHandshake,
-    /// `bitfield`, `have all` or `have none` after the first message.
-    #[error("message id {id} is only allowed as the first message")]
-    NotFirst {
-        /// The message id.
-        id: u8,
-    },
     /// A message of an extension the handshake did not negotiate.
     #[error("message id {id} needs an extension that was not negotiated")]
     NotNegotiated {
