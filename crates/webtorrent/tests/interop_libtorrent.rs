@@ -145,6 +145,7 @@ async fn we_seed_libtorrent_downloads_hybrid() {
 }
 
 async fn libtorrent_seeds_we_download(version: MetaVersion) {
+    common::logs();
     if let Some(reason) = libtorrent_missing() {
         eprintln!("skipped: {reason}");
         return;
@@ -179,6 +180,7 @@ async fn libtorrent_seeds_we_download(version: MetaVersion) {
 }
 
 async fn we_seed_libtorrent_downloads(version: MetaVersion) {
+    common::logs();
     if let Some(reason) = libtorrent_missing() {
         eprintln!("skipped: {reason}");
         return;

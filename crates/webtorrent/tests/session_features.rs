@@ -278,3 +278,89 @@ async fn v2_only_torrent_between_our_clients() {
     leecher.shutdown().await.expect("shutdown");
     seeder.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_pipelined_request_is_answered() {
+    // A leecher that sends hundreds of requests in one burst, as libtorrent and qBittorrent
+    // do: every one gets its block (none is lost between batches of messages).
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use webtorrent::types::{BlockRef, PeerId};
+    use webtorrent::wire::{Decoder, Handshake, Message, Reserved};
+
+    const BLOCK: u32 = 16 * 1024;
+    let files = [("p.bin", common::data(61, 40 * 64 * 1024))];
+    let metainfo = common::torrent("pipelined", 64 * 1024, &files);
+    let seed_dir = tempfile::tempdir().expect("tempdir");
+    common::write_files(seed_dir.path(), "pipelined", &files);
+    let seeder = Client::new(common::config(seed_dir.path()))
+        .await
+        .expect("seeder");
+    let seeding = seeder
+        .add(metainfo.clone(), AddOptions::default())
+        .await
+        .expect("seed");
+    let pieces = seeding.stats().total_pieces;
+
+    let talk = async {
+        let mut stream = tokio::net::TcpStream::connect(seeder.local_addr())
+            .await
+            .expect("connect");
+        let ours = Handshake::new(
+            Reserved::NONE.with_fast(true),
+            seeding.info_hash(),
+            PeerId(*b"-XX0001-pipelinetest"),
+        );
+        stream.write_all(&ours.to_bytes()).await.expect("handshake");
+        let mut out = Vec::new();
+        Message::HaveNone.encode(&mut out);
+        Message::Interested.encode(&mut out);
+        stream.write_all(&out).await.expect("interested");
+        let decoder = Decoder::for_pieces(pieces);
+        let mut buf = Vec::new();
+        let mut chunk = vec![0u8; 64 * 1024];
+        let mut handshake_done = false;
+        let mut sent = false;
+        let mut answered = 0usize;
+        let wanted = (pieces * 4) as usize;
+        while answered < wanted {
+            let n = stream.read(&mut chunk).await.expect("read");
+            assert!(n > 0, "the seeder closed after {answered} blocks");
+            buf.extend_from_slice(&chunk[..n]);
+            if !handshake_done {
+                if buf.len() < 68 {
+                    continue;
+                }
+                buf.drain(..68);
+                handshake_done = true;
+            }
+            let mut at = 0;
+            while let Some((message, used)) = decoder.decode(&buf[at..]).expect("valid frames") {
+                at += used;
+                match message {
+                    Message::Unchoke if !sent => {
+                        // Every block of the torrent in one write.
+                        let mut burst = Vec::new();
+                        for piece in 0..pieces {
+                            for i in 0..4 {
+                                Message::Request(BlockRef::new(piece, i * BLOCK, BLOCK))
+                                    .encode(&mut burst);
+                            }
+                        }
+                        stream.write_all(&burst).await.expect("requests");
+                        sent = true;
+                    }
+                    Message::Piece { .. } => answered += 1,
+                    Message::Reject(block) => panic!("{block:?} rejected"),
+                    _ => {}
+                }
+            }
+            buf.drain(..at);
+        }
+        answered
+    };
+    let answered = tokio::time::timeout(LIMIT, talk)
+        .await
+        .expect("every request is answered in time");
+    assert_eq!(answered, (pieces * 4) as usize);
+    seeder.shutdown().await.expect("shutdown");
+}

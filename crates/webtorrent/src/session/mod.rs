@@ -120,11 +120,10 @@ use crate::ratelimit::{Limit, RateLimits};
 use announce::{AnnounceSetup, Announcer, Progress, Trackers};
 use torrent::Command;
 
-/// The extensions our handshake announces: the fast extension (BEP 6) only, as the engine
-/// does not speak the extension protocol (BEP 10), DHT or the BEP 52 hash messages yet.
-/// (Announcing BEP 10 also makes peers such as libtorrent send their extension handshake
-/// before their bitfield.)
-const RESERVED: Reserved = Reserved::NONE.with_fast(true);
+/// The extensions our handshake announces: the fast extension (BEP 6) and the extension
+/// protocol (BEP 10: `ut_metadata`, `ut_pex`, `lt_donthave`). Not yet: the DHT and the
+/// BEP 52 hash messages.
+const RESERVED: Reserved = Reserved::NONE.with_fast(true).with_extended(true);
 
 /// How long a peer may take to connect and send its handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);

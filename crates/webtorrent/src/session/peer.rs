@@ -6,6 +6,7 @@
 //! peer's requests from verified pieces. Both directions pass through the client's rate
 //! limiters.
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
@@ -14,6 +15,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
+use webtorrent_extensions::{
+    DontHave, ExtHandshake, Incoming, MetadataServer, PexConfig, PexPeer, PexState, Registry,
+    ServerConfig,
+};
 use webtorrent_storage::{Bitfield, FileStorage};
 use webtorrent_types::{BlockRef, InfoHashV1};
 use webtorrent_wire::{
@@ -54,6 +59,19 @@ pub(super) enum PeerEvent {
     AllowedFast(u32),
     /// BEP 6: the peer suggests this piece.
     Suggest(u32),
+    /// BEP 10: the peer's extension handshake.
+    Extensions {
+        /// How many requests it queues (`reqq`).
+        reqq: Option<u32>,
+        /// The port it listens on (`p`).
+        listen_port: Option<u16>,
+        /// Its client name (`v`).
+        client: Option<String>,
+    },
+    /// `ut_pex`: peers it is connected to (checked and capped).
+    Pex(Vec<SocketAddr>),
+    /// `lt_donthave`: the peer lost a piece.
+    DontHave(u32),
     /// Assigned blocks that will not come from this peer.
     Returned {
         blocks: Vec<BlockRef>,
@@ -79,6 +97,8 @@ pub(super) enum ToPeer {
     Choke(bool),
     /// We verified a piece.
     Have(u32),
+    /// Our connected peers, for `ut_pex` (sent at most once a minute).
+    Pex(Arc<[PexPeer]>),
     /// Close the connection.
     Close,
 }
@@ -95,6 +115,14 @@ pub(super) struct Context {
     pub(super) uploaded: Arc<AtomicU64>,
     pub(super) limits: Limits,
     pub(super) info_hash: InfoHashV1,
+    /// The info dictionary, served over `ut_metadata`.
+    pub(super) info: Arc<[u8]>,
+    /// Our listen port, named in the extension handshake.
+    pub(super) listen_port: u16,
+    /// Whether peer exchange is allowed (not for private torrents).
+    pub(super) pex: bool,
+    /// The peer's address.
+    pub(super) addr: SocketAddr,
     pub(super) torrent: mpsc::Sender<Command>,
     pub(super) commands: mpsc::UnboundedReceiver<ToPeer>,
 }
@@ -254,6 +282,12 @@ async fn drive(
     let mut conn = Connection::new(config, cx.geometry, now);
     conn.handle_handshake(now, &cx.handshake)
         .map_err(protocol)?;
+    let mut ext = Extensions::new(&cx);
+    if conn.negotiated().is_some_and(|r| r.extended()) {
+        // BEP 10: the extension handshake goes first.
+        conn.send_message(now, ext.handshake(&cx))
+            .map_err(protocol)?;
+    }
     conn.send_bitfield(now, &cx.ours).map_err(protocol)?;
     flush(&mut conn, write).await?;
     let mut blocks = Vec::new();
@@ -262,12 +296,23 @@ async fn drive(
         tokio::select! {
             message = frames.recv() => {
                 let mut next = message;
-                for _ in 0..BATCH {
-                    let message = next.ok_or(Ended::Io)?.map_err(Ended::Decode)?;
+                let mut handled = 0;
+                loop {
+                    let message = next.take().ok_or(Ended::Io)?.map_err(Ended::Decode)?;
                     let now = Instant::now();
                     let event = conn.handle_message(now, message).map_err(protocol)?;
-                    if let Some(event) = event {
-                        on_event(&mut cx, &conn, event, &mut blocks).await?;
+                    match event {
+                        Some(Event::Extended { id, payload }) => {
+                            send_blocks(&cx, &mut blocks).await?;
+                            ext.handle(&cx, &mut conn, now, id, &payload).await?;
+                        }
+                        Some(event) => on_event(&mut cx, &conn, event, &mut blocks).await?,
+                        None => {}
+                    }
+                    handled += 1;
+                    // Only take another message when it will be handled in this batch.
+                    if handled == BATCH {
+                        break;
                     }
                     match frames.try_recv() {
                         Ok(message) => next = Some(message),
@@ -280,9 +325,9 @@ async fn drive(
             }
             command = cx.commands.recv() => {
                 let command = command.ok_or(Ended::Closed)?;
-                on_command(&mut cx, &mut conn, Instant::now(), command).await?;
+                on_command(&mut cx, &mut conn, &mut ext, Instant::now(), command).await?;
                 while let Ok(command) = cx.commands.try_recv() {
-                    on_command(&mut cx, &mut conn, Instant::now(), command).await?;
+                    on_command(&mut cx, &mut conn, &mut ext, Instant::now(), command).await?;
                 }
                 serve(&mut cx, &mut conn, write).await?;
             }
@@ -369,6 +414,7 @@ async fn serve(
         if queued.is_empty() {
             return Ok(());
         }
+        tracing::trace!(addr = %cx.addr, blocks = queued.len(), "serving");
         serve_batch(cx, conn, queued).await?;
         flush(conn, write).await?;
     }
@@ -429,6 +475,7 @@ async fn serve_batch(
 async fn on_command(
     cx: &mut Context,
     conn: &mut Connection,
+    ext: &mut Extensions,
     now: Instant,
     command: ToPeer,
 ) -> Result<(), Ended> {
@@ -459,7 +506,96 @@ async fn on_command(
             let _ = cx.ours.set(piece);
             conn.have(now, piece).map_err(protocol)?;
         }
+        ToPeer::Pex(peers) => {
+            if let Some(message) = ext.pex_message(now, &peers) {
+                conn.send_message(now, message).map_err(protocol)?;
+            }
+        }
         ToPeer::Close => return Err(Ended::Closed),
     }
     Ok(())
+}
+
+/// The BEP 10 side of a connection: the registry of extensions both sides use, the
+/// `ut_metadata` server and the `ut_pex` state.
+struct Extensions {
+    registry: Registry,
+    metadata: MetadataServer,
+    pex: PexState,
+}
+
+impl Extensions {
+    fn new(cx: &Context) -> Self {
+        Self {
+            registry: Registry::with_builtins(),
+            metadata: MetadataServer::new(Arc::clone(&cx.info), ServerConfig::default()),
+            pex: PexState::new(cx.addr, PexConfig::default()),
+        }
+    }
+
+    /// Our extension handshake.
+    fn handshake(&mut self, cx: &Context) -> Message<'static> {
+        let mut ours = ExtHandshake::ours();
+        ours.listen_port = Some(cx.listen_port);
+        ours.your_ip = Some(cx.addr.ip());
+        ours.reqq = u32::try_from(Config::default().max_peer_requests).ok();
+        ours.metadata_size = Some(self.metadata.metadata_size());
+        if !cx.pex {
+            // Disabled: id 0 tells the peer not to send it.
+            ours.m.insert("ut_pex".to_owned(), 0);
+        }
+        self.registry.handshake(ours)
+    }
+
+    /// Handles an extended message from the peer.
+    async fn handle(
+        &mut self,
+        cx: &Context,
+        conn: &mut Connection,
+        now: Instant,
+        id: u8,
+        payload: &[u8],
+    ) -> Result<(), Ended> {
+        let incoming = self.registry.handle(id, payload).map_err(protocol)?;
+        match incoming {
+            Incoming::Handshake(theirs) => {
+                let event = PeerEvent::Extensions {
+                    reqq: theirs.reqq,
+                    listen_port: theirs.listen_port,
+                    client: theirs.client.clone(),
+                };
+                tell(cx, event).await?;
+            }
+            Incoming::Metadata(message) => {
+                if let Some(answer) = self.metadata.handle(now, &message)
+                    && let Some(frame) = self.registry.ut_metadata(&answer)
+                {
+                    conn.send_message(now, frame).map_err(protocol)?;
+                }
+            }
+            Incoming::Pex(message) if cx.pex => {
+                let update = self.pex.handle_message(now, &message);
+                if !update.added.is_empty() {
+                    let peers = update.added.iter().map(|p| p.addr).collect();
+                    tell(cx, PeerEvent::Pex(peers)).await?;
+                }
+            }
+            Incoming::DontHave(DontHave(piece)) => {
+                tell(cx, PeerEvent::DontHave(piece)).await?;
+            }
+            // PEX on a private torrent, or an application's extension: not ours to use.
+            _ => {}
+        }
+        while let Some(frame) = self.registry.poll_transmit() {
+            conn.send_message(now, frame).map_err(protocol)?;
+        }
+        Ok(())
+    }
+
+    /// The `ut_pex` message due now, if the peer takes them and one is due.
+    fn pex_message(&mut self, now: Instant, peers: &[PexPeer]) -> Option<Message<'static>> {
+        self.registry.peer_id("ut_pex")?;
+        let message = self.pex.poll_message(now, peers.iter().copied())?;
+        self.registry.ut_pex(&message)
+    }
 }

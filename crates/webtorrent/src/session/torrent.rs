@@ -25,6 +25,7 @@ use super::{
 use crate::choker::{Choker, Decision, SNUB_TIMEOUT, Transport};
 use crate::picker::{self, PiecePicker};
 use crate::ratelimit::RateMeter;
+use webtorrent_extensions::{PexFlags, PexPeer};
 
 /// A peer connection's key inside its torrent.
 pub(super) type PeerKey = u64;
@@ -133,6 +134,11 @@ struct PeerSlot {
     in_flight: usize,
     /// Requests to keep in flight, sized to the peer's rate.
     pipeline: usize,
+    /// The most requests in flight: ours, or fewer if the peer's `reqq` says so.
+    max_pipeline: usize,
+    /// The address the peer accepts connections on: the one we dialed, or the port of its
+    /// extension handshake. Shared with other peers over `ut_pex`.
+    listen: Option<SocketAddr>,
     down: RateMeter,
     up: RateMeter,
     uploaded: Arc<AtomicU64>,
@@ -153,6 +159,10 @@ struct Suspect {
 
 struct Task {
     shared: Arc<Shared>,
+    /// The info dictionary, for `ut_metadata`.
+    info: Arc<[u8]>,
+    /// A private torrent (BEP 27): no peer exchange.
+    private: bool,
     storage: Arc<FileStorage>,
     geometry: Geometry,
     info_hash: InfoHashV1,
@@ -237,6 +247,8 @@ pub(super) fn start(setup: Setup) -> Result<(Torrent, mpsc::Sender<Command>), Se
     choker.set_seeding(have.is_full(), now);
     let (done_tx, done_rx) = watch::channel(have.is_full());
     let task = Task {
+        info: Arc::from(setup.metainfo.info().raw()),
+        private: setup.metainfo.info().private(),
         shared: setup.shared,
         storage: setup.storage,
         geometry,
@@ -539,6 +551,8 @@ impl Task {
                 allowed_fast: Vec::new(),
                 in_flight: 0,
                 pipeline: MIN_PIPELINE.min(self.shared.max_requests_per_peer),
+                max_pipeline: self.shared.max_requests_per_peer,
+                listen: outbound.then_some(addr),
                 down: RateMeter::new(now),
                 up: RateMeter::new(now),
                 uploaded: Arc::clone(&uploaded),
@@ -569,6 +583,10 @@ impl Task {
                 uploaded,
                 limits: Limits::clone(&self.shared.limits),
                 info_hash: self.info_hash,
+                info: Arc::clone(&self.info),
+                listen_port: self.shared.port,
+                pex: !self.private,
+                addr,
                 torrent,
                 commands: rx,
             },
@@ -688,6 +706,7 @@ impl Task {
                 }
             }
             PeerEvent::Interested(interested) => {
+                tracing::debug!(key, interested, "peer interest");
                 self.choker.set_interested(&key, interested, now);
                 self.drain_choker();
             }
@@ -699,6 +718,43 @@ impl Task {
             }
             PeerEvent::Suggest(piece) => {
                 let _ = self.picker.peer_suggest(pk, piece);
+            }
+            PeerEvent::Extensions {
+                reqq,
+                listen_port,
+                client,
+            } => {
+                let max = self.shared.max_requests_per_peer;
+                if let Some(peer) = self.peers.get_mut(&key) {
+                    // Never more requests in flight than the peer queues.
+                    peer.max_pipeline = reqq
+                        .and_then(|r| usize::try_from(r).ok())
+                        .map_or(max, |r| r.clamp(1, max));
+                    peer.pipeline = peer.pipeline.min(peer.max_pipeline);
+                    if let Some(port) = listen_port.filter(|&p| p != 0) {
+                        peer.listen = Some(SocketAddr::new(peer.addr.ip(), port));
+                    }
+                    tracing::debug!(addr = %peer.addr, client = client.as_deref().unwrap_or("?"), "extension handshake");
+                }
+            }
+            PeerEvent::Pex(addrs) => {
+                for addr in addrs {
+                    self.learn(addr);
+                }
+                self.dial_more(now);
+            }
+            PeerEvent::DontHave(piece) => {
+                if self.picker.peer_dont_have(pk, piece).is_err() {
+                    return;
+                }
+                let wanted = !self.have.has(piece) && self.wanted_piece(piece);
+                if let Some(peer) = self.peers.get_mut(&key)
+                    && peer.pieces.clear(piece).unwrap_or(false)
+                    && wanted
+                {
+                    peer.wanted = peer.wanted.saturating_sub(1);
+                }
+                self.update_interest(key);
             }
             PeerEvent::Returned { blocks, timed_out } => {
                 for block in blocks {
@@ -1044,7 +1100,6 @@ impl Task {
 
     /// Rates, snubs, pipelines, stats, dials.
     fn tick(&mut self, now: Instant) {
-        let max = self.shared.max_requests_per_peer;
         let mut total_up = 0;
         for (&key, peer) in &mut self.peers {
             let sent = peer.uploaded.load(Ordering::Relaxed);
@@ -1056,6 +1111,7 @@ impl Task {
             self.choker.set_rates(&key, down, up);
             // Enough requests in flight to cover the peer's rate for a while.
             let blocks = down * PIPELINE_SECONDS / u64::from(BLOCK_SIZE);
+            let max = peer.max_pipeline;
             peer.pipeline = usize::try_from(blocks)
                 .unwrap_or(usize::MAX)
                 .clamp(MIN_PIPELINE.min(max), max);
@@ -1077,6 +1133,32 @@ impl Task {
             .store(self.up.rate(now), Ordering::Relaxed);
         self.dial_more(now);
         self.fill_all();
+        if !self.private {
+            self.share_peers();
+        }
+    }
+
+    /// Tells every peer who else we are connected to (`ut_pex`; each connection sends at
+    /// most one message a minute, with what changed).
+    fn share_peers(&self) {
+        let peers: Arc<[PexPeer]> = self
+            .peers
+            .values()
+            .filter_map(|p| {
+                let listen = p.listen?;
+                let mut flags = PexFlags::NONE;
+                if p.outbound {
+                    flags = flags.with(PexFlags::OUTGOING);
+                }
+                if p.pieces.is_full() {
+                    flags = flags.with(PexFlags::SEED);
+                }
+                Some(PexPeer::new(listen, flags))
+            })
+            .collect();
+        for peer in self.peers.values() {
+            let _ = peer.tx.send(ToPeer::Pex(Arc::clone(&peers)));
+        }
     }
 
     fn rechoke(&mut self, now: Instant) {
@@ -1091,6 +1173,7 @@ impl Task {
                 Decision::Choke(key) => (key, true),
             };
             if let Some(peer) = self.peers.get(&key) {
+                tracing::debug!(addr = %peer.addr, choke, "choker");
                 let _ = peer.tx.send(ToPeer::Choke(choke));
             }
         }

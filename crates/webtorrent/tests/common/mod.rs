@@ -64,3 +64,15 @@ pub(crate) fn config(dir: &Path) -> ClientConfig {
     config.listen = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
     config
 }
+
+/// Logs of the engine on the test's output when `RUST_LOG` is set (e.g.
+/// `RUST_LOG=webtorrent=debug cargo test ... -- --nocapture`).
+#[allow(dead_code)] // Not every test file uses every fixture.
+pub(crate) fn logs() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+    }
+}
