@@ -23,7 +23,9 @@ def say(obj):
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--torrent", required=True, help=".torrent file")
+    source = ap.add_mutually_exclusive_group(required=True)
+    source.add_argument("--torrent", help=".torrent file")
+    source.add_argument("--magnet", help="magnet link: the metadata comes from peers (BEP 9)")
     ap.add_argument("--save", required=True, help="save path (the torrent's name goes under it)")
     ap.add_argument("--peer", action="append", default=[], help="HOST:PORT to dial")
     ap.add_argument("--seed", action="store_true", help="seed existing data")
@@ -41,8 +43,11 @@ def main() -> int:
         "enable_incoming_utp": False,
         "alert_mask": 0,
     })
-    params = lt.add_torrent_params()
-    params.ti = lt.torrent_info(args.torrent)
+    if args.magnet:
+        params = lt.parse_magnet_uri(args.magnet)
+    else:
+        params = lt.add_torrent_params()
+        params.ti = lt.torrent_info(args.torrent)
     params.save_path = args.save
     handle = ses.add_torrent(params)
     say({"port": ses.listen_port()})

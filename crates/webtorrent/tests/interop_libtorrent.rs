@@ -55,10 +55,18 @@ struct LtPeer {
 
 impl LtPeer {
     fn start(torrent_file: &Path, save: &Path, extra: &[String]) -> Self {
+        Self::start_with(
+            &["--torrent".as_ref(), torrent_file.as_os_str()],
+            save,
+            extra,
+        )
+    }
+
+    /// Like [`start`](Self::start), with the torrent given by `source` arguments.
+    fn start_with(source: &[&std::ffi::OsStr], save: &Path, extra: &[String]) -> Self {
         let mut child = Command::new(PYTHON)
             .arg(driver())
-            .arg("--torrent")
-            .arg(torrent_file)
+            .args(source)
             .arg("--save")
             .arg(save)
             .args(["--timeout", "90"])
@@ -206,6 +214,89 @@ async fn we_seed_libtorrent_downloads(version: MetaVersion) {
     lt.port().await;
     lt.expect("\"done\"").await;
     assert!(seeding.stats().uploaded > 0);
+    client.shutdown().await.expect("shutdown");
+    for (path, bytes) in &files {
+        let got = std::fs::read(lt_dir.path().join("interop").join(path)).expect("read");
+        assert!(got == *bytes, "{path} differs");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn libtorrent_seeds_we_download_by_magnet() {
+    common::logs();
+    if let Some(reason) = libtorrent_missing() {
+        eprintln!("skipped: {reason}");
+        return;
+    }
+    let files = files();
+    let metainfo = common::torrent_version(NAME, PIECE_LENGTH, &files, MetaVersion::Hybrid);
+    let lt_dir = tempfile::tempdir().expect("tempdir");
+    common::write_files(lt_dir.path(), NAME, &files);
+    let torrent_file = lt_dir.path().join("interop.torrent");
+    std::fs::write(&torrent_file, metainfo.to_bytes()).expect("write torrent");
+    let mut lt = LtPeer::start(&torrent_file, lt_dir.path(), &["--seed".to_owned()]);
+    let port = lt.port().await;
+    lt.expect("seeding").await;
+
+    let magnet = webtorrent::magnet::Magnet::parse(&format!(
+        "magnet:?xt=urn:btih:{}&x.pe=127.0.0.1:{port}",
+        metainfo.info_hashes().wire().to_hex()
+    ))
+    .expect("magnet");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let client = Client::new(common::config(dir.path()))
+        .await
+        .expect("client");
+    let download = client
+        .add_magnet(&magnet, AddOptions::default())
+        .await
+        .expect("add magnet");
+    tokio::time::timeout(LIMIT, download.wait_done())
+        .await
+        .expect("metadata and data from libtorrent in time");
+    let fetched = download.metainfo().expect("metadata");
+    assert_eq!(fetched.info().raw(), metainfo.info().raw());
+    client.shutdown().await.expect("shutdown");
+    for (path, bytes) in &files {
+        let got = std::fs::read(dir.path().join("interop").join(path)).expect("read");
+        assert!(got == *bytes, "{path} differs");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn libtorrent_downloads_from_us_by_magnet() {
+    common::logs();
+    if let Some(reason) = libtorrent_missing() {
+        eprintln!("skipped: {reason}");
+        return;
+    }
+    let files = files();
+    let metainfo = common::torrent_version(NAME, PIECE_LENGTH, &files, MetaVersion::V1);
+    let dir = tempfile::tempdir().expect("tempdir");
+    common::write_files(dir.path(), NAME, &files);
+    let client = Client::new(common::config(dir.path()))
+        .await
+        .expect("client");
+    let seeding = client
+        .add(metainfo.clone(), AddOptions::default())
+        .await
+        .expect("add");
+    assert!(seeding.is_done());
+
+    // libtorrent knows the info-hash only: the metadata comes from us (ut_metadata).
+    let magnet = format!(
+        "magnet:?xt=urn:btih:{}",
+        metainfo.info_hashes().wire().to_hex()
+    );
+    let lt_dir = tempfile::tempdir().expect("tempdir");
+    let peer = format!("--peer=127.0.0.1:{}", client.local_addr().port());
+    let mut lt = LtPeer::start_with(
+        &["--magnet".as_ref(), magnet.as_ref()],
+        lt_dir.path(),
+        &[peer],
+    );
+    lt.port().await;
+    lt.expect("\"done\"").await;
     client.shutdown().await.expect("shutdown");
     for (path, bytes) in &files {
         let got = std::fs::read(lt_dir.path().join("interop").join(path)).expect("read");

@@ -58,7 +58,7 @@ async fn seed_a_folder_then_download_it_with_events() {
         .await
         .expect("seed a folder");
     assert!(seeding.is_done(), "created from the data: complete at once");
-    let metainfo = seeding.metainfo().clone();
+    let metainfo = (*seeding.metainfo().expect("known when seeding")).clone();
     assert_eq!(metainfo.info().name(), "x");
     // The resume data saved next to the data lets a later start skip the recheck.
     let resume = src
@@ -363,4 +363,66 @@ async fn every_pipelined_request_is_answered() {
         .expect("every request is answered in time");
     assert_eq!(answered, (pieces * 4) as usize);
     seeder.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn magnet_download_fetches_the_metadata_from_a_peer() {
+    let files = [
+        ("m/one.bin", common::data(71, 200_000)),
+        ("m/two.bin", common::data(72, 33)),
+    ];
+    let metainfo = common::torrent("magnetic", 32 * 1024, &files);
+    let seed_dir = tempfile::tempdir().expect("tempdir");
+    common::write_files(seed_dir.path(), "magnetic", &files);
+    let seeder = Client::new(common::config(seed_dir.path()))
+        .await
+        .expect("seeder");
+    seeder
+        .add(metainfo.clone(), AddOptions::default())
+        .await
+        .expect("seed");
+
+    // Only the info-hash and the seeder's address: no tracker, no .torrent.
+    let magnet = webtorrent::magnet::Magnet::parse(&format!(
+        "magnet:?xt=urn:btih:{}&x.pe={}",
+        metainfo.info_hashes().wire().to_hex(),
+        seeder.local_addr()
+    ))
+    .expect("magnet");
+    let dst = tempfile::tempdir().expect("tempdir");
+    let leecher = Client::new(common::config(dst.path()))
+        .await
+        .expect("leecher");
+    let download = leecher
+        .add_magnet(&magnet, AddOptions::default())
+        .await
+        .expect("add magnet");
+    tokio::time::timeout(LIMIT, download.wait_done())
+        .await
+        .expect("the download completes");
+    let fetched = download.metainfo().expect("the metadata is in");
+    assert_eq!(fetched.info().raw(), metainfo.info().raw());
+    for (path, bytes) in &files {
+        let got = std::fs::read(dst.path().join("magnetic").join(path)).expect("file");
+        assert!(got == *bytes, "{path} differs");
+    }
+    leecher.shutdown().await.expect("shutdown");
+    seeder.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_v2_only_magnet_is_refused_with_a_reason() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let client = Client::new(common::config(dir.path()))
+        .await
+        .expect("client");
+    let magnet =
+        webtorrent::magnet::Magnet::parse(&format!("magnet:?xt=urn:btmh:1220{}", "ab".repeat(32)))
+            .expect("magnet");
+    let err = client
+        .add_magnet(&magnet, AddOptions::default())
+        .await
+        .expect_err("v2-only magnets need hash requests");
+    assert!(err.to_string().contains("v2-only"), "{err}");
+    client.shutdown().await.expect("shutdown");
 }

@@ -95,6 +95,7 @@
 //! ```
 
 mod announce;
+mod magnet;
 mod peer;
 mod torrent;
 
@@ -103,7 +104,7 @@ use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -250,6 +251,13 @@ pub enum SessionError {
     /// The torrent was added already.
     #[error("torrent {0} is added already")]
     Duplicate(InfoHashV1),
+    /// A magnet link without a BitTorrent info-hash (`xt=urn:btih:` or `urn:btmh:`).
+    #[error("the magnet link names no info-hash")]
+    NoInfoHash,
+    /// A magnet link with a v2 info-hash only: downloading needs the v2 piece hashes
+    /// (BEP 52 hash requests), which the engine does not fetch yet.
+    #[error("v2-only magnet links are not supported yet: give the .torrent, or a hybrid magnet")]
+    V2OnlyMagnet,
     /// The torrent has stopped (the client shut down).
     #[error("the torrent has stopped")]
     Stopped,
@@ -266,6 +274,7 @@ struct Counters {
     verified: AtomicU32,
     peers: AtomicUsize,
     left: AtomicU64,
+    total_pieces: AtomicU32,
     download_rate: AtomicU64,
     upload_rate: AtomicU64,
 }
@@ -536,41 +545,146 @@ impl Client {
         tiers.extend(options.trackers.iter().map(|url| vec![url.clone()]));
         let counters = Arc::new(Counters::default());
         let (events, _) = broadcast::channel(1024);
-        let (handle, tx) = torrent::start(torrent::Setup {
+        let (tx, rx) = mpsc::channel(1024);
+        let (done, done_rx) = watch::channel(false);
+        let metainfo = Arc::new(torrent);
+        let task = torrent::build(torrent::Setup {
             shared: Arc::clone(&self.shared),
             storage,
             info_hash,
             resume_path: resume,
-            metainfo: Arc::new(torrent),
+            metainfo: Arc::clone(&metainfo),
             counters: Arc::clone(&counters),
-            events,
+            events: events.clone(),
+            done,
+            this: tx.downgrade(),
+            announcer: None,
+            candidates: Vec::new(),
         })?;
+        if !self.register(info_hash, &tx) {
+            return Err(SessionError::Duplicate(info_hash));
+        }
+        tokio::spawn(task.run(rx));
         if self.shared.announce && !tiers.is_empty() {
             let announcer = start_announcer(&self.shared, tiers, info_hash, &counters, &tx);
             let _ = tx.send(Command::Announcer(announcer)).await;
         }
-        let inserted = {
-            let mut torrents = self
-                .shared
-                .torrents
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            let free = !torrents.contains_key(&info_hash);
-            if free {
-                torrents.insert(info_hash, tx.clone());
-            }
-            free
+        let handle = Torrent {
+            tx,
+            counters,
+            done: done_rx,
+            events,
+            metainfo: Arc::new(OnceLock::from(metainfo)),
+            info_hash,
         };
-        if !inserted {
-            // Added meanwhile by another call: this copy stops.
-            let (reply, _) = oneshot::channel();
-            let _ = tx.send(Command::Shutdown(reply)).await;
-            return Err(SessionError::Duplicate(info_hash));
-        }
         if !options.peers.is_empty() {
             handle.add_peers(options.peers, true).await?;
         }
         Ok(handle)
+    }
+
+    /// Adds a torrent by magnet link: its info dictionary is fetched from peers (BEP 9)
+    /// found through the link's trackers (`tr`), peers (`x.pe`), [`AddOptions::peers`] and
+    /// [`AddOptions::trackers`], verified against the info-hash, and then the download
+    /// proceeds as for [`Client::add`]. The handle is returned at once;
+    /// [`Torrent::metainfo`] is `None` until the metadata is in.
+    pub async fn add_magnet(
+        &self,
+        magnet: &webtorrent_magnet::Magnet,
+        options: AddOptions,
+    ) -> Result<Torrent, SessionError> {
+        use webtorrent_magnet::PeerAddr;
+        let hashes = magnet.info_hashes().ok_or(SessionError::NoInfoHash)?;
+        if hashes.v1.is_none() {
+            return Err(SessionError::V2OnlyMagnet);
+        }
+        let info_hash = hashes.wire();
+        if self.shared.torrent(&info_hash).is_some() {
+            return Err(SessionError::Duplicate(info_hash));
+        }
+        let mut peers: Vec<(SocketAddr, bool)> =
+            options.peers.iter().map(|&addr| (addr, true)).collect();
+        for peer in &magnet.peers {
+            match peer {
+                PeerAddr::Ip(addr) => peers.push((*addr, false)),
+                PeerAddr::Host { host, port } => {
+                    if let Ok(found) = tokio::net::lookup_host((host.as_str(), *port)).await {
+                        peers.extend(found.map(|addr| (addr, false)));
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut tiers: Vec<Vec<String>> = magnet
+            .trackers
+            .iter()
+            .map(|url| vec![url.clone()])
+            .collect();
+        tiers.extend(options.trackers.iter().map(|url| vec![url.clone()]));
+        let counters = Arc::new(Counters::default());
+        // Unknown until the metadata is in; trackers need a size left that is not 0.
+        counters
+            .left
+            .store(u64::from(webtorrent_types::BLOCK_SIZE), Ordering::Relaxed);
+        let (events, _) = broadcast::channel(1024);
+        let (tx, rx) = mpsc::channel(1024);
+        let (done, done_rx) = watch::channel(false);
+        let metainfo = Arc::new(OnceLock::new());
+        {
+            let now = Instant::now();
+            let mut limits = self.shared.limits();
+            limits
+                .upload
+                .set_torrent_limit(info_hash, options.upload_limit, now);
+            limits
+                .download
+                .set_torrent_limit(info_hash, options.download_limit, now);
+        }
+        if !self.register(info_hash, &tx) {
+            return Err(SessionError::Duplicate(info_hash));
+        }
+        let setup = magnet::MagnetSetup {
+            shared: Arc::clone(&self.shared),
+            hashes,
+            info_hash,
+            dir: options
+                .dir
+                .clone()
+                .unwrap_or_else(|| self.shared.download_dir.clone()),
+            counters: Arc::clone(&counters),
+            events: events.clone(),
+            done,
+            metainfo: Arc::clone(&metainfo),
+            this: tx.downgrade(),
+            peers,
+        };
+        tokio::spawn(magnet::run(setup, rx));
+        if self.shared.announce && !tiers.is_empty() {
+            let announcer = start_announcer(&self.shared, tiers, info_hash, &counters, &tx);
+            let _ = tx.send(Command::Announcer(announcer)).await;
+        }
+        Ok(Torrent {
+            tx,
+            counters,
+            done: done_rx,
+            events,
+            metainfo,
+            info_hash,
+        })
+    }
+
+    /// Routes peers of `info_hash` to `tx`; `false` if the torrent is there already.
+    fn register(&self, info_hash: InfoHashV1, tx: &mpsc::Sender<Command>) -> bool {
+        let mut torrents = self
+            .shared
+            .torrents
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if torrents.contains_key(&info_hash) {
+            return false;
+        }
+        torrents.insert(info_hash, tx.clone());
+        true
     }
 
     /// Creates the torrent of a file or folder (hybrid v1 + v2, libtorrent's automatic
@@ -856,9 +970,9 @@ pub struct Torrent {
     counters: Arc<Counters>,
     done: watch::Receiver<bool>,
     events: broadcast::Sender<TorrentEvent>,
-    metainfo: Arc<Metainfo>,
+    /// Set once known: at once for a .torrent, after the metadata phase for a magnet.
+    metainfo: Arc<OnceLock<Arc<Metainfo>>>,
     info_hash: InfoHashV1,
-    total_pieces: u32,
 }
 
 impl Torrent {
@@ -867,9 +981,9 @@ impl Torrent {
         self.info_hash
     }
 
-    /// The torrent's metainfo.
-    pub fn metainfo(&self) -> &Metainfo {
-        &self.metainfo
+    /// The torrent's metainfo; `None` while a magnet's metadata is being fetched.
+    pub fn metainfo(&self) -> Option<Arc<Metainfo>> {
+        self.metainfo.get().cloned()
     }
 
     /// Connects to a peer, and again after failures until the torrent stops.
@@ -927,7 +1041,7 @@ impl Torrent {
             downloaded: self.counters.downloaded.load(Ordering::Relaxed),
             uploaded: self.counters.uploaded.load(Ordering::Relaxed),
             verified_pieces: self.counters.verified.load(Ordering::Relaxed),
-            total_pieces: self.total_pieces,
+            total_pieces: self.counters.total_pieces.load(Ordering::Relaxed),
             left: self.counters.left.load(Ordering::Relaxed),
             peers: self.counters.peers.load(Ordering::Relaxed),
             download_rate: self.counters.download_rate.load(Ordering::Relaxed),

@@ -19,7 +19,7 @@ use webtorrent_wire::{Geometry, Handshake};
 use super::announce::{Announcer, TrackerStatus};
 use super::peer::{self, Ended, Limits, PeerEvent, ToPeer};
 use super::{
-    Counters, HANDSHAKE_TIMEOUT, RESERVED, STOP_ANNOUNCE_TIMEOUT, SessionError, Shared, Torrent,
+    Counters, HANDSHAKE_TIMEOUT, RESERVED, STOP_ANNOUNCE_TIMEOUT, SessionError, Shared,
     TorrentEvent, read_handshake,
 };
 use crate::choker::{Choker, Decision, SNUB_TIMEOUT, Transport};
@@ -73,6 +73,8 @@ pub(super) enum Command {
     ConnectFailed(SocketAddr),
     /// News from a peer task.
     Peer(PeerKey, PeerEvent),
+    /// News from a connection of a magnet's metadata phase.
+    Metadata(PeerKey, super::magnet::MetaEvent),
     /// A batch of block writes finished.
     Written(Vec<(BlockRef, bool)>),
     /// A piece verification finished.
@@ -110,6 +112,13 @@ pub(super) struct Setup {
     pub(super) metainfo: Arc<Metainfo>,
     pub(super) counters: Arc<Counters>,
     pub(super) events: broadcast::Sender<TorrentEvent>,
+    pub(super) done: watch::Sender<bool>,
+    /// The torrent's own command channel, for the tasks it starts.
+    pub(super) this: mpsc::WeakSender<Command>,
+    /// The announcer, when it runs already (a magnet's, started for the metadata).
+    pub(super) announcer: Option<Announcer>,
+    /// Addresses to dial once running.
+    pub(super) candidates: Vec<SocketAddr>,
 }
 
 /// A peer known by its id and address: what bans are made of.
@@ -157,7 +166,7 @@ struct Suspect {
     senders: Vec<Option<Identity>>,
 }
 
-struct Task {
+pub(super) struct Task {
     shared: Arc<Shared>,
     /// The info dictionary, for `ut_metadata`.
     info: Arc<[u8]>,
@@ -198,9 +207,8 @@ struct Task {
     this: mpsc::WeakSender<Command>,
 }
 
-/// Starts a torrent's task; returns its handle and the sender the listener routes to.
-pub(super) fn start(setup: Setup) -> Result<(Torrent, mpsc::Sender<Command>), SessionError> {
-    let (tx, rx) = mpsc::channel(1024);
+/// Builds a torrent's task, ready to [`run`](Task::run) on its command channel.
+pub(super) fn build(setup: Setup) -> Result<Task, SessionError> {
     let layout = setup.storage.layout();
     let pieces = layout.piece_count();
     // The bytes the pieces cover, pad files included.
@@ -245,8 +253,9 @@ pub(super) fn start(setup: Setup) -> Result<(Torrent, mpsc::Sender<Command>), Se
     let now = Instant::now();
     let mut choker = Choker::new(setup.shared.choker.clone(), now);
     choker.set_seeding(have.is_full(), now);
-    let (done_tx, done_rx) = watch::channel(have.is_full());
-    let task = Task {
+    setup.done.send_replace(have.is_full());
+    counters.total_pieces.store(pieces, Ordering::Relaxed);
+    let mut task = Task {
         info: Arc::from(setup.metainfo.info().raw()),
         private: setup.metainfo.info().private(),
         shared: setup.shared,
@@ -270,29 +279,26 @@ pub(super) fn start(setup: Setup) -> Result<(Torrent, mpsc::Sender<Command>), Se
         complete: HashSet::new(),
         write_failed: HashSet::new(),
         suspects: HashMap::new(),
-        announcer: None,
+        announcer: setup.announcer,
         down: RateMeter::new(now),
         up: RateMeter::new(now),
-        counters: Arc::clone(&counters),
-        events: setup.events.clone(),
-        done: done_tx,
-        this: tx.downgrade(),
-    };
-    tokio::spawn(task.run(rx));
-    let handle = Torrent {
-        tx: tx.clone(),
         counters,
-        done: done_rx,
         events: setup.events,
-        metainfo: setup.metainfo,
-        info_hash: setup.info_hash,
-        total_pieces: pieces,
+        done: setup.done,
+        this: setup.this,
     };
-    Ok((handle, tx))
+    for addr in setup.candidates {
+        task.learn(addr);
+    }
+    Ok(task)
 }
 
 impl Task {
-    async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+    /// Runs the torrent until it is shut down or its channel closes.
+    pub(super) async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        if !self.candidates.is_empty() {
+            self.dial_more(Instant::now());
+        }
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -332,6 +338,8 @@ impl Task {
                     self.dial_more(Instant::now());
                 }
                 Command::Peer(key, event) => self.peer_event(key, event),
+                // A connection of the metadata phase, closing: it gave its slot back.
+                Command::Metadata(..) => {}
                 Command::Written(results) => self.written(results),
                 Command::Verified(v) => self.verified(v),
                 Command::SetLimits { upload, download } => {
@@ -453,33 +461,7 @@ impl Task {
             return;
         };
         self.dialing.insert(addr);
-        let ours = Handshake::new(RESERVED, self.info_hash, self.shared.peer_id);
-        let shared = Arc::clone(&self.shared);
-        tokio::spawn(async move {
-            let connect = async {
-                let mut stream = TcpStream::connect(addr).await.ok()?;
-                stream.set_nodelay(true).ok()?;
-                stream.write_all(&ours.to_bytes()).await.ok()?;
-                let theirs = read_handshake(&mut stream).await?;
-                (theirs.info_hash == ours.info_hash).then_some((stream, theirs))
-            };
-            let command = match tokio::time::timeout(HANDSHAKE_TIMEOUT, connect).await {
-                Ok(Some((stream, handshake))) => Command::Connected {
-                    stream,
-                    addr,
-                    handshake,
-                    outbound: true,
-                },
-                _ => {
-                    shared.release_connection();
-                    Command::ConnectFailed(addr)
-                }
-            };
-            if let Err(mpsc::error::SendError(Command::Connected { .. })) = tx.send(command).await {
-                // The torrent stopped: the slot of the connection dies with it.
-                shared.release_connection();
-            }
-        });
+        dial(Arc::clone(&self.shared), self.info_hash, addr, tx);
     }
 
     /// A peer finished its handshake: keep it (its connection slot is reserved) or refuse it.
@@ -1178,6 +1160,42 @@ impl Task {
             }
         }
     }
+}
+
+/// Connects to `addr` and exchanges handshakes, then tells the torrent (`Connected` or
+/// `ConnectFailed`). The caller has reserved a connection slot; it is given back on failure.
+pub(super) fn dial(
+    shared: Arc<Shared>,
+    info_hash: InfoHashV1,
+    addr: SocketAddr,
+    tx: mpsc::Sender<Command>,
+) {
+    let ours = Handshake::new(RESERVED, info_hash, shared.peer_id);
+    tokio::spawn(async move {
+        let connect = async {
+            let mut stream = TcpStream::connect(addr).await.ok()?;
+            stream.set_nodelay(true).ok()?;
+            stream.write_all(&ours.to_bytes()).await.ok()?;
+            let theirs = read_handshake(&mut stream).await?;
+            (theirs.info_hash == ours.info_hash).then_some((stream, theirs))
+        };
+        let command = match tokio::time::timeout(HANDSHAKE_TIMEOUT, connect).await {
+            Ok(Some((stream, handshake))) => Command::Connected {
+                stream,
+                addr,
+                handshake,
+                outbound: true,
+            },
+            _ => {
+                shared.release_connection();
+                Command::ConnectFailed(addr)
+            }
+        };
+        if let Err(mpsc::error::SendError(Command::Connected { .. })) = tx.send(command).await {
+            // The torrent stopped: the slot of the connection dies with it.
+            shared.release_connection();
+        }
+    });
 }
 
 /// The picker key that stands for "no peer": padding blocks are received from it.
