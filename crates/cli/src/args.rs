@@ -63,8 +63,8 @@ impl ListenArgs {
 
 #[derive(Args, Debug)]
 pub(crate) struct DownloadArgs {
-    /// The .torrent file (magnet links are not supported yet).
-    #[arg(value_name = "TORRENT")]
+    /// The .torrent file, or a magnet link (v1 or hybrid: the metadata comes from peers).
+    #[arg(value_name = "TORRENT|MAGNET")]
     pub(crate) torrent: String,
     /// The folder the torrent's file or folder is saved in.
     #[arg(short, long, value_name = "DIR", default_value = ".")]

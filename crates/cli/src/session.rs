@@ -4,10 +4,12 @@ use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
+use webtorrent::magnet::Magnet;
 use webtorrent::metainfo::Metainfo;
 use webtorrent::ratelimit::Limit;
 use webtorrent::session::{AddOptions, Client, ClientConfig, Torrent, TorrentStats};
@@ -22,17 +24,22 @@ const INTERRUPTED: u8 = 130;
 /// How often the progress line is refreshed.
 const TICK: Duration = Duration::from_millis(500);
 
+/// What `download` was given.
+enum Source {
+    Torrent(Metainfo),
+    Magnet(Magnet),
+}
+
 pub(crate) fn download(args: &DownloadArgs) -> Result<ExitCode> {
-    if args.torrent.trim_start().starts_with("magnet:") {
-        bail!(
-            "magnet links cannot be downloaded yet (the engine has no metadata exchange): \
-             give the .torrent file"
-        );
-    }
-    let meta = load_torrent(Path::new(&args.torrent))?;
+    let source = if args.torrent.trim_start().starts_with("magnet:") {
+        let magnet = Magnet::parse(args.torrent.trim()).context("invalid magnet link")?;
+        Source::Magnet(magnet)
+    } else {
+        Source::Torrent(load_torrent(Path::new(&args.torrent))?)
+    };
     std::fs::create_dir_all(&args.output)
         .with_context(|| format!("cannot create {}", args.output.display()))?;
-    runtime()?.block_on(download_async(args, meta))
+    runtime()?.block_on(download_async(args, source))
 }
 
 pub(crate) fn seed(args: &SeedArgs) -> Result<ExitCode> {
@@ -116,23 +123,41 @@ async fn start(dir: &Path, listen: SocketAddr, limits: LimitArgs) -> Result<Clie
     Ok(client)
 }
 
-async fn download_async(args: &DownloadArgs, meta: Metainfo) -> Result<ExitCode> {
-    let name = meta.info().name().to_owned();
-    let total_length = meta.info().total_length();
-    let piece_length = meta.info().piece_length();
+async fn download_async(args: &DownloadArgs, source: Source) -> Result<ExitCode> {
     let client = start(&args.output, args.listen.addr(), args.limits).await?;
     let mut options = AddOptions::default();
     options.peers.clone_from(&args.peers);
     options.trackers.clone_from(&args.trackers);
-    let torrent = match client.add(meta, options).await {
+    let (added, what) = match source {
+        Source::Torrent(meta) => {
+            let name = meta.info().name().to_owned();
+            (client.add(meta, options).await, name)
+        }
+        Source::Magnet(magnet) => {
+            let name = magnet
+                .display_name
+                .clone()
+                .unwrap_or_else(|| "the magnet link".to_owned());
+            (client.add_magnet(&magnet, options).await, name)
+        }
+    };
+    let torrent = match added {
         Ok(t) => t,
         Err(e) => {
             // The torrent is not running; nothing else to save.
             let _ = client.shutdown().await;
-            return Err(e).context(format!("cannot add {name}"));
+            return Err(e).context(format!("cannot add {what}"));
         }
     };
     let started = Instant::now();
+    let Some(meta) = wait_for_metadata(&torrent).await? else {
+        client.shutdown().await.context("cannot stop")?;
+        eprintln!("interrupted before the metadata arrived");
+        return Ok(ExitCode::from(INTERRUPTED));
+    };
+    let name = meta.info().name().to_owned();
+    let total_length = meta.info().total_length();
+    let piece_length = meta.info().piece_length();
     let bar = std::io::stdout()
         .is_terminal()
         .then(|| progress_bar(total_length));
@@ -236,6 +261,30 @@ async fn seed_async(
     serve_until_ctrl_c(&torrent).await?;
     client.shutdown().await.context("cannot save resume data")?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The torrent's metainfo: at once for a .torrent, once fetched from peers for a magnet
+/// link; `None` on Ctrl-C first.
+async fn wait_for_metadata(torrent: &Torrent) -> Result<Option<Arc<Metainfo>>> {
+    if let Some(meta) = torrent.metainfo() {
+        return Ok(Some(meta));
+    }
+    eprintln!("fetching the metadata from peers");
+    let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        tokio::select! {
+            r = &mut ctrl_c => {
+                r.context("cannot wait for Ctrl-C")?;
+                return Ok(None);
+            }
+            _ = tick.tick() => {
+                if let Some(meta) = torrent.metainfo() {
+                    return Ok(Some(meta));
+                }
+            }
+        }
+    }
 }
 
 /// Serves until Ctrl-C, then prints what was uploaded.

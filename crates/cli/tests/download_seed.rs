@@ -207,20 +207,32 @@ fn seeding_a_torrent_without_its_data_warns() {
 }
 
 #[test]
-fn magnet_download_is_refused_in_one_line() {
+fn download_by_magnet_link_from_a_seeder() {
     let tmp = tempfile::tempdir().expect("temp dir");
-    let o = common::webtorrent(
-        tmp.path(),
-        &[
-            "download",
-            "magnet:?xt=urn:btih:33f2932d0e251daae51867e89436cb980a1fd810",
-        ],
-    );
+    let root = tmp.path();
+    std::fs::create_dir_all(root.join("src").join("album")).expect("mkdir");
+    std::fs::write(root.join("src/album/a.bin"), content(7, 250_000)).expect("write");
+    std::fs::write(root.join("src/album/b.txt"), content(8, 1_000)).expect("write");
+    // The seeder prints the magnet link; the downloader gets only that and an address.
+    let seeder = seed(root, &["seed", "src/album"]);
+    let (status, out, err) = download(root, &seeder.magnet, "dst", &seeder.addr);
+    assert!(status.success(), "magnet download failed ({status}): {err}");
+    assert!(out.starts_with("downloaded album: "), "{out}");
+    assert!(err.contains("fetching the metadata from peers"), "{err}");
+    for file in ["a.bin", "b.txt"] {
+        assert_same_file(
+            &root.join("src/album").join(file),
+            &root.join("dst/album").join(file),
+        );
+    }
+}
+
+#[test]
+fn an_invalid_magnet_link_is_one_error_line() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let o = common::webtorrent(tmp.path(), &["download", "magnet:?xt=urn:btih:nothex"]);
     let line = common::one_error_line(&o);
-    assert!(
-        line.contains("magnet links cannot be downloaded yet"),
-        "{line}"
-    );
+    assert!(line.contains("invalid magnet link"), "{line}");
 }
 
 #[cfg(unix)]
