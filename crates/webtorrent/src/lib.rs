@@ -42,8 +42,8 @@ pub use webtorrent_hash as hash;
 pub use webtorrent_magnet as magnet;
 pub use webtorrent_metainfo as metainfo;
 pub use webtorrent_storage as storage;
-pub use webtorrent_types as types;
 pub use webtorrent_tracker as tracker;
+pub use webtorrent_types as types;
 pub use webtorrent_wire as wire;
 
 pub mod choker;
