@@ -12,10 +12,11 @@
 //! | [`magnet`] | magnet links: parse and format |
 //! | [`wire`] | peer wire protocol, sans-IO: handshake, messages, per-peer state machine |
 //! | [`storage`] | pieces and blocks on files or in memory, verification, resume data |
+//! | [`tracker`] | HTTP and UDP tracker protocols and clients, BEP 12 tiers |
 //! | [`choker`] | tit-for-tat choker: regular and optimistic unchoke slots, seeding modes |
 //! | [`picker`] | piece picker: rarest first, priorities, streaming deadlines, endgame |
 //! | [`ratelimit`] | token-bucket rate limits (global and per torrent), rate meters |
-//! | [`session`] | the engine: TCP listener, torrents, peer connections, download and seed |
+//! | [`session`] | the engine: TCP listener, torrents, magnets, trackers, PEX, download and seed |
 //!
 //! Create a torrent from data in memory, then read it back and share its magnet link:
 //!
