@@ -2,7 +2,10 @@
 """One libtorrent peer of a `cargo xtask interop swarm` scenario, on loopback TCP.
 
 Adds one torrent (seeding the data found under --save, or downloading into it) and announces
-to the torrent's trackers, if any. Runs until stdin closes (then it stops the torrent, which
+to the torrent's trackers, if any. The torrent is a .torrent file (--torrent) or a magnet link
+(--magnet: the metadata is fetched from peers over ut_metadata, e.g. the magnet's x.pe peers
+or the ones dialed with `connect`). --no-pex leaves out the ut_pex extension, so the peer
+neither sends nor reads peer exchange messages. Runs until stdin closes (then it stops the torrent, which
 sends `stopped` to the trackers) or --timeout passes (exit 1).
 
 stdin, one command per line:
@@ -42,14 +45,21 @@ def read_commands(commands, closed):
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--torrent", required=True, help=".torrent file")
+    source = ap.add_mutually_exclusive_group(required=True)
+    source.add_argument("--torrent", help=".torrent file")
+    source.add_argument("--magnet", help="magnet link (the metadata comes from peers)")
     ap.add_argument("--save", required=True, help="save path (the torrent's name goes under it)")
     ap.add_argument("--port", type=int, default=0, help="peer port on 127.0.0.1 (0: any)")
     ap.add_argument("--timeout", type=float, default=300.0)
+    ap.add_argument("--no-pex", action="store_true", help="without the ut_pex extension")
+    ap.add_argument("--peer-log", action="store_true",
+                    help="log the extension handshakes and PEX messages peers send (stderr)")
+    ap.add_argument("--download-limit", type=int, default=0,
+                    help="the torrent's download rate limit in bytes/s (0: none)")
     args = ap.parse_args()
 
     cat = lt.alert.category_t
-    ses = lt.session({
+    settings = {
         "listen_interfaces": f"127.0.0.1:{args.port}",
         "enable_dht": False,
         "enable_lsd": False,
@@ -65,11 +75,26 @@ def main() -> int:
         "ssrf_mitigation": False,
         "alert_mask": cat.error_notification | cat.tracker_notification
         | cat.connect_notification | cat.status_notification,
-    })
-    params = lt.add_torrent_params()
-    params.ti = lt.torrent_info(args.torrent)
+    }
+    if args.peer_log:
+        settings["alert_mask"] |= cat.peer_log_notification
+    if args.no_pex:
+        # The default plugins but ut_pex.
+        ses = lt.session(settings, 0)
+        ses.add_extension("ut_metadata")
+        ses.add_extension("smart_ban")
+    else:
+        ses = lt.session(settings)
+    if args.magnet:
+        params = lt.parse_magnet_uri(args.magnet)
+    else:
+        params = lt.add_torrent_params()
+        params.ti = lt.torrent_info(args.torrent)
     params.save_path = args.save
     handle = ses.add_torrent(params)
+    if args.download_limit > 0:
+        # A torrent's own limit applies to loopback peers too (the session's does not).
+        handle.set_download_limit(args.download_limit)
     say({"port": ses.listen_port()})
 
     commands = queue.Queue()
@@ -82,6 +107,11 @@ def main() -> int:
     next_report = 0.0
     while time.monotonic() < deadline:
         for a in ses.pop_alerts():
+            if isinstance(a, lt.peer_log_alert):
+                # Only what peers send about extensions: the rest is noise here.
+                msg = a.message()
+                if "EXTENDED_HANDSHAKE" not in msg and "PEX" not in msg:
+                    continue
             log(f"{a.what()}: {a.message()}")
         while not commands.empty():
             pending.append(commands.get())

@@ -451,6 +451,7 @@ fn scenarios() -> Result<Vec<Scenario>> {
     all.push(symlink_scenario(false));
     all.extend(fixture_scenarios()?);
     all.extend(crate::swarm::scenarios());
+    all.extend(crate::swarm4::scenarios());
     Ok(all)
 }
 

@@ -8,6 +8,7 @@ mod fuzz;
 mod interop;
 mod setup;
 mod swarm;
+mod swarm4;
 mod util;
 
 use anyhow::Result;

@@ -14,8 +14,8 @@
 //! tracker scenario where the other client downloads starts it first and lets our seeder,
 //! which announces later, dial it (the same order for all four clients).
 
-mod peers;
-mod procs;
+pub(crate) mod peers;
+pub(crate) mod procs;
 
 use std::cell::RefCell;
 use std::net::SocketAddr;
@@ -32,13 +32,13 @@ use peers::{Client, Role};
 use procs::{Logs, Proc, free_port, wait_until};
 
 /// The shared tree's folder name (and torrent name).
-const TREE_NAME: &str = "swarm-tree";
+pub(crate) const TREE_NAME: &str = "swarm-tree";
 
-const MIB: u64 = 1024 * 1024;
+pub(crate) const MIB: u64 = 1024 * 1024;
 
 /// The shared tree: nested folders, an empty file, sizes that are not multiples of 16 KiB,
 /// about 23 MiB in all.
-const TREE: &[(&str, u64)] = &[
+pub(crate) const TREE: &[(&str, u64)] = &[
     ("a-first.bin", 3 * MIB + 1),
     ("docs/deep/nested/big.bin", 9 * MIB + 12_345),
     ("docs/readme.txt", 4_321),
@@ -48,7 +48,7 @@ const TREE: &[(&str, u64)] = &[
 ];
 
 /// Piece length of the torrents (256 KiB: about 90 pieces).
-const PIECE_LENGTH: &str = "262144";
+pub(crate) const PIECE_LENGTH: &str = "262144";
 
 /// Time limit of one scenario.
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -202,7 +202,7 @@ fn fixture(ctx: &Ctx, shared: &Shared) -> Result<Rc<Fixture>> {
 
 /// The bytes of a tree file: the generator of interop/python/trees.py (xorshift64 seeded with
 /// the FNV-1a-64 hash of the path).
-fn contents(path: &str, len: u64) -> Vec<u8> {
+pub(crate) fn contents(path: &str, len: u64) -> Vec<u8> {
     let mut state = path.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     });
@@ -371,7 +371,7 @@ fn ours(
 }
 
 /// The address our process printed as `listening on ADDR`.
-fn listening_addr(p: &mut Proc, deadline: Option<Instant>) -> Result<SocketAddr> {
+pub(crate) fn listening_addr(p: &mut Proc, deadline: Option<Instant>) -> Result<SocketAddr> {
     let mut addr = None;
     wait_until(deadline, "webtorrent's `listening on` line", || {
         if let Some(status) = p.exited()? {
@@ -387,7 +387,7 @@ fn listening_addr(p: &mut Proc, deadline: Option<Instant>) -> Result<SocketAddr>
     addr.context("no address")
 }
 
-fn rate_note(what: &str, elapsed: Duration) -> String {
+pub(crate) fn rate_note(what: &str, elapsed: Duration) -> String {
     let total: u64 = TREE.iter().map(|(_, len)| len).sum();
     #[allow(clippy::cast_precision_loss)] // sizes far below 2^52
     let mib = total as f64 / MIB as f64;

@@ -1,6 +1,7 @@
 //! Drivers of the other clients: qBittorrent-nox (WebUI API), libtorrent 2.0 (python),
 //! Transmission (transmission-daemon + transmission-remote) and aria2c.
 
+use std::ffi::OsStr;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -15,7 +16,7 @@ use crate::util::{self, capture, on_path, root};
 
 /// The clients the swarm scenarios run against.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(super) enum Client {
+pub(crate) enum Client {
     Qbittorrent,
     Libtorrent,
     Transmission,
@@ -48,7 +49,7 @@ impl Client {
 
 /// What a peer of a scenario does with the torrent.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(super) enum Role {
+pub(crate) enum Role {
     /// Serves the data already in its folder.
     Seed,
     /// Downloads into an empty folder.
@@ -56,7 +57,7 @@ pub(super) enum Role {
 }
 
 /// One running client with one torrent.
-pub(super) trait Remote {
+pub(crate) trait Remote {
     /// Where it accepts peers.
     fn addr(&self) -> SocketAddr;
     /// Makes it dial `peer` (only for clients whose [`Client::can_dial`]).
@@ -68,18 +69,18 @@ pub(super) trait Remote {
 }
 
 /// What a client is started for.
-pub(super) struct Job<'a> {
+pub(crate) struct Job<'a> {
     /// The .torrent file.
-    pub(super) torrent: &'a Path,
+    pub(crate) torrent: &'a Path,
     /// Its data folder (the folder holding the torrent's folder).
-    pub(super) save: &'a Path,
-    pub(super) role: Role,
+    pub(crate) save: &'a Path,
+    pub(crate) role: Role,
     /// Whether the torrent's tracker is a `udp://` one.
-    pub(super) udp_tracker: bool,
+    pub(crate) udp_tracker: bool,
 }
 
 /// Starts `client` on `job`; its config, logs and state go in `dir/<client>`.
-pub(super) fn start(
+pub(crate) fn start(
     client: Client,
     job: &Job<'_>,
     dir: &Path,
@@ -101,12 +102,69 @@ pub(super) fn start(
     let (torrent, save, role) = (job.torrent, job.save, job.role);
     Ok(match client {
         Client::Qbittorrent => Box::new(Qbittorrent::start(
-            &dir, torrent, save, role, logs, deadline,
+            &dir,
+            ["-F", &format!("torrents=@{}", torrent.display())],
+            save,
+            role,
+            logs,
+            deadline,
         )?),
-        Client::Libtorrent => Box::new(Libtorrent::start(&dir, torrent, save, logs, deadline)?),
+        Client::Libtorrent => Box::new(Libtorrent::start(
+            &dir,
+            &["--torrent".as_ref(), torrent.as_os_str()],
+            save,
+            logs,
+            deadline,
+        )?),
         Client::Transmission => Box::new(Transmission::start(&dir, torrent, save, logs, deadline)?),
         Client::Aria2 => Box::new(Aria2::start(&dir, job, logs)?),
     })
+}
+
+/// qBittorrent-nox downloading a magnet link (added through the WebUI `urls=` field) into
+/// `save`; its config, logs and state go in `dir/qbittorrent`.
+pub(crate) fn qbittorrent_magnet(
+    magnet: &str,
+    save: &Path,
+    dir: &Path,
+    logs: &Logs,
+    deadline: Option<Instant>,
+) -> Result<Box<dyn Remote>> {
+    ensure!(
+        on_path("qbittorrent-nox"),
+        "qbittorrent-nox is missing: run `cargo xtask ci --only setup`"
+    );
+    let dir = dir.join(Client::Qbittorrent.name());
+    std::fs::create_dir_all(&dir)?;
+    let field = format!("urls={magnet}");
+    Ok(Box::new(Qbittorrent::start(
+        &dir,
+        ["--form-string", &field],
+        save,
+        Role::Leech,
+        logs,
+        deadline,
+    )?))
+}
+
+/// libtorrent 2.0 (interop/swarm/lt_swarm.py) with `args` (`--torrent FILE` or `--magnet URI`,
+/// plus options such as `--no-pex`), its data in `save`; its logs go in `dir/libtorrent`.
+pub(crate) fn libtorrent(
+    args: &[&OsStr],
+    save: &Path,
+    dir: &Path,
+    logs: &Logs,
+    deadline: Option<Instant>,
+) -> Result<Box<dyn Remote>> {
+    ensure!(
+        Path::new(SYSTEM_PYTHON).is_file(),
+        "{SYSTEM_PYTHON} is missing: run `cargo xtask ci --only setup`"
+    );
+    let dir = dir.join(Client::Libtorrent.name());
+    std::fs::create_dir_all(&dir)?;
+    Ok(Box::new(Libtorrent::start(
+        &dir, args, save, logs, deadline,
+    )?))
 }
 
 fn loopback(port: u16) -> SocketAddr {
@@ -122,9 +180,11 @@ struct Qbittorrent {
 }
 
 impl Qbittorrent {
+    /// `source`: the curl form option naming the torrent (`-F torrents=@FILE` or
+    /// `--form-string urls=MAGNET`).
     fn start(
         dir: &Path,
-        torrent: &Path,
+        source: [&str; 2],
         save: &Path,
         role: Role,
         logs: &Logs,
@@ -177,18 +237,12 @@ impl Qbittorrent {
         wait_until(deadline, "qBittorrent's WebUI", || {
             Ok(curl(&format!("{api}/app/version"), &[]).is_ok())
         })?;
-        let mut add = vec![
-            format!("torrents=@{}", torrent.display()),
-            format!("savepath={}", save.display()),
-        ];
+        let mut add = vec![format!("savepath={}", save.display())];
         if role == Role::Seed {
             add.push("skip_checking=true".to_owned());
         }
-        let form: Vec<String> = add
-            .iter()
-            .flat_map(|f| ["-F".to_owned(), f.clone()])
-            .collect();
-        let form: Vec<&str> = form.iter().map(String::as_str).collect();
+        let mut form: Vec<&str> = source.to_vec();
+        form.extend(add.iter().flat_map(|f| ["-F", f.as_str()]));
         let reply = curl(&format!("{api}/torrents/add"), &form)?;
         ensure!(
             reply.trim() == "Ok.",
@@ -272,9 +326,10 @@ struct Libtorrent {
 }
 
 impl Libtorrent {
+    /// `args`: `--torrent FILE` or `--magnet URI`, and options.
     fn start(
         dir: &Path,
-        torrent: &Path,
+        args: &[&OsStr],
         save: &Path,
         logs: &Logs,
         deadline: Option<Instant>,
@@ -282,8 +337,7 @@ impl Libtorrent {
         let mut c = Command::new(SYSTEM_PYTHON);
         c.env("PYTHONDONTWRITEBYTECODE", "1")
             .arg(root().join("interop/swarm/lt_swarm.py"))
-            .arg("--torrent")
-            .arg(torrent)
+            .args(args)
             .arg("--save")
             .arg(save);
         let mut proc = Proc::spawn("libtorrent", &mut c, dir, true, logs)?;
@@ -568,7 +622,7 @@ impl Remote for Aria2 {
 }
 
 /// Paths of `dir`'s files, relative to it, sorted.
-pub(super) fn list_files(dir: &Path) -> Result<Vec<PathBuf>> {
+pub(crate) fn list_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {

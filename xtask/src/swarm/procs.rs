@@ -17,16 +17,16 @@ use crate::util::{self, capture};
 
 /// The log files of every process a scenario started, for its failure report.
 #[derive(Clone, Default)]
-pub(super) struct Logs(Rc<RefCell<Vec<(String, PathBuf)>>>);
+pub(crate) struct Logs(Rc<RefCell<Vec<(String, PathBuf)>>>);
 
 impl Logs {
     /// Records a log file to show on failure.
-    pub(super) fn add(&self, label: &str, path: PathBuf) {
+    pub(crate) fn add(&self, label: &str, path: PathBuf) {
         self.0.borrow_mut().push((label.to_owned(), path));
     }
 
     /// Prints the last `n` lines of every log on stderr.
-    pub(super) fn print_tails(&self, n: usize) {
+    pub(crate) fn print_tails(&self, n: usize) {
         for (label, path) in self.0.borrow().iter() {
             let text = std::fs::read(path)
                 .map(|b| String::from_utf8_lossy(&b).into_owned())
@@ -44,20 +44,20 @@ impl Logs {
 }
 
 /// A child process with its stdout and stderr in files; killed (and reaped) when dropped.
-pub(super) struct Proc {
+pub(crate) struct Proc {
     label: String,
     child: Child,
     stdin: Option<ChildStdin>,
     /// The stdout file.
-    pub(super) out: PathBuf,
+    pub(crate) out: PathBuf,
     /// The stderr file.
-    pub(super) err: PathBuf,
+    pub(crate) err: PathBuf,
 }
 
 impl Proc {
     /// Starts `cmd` in `dir` with stdout in `dir/<label>.out` and stderr in `dir/<label>.err`.
     /// With `stdin`, the child's stdin is a pipe kept open until [`Proc::close_stdin`] or drop.
-    pub(super) fn spawn(
+    pub(crate) fn spawn(
         label: &str,
         cmd: &mut Command,
         dir: &Path,
@@ -90,12 +90,12 @@ impl Proc {
     }
 
     /// The process id.
-    pub(super) fn id(&self) -> u32 {
+    pub(crate) fn id(&self) -> u32 {
         self.child.id()
     }
 
     /// Writes one line to the child's stdin.
-    pub(super) fn send_line(&mut self, line: &str) -> Result<()> {
+    pub(crate) fn send_line(&mut self, line: &str) -> Result<()> {
         let Some(stdin) = self.stdin.as_mut() else {
             bail!("{} has no stdin pipe", self.label);
         };
@@ -105,17 +105,17 @@ impl Proc {
     }
 
     /// Closes the child's stdin (the drivers that read commands then stop).
-    pub(super) fn close_stdin(&mut self) {
+    pub(crate) fn close_stdin(&mut self) {
         self.stdin = None;
     }
 
     /// The exit status, if the process has exited.
-    pub(super) fn exited(&mut self) -> Result<Option<ExitStatus>> {
+    pub(crate) fn exited(&mut self) -> Result<Option<ExitStatus>> {
         Ok(self.child.try_wait()?)
     }
 
     /// Waits up to `limit` for the process to exit.
-    pub(super) fn wait_for(&mut self, limit: Duration) -> Result<Option<ExitStatus>> {
+    pub(crate) fn wait_for(&mut self, limit: Duration) -> Result<Option<ExitStatus>> {
         let end = Instant::now() + limit;
         loop {
             if let Some(status) = self.child.try_wait()? {
@@ -129,7 +129,7 @@ impl Proc {
     }
 
     /// Sends SIGINT (what Ctrl-C does) and waits up to `limit` for the exit.
-    pub(super) fn interrupt(&mut self, limit: Duration) -> Result<Option<ExitStatus>> {
+    pub(crate) fn interrupt(&mut self, limit: Duration) -> Result<Option<ExitStatus>> {
         if let Some(status) = self.child.try_wait()? {
             return Ok(Some(status));
         }
@@ -145,12 +145,12 @@ impl Proc {
     }
 
     /// The stdout file's text so far.
-    pub(super) fn stdout(&self) -> String {
+    pub(crate) fn stdout(&self) -> String {
         read_lossy(&self.out)
     }
 
     /// The stderr file's text so far.
-    pub(super) fn stderr(&self) -> String {
+    pub(crate) fn stderr(&self) -> String {
         read_lossy(&self.err)
     }
 }
@@ -174,7 +174,7 @@ fn read_lossy(path: &Path) -> String {
 
 /// Polls `ready` every 100 ms until it returns true; fails once `deadline` passes, saying
 /// what was awaited.
-pub(super) fn wait_until(
+pub(crate) fn wait_until(
     deadline: Option<Instant>,
     what: &str,
     mut ready: impl FnMut() -> Result<bool>,
@@ -195,7 +195,7 @@ pub(super) fn wait_until(
 }
 
 /// A TCP port on 127.0.0.1 that was free a moment ago; with `udp_too`, free for UDP as well.
-pub(super) fn free_port(udp_too: bool) -> Result<u16> {
+pub(crate) fn free_port(udp_too: bool) -> Result<u16> {
     for _ in 0..50 {
         let tcp = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("cannot bind a port")?;
         let port = tcp.local_addr()?.port();
@@ -207,13 +207,13 @@ pub(super) fn free_port(udp_too: bool) -> Result<u16> {
 }
 
 /// Whether something accepts TCP connections at `addr`.
-pub(super) fn accepts(addr: SocketAddr) -> bool {
+pub(crate) fn accepts(addr: SocketAddr) -> bool {
     TcpStream::connect_timeout(&addr, Duration::from_millis(300)).is_ok()
 }
 
 /// `curl` with a short timeout: the body of a successful (2xx) reply to `url`, with extra
 /// curl arguments (`-F`, `--data`...). Fails on a transport error or an HTTP error status.
-pub(super) fn curl(url: &str, args: &[&str]) -> Result<String> {
+pub(crate) fn curl(url: &str, args: &[&str]) -> Result<String> {
     let mut c = Command::new("curl");
     c.args(["-sS", "--fail", "--max-time", "5"])
         .args(args)
@@ -223,12 +223,12 @@ pub(super) fn curl(url: &str, args: &[&str]) -> Result<String> {
 }
 
 /// `%XX`-escapes every byte (what an info-hash in a tracker URL needs).
-pub(super) fn percent_encode(bytes: &[u8]) -> String {
+pub(crate) fn percent_encode(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("%{b:02X}")).collect()
 }
 
 /// Bytes of a hex string; `None` if it is not hex.
-pub(super) fn from_hex(hex: &str) -> Option<Vec<u8>> {
+pub(crate) fn from_hex(hex: &str) -> Option<Vec<u8>> {
     if !hex.len().is_multiple_of(2) {
         return None;
     }
@@ -240,7 +240,7 @@ pub(super) fn from_hex(hex: &str) -> Option<Vec<u8>> {
 
 /// The integer after the bencoded key `key` (`<len>:<key>i<n>e`) in `body`, if any: enough to
 /// read the counters of a one-torrent scrape reply.
-pub(super) fn bencoded_int(body: &[u8], key: &str) -> Option<i64> {
+pub(crate) fn bencoded_int(body: &[u8], key: &str) -> Option<i64> {
     let needle = format!("{}:{key}i", key.len());
     let at = body
         .windows(needle.len())
