@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
-"""One libtorrent peer of a `cargo xtask interop swarm` scenario, on loopback TCP.
+"""One libtorrent peer of a `cargo xtask interop` swarm, magnet or pex scenario, on loopback TCP.
 
 Adds one torrent (seeding the data found under --save, or downloading into it) and announces
 to the torrent's trackers, if any. The torrent is a .torrent file (--torrent) or a magnet link
 (--magnet: the metadata is fetched from peers over ut_metadata, e.g. the magnet's x.pe peers
-or the ones dialed with `connect`). --no-pex leaves out the ut_pex extension, so the peer
-neither sends nor reads peer exchange messages. Runs until stdin closes (then it stops the torrent, which
-sends `stopped` to the trackers) or --timeout passes (exit 1).
+or the ones dialed with `connect`). Options: --no-pex leaves out the ut_pex extension (the
+peer neither sends nor reads peer exchange messages); --download-limit caps the torrent's
+download rate; --peer-log adds the extension handshakes and PEX messages peers send to the
+stderr log. Runs until stdin closes (then it stops the torrent, which sends `stopped` to the
+trackers) or --timeout passes (exit 1).
 
 stdin, one command per line:
   connect HOST:PORT          dial a peer (once the data is checked)
