@@ -68,6 +68,8 @@ pub(super) struct MagnetSetup {
     pub(super) this: mpsc::WeakSender<Command>,
     /// Peers to dial, and whether they are the user's (dialed again after failures).
     pub(super) peers: Vec<(SocketAddr, bool)>,
+    /// The link's web seeds (`ws`).
+    pub(super) web_seeds: Vec<String>,
 }
 
 /// Fetches the metadata, then runs the torrent on the same channel.
@@ -159,6 +161,11 @@ async fn start(
         this: setup.this.clone(),
         announcer,
         candidates,
+        web_seeds: setup
+            .web_seeds
+            .iter()
+            .filter_map(|url| webtorrent_webseed::WebSeedUrl::url_list(url.as_str()).ok())
+            .collect(),
     })
 }
 

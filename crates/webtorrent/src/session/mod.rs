@@ -98,6 +98,7 @@ mod announce;
 mod magnet;
 mod peer;
 mod torrent;
+mod webseed;
 
 use std::collections::HashMap;
 use std::io;
@@ -409,6 +410,8 @@ struct Shared {
     choker: ChokerConfig,
     limits: peer::Limits,
     trackers: Arc<Trackers>,
+    /// The HTTP client of every web seed, made on first use (`None` if it cannot be).
+    web_seeds: OnceLock<Option<webtorrent_webseed::WebSeedClient>>,
     /// Torrents by wire info-hash. Touched when a torrent is added or a peer connects only.
     torrents: Mutex<HashMap<InfoHashV1, mpsc::Sender<Command>>>,
 }
@@ -424,6 +427,17 @@ impl Shared {
 
     fn limits(&self) -> MutexGuard<'_, RateLimits<InfoHashV1>> {
         self.limits.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The web seeds' HTTP client.
+    fn web_seed_client(&self) -> Option<&webtorrent_webseed::WebSeedClient> {
+        self.web_seeds
+            .get_or_init(|| {
+                webtorrent_webseed::WebSeedClient::new(Default::default())
+                    .inspect_err(|e| tracing::warn!("web seeds cannot be used: {e}"))
+                    .ok()
+            })
+            .as_ref()
     }
 
     /// Takes a connection slot if the client has one free.
@@ -477,6 +491,7 @@ impl Client {
                 now,
             ))),
             trackers: Arc::new(Trackers::new()),
+            web_seeds: OnceLock::new(),
             torrents: Mutex::new(HashMap::new()),
         });
         let listener = tokio::spawn(accept_loop(listener, Arc::clone(&shared)));
@@ -560,6 +575,7 @@ impl Client {
             this: tx.downgrade(),
             announcer: None,
             candidates: Vec::new(),
+            web_seeds: webtorrent_webseed::web_seeds(&metainfo),
         })?;
         if !self.register(info_hash, &tx) {
             return Err(SessionError::Duplicate(info_hash));
@@ -657,6 +673,7 @@ impl Client {
             metainfo: Arc::clone(&metainfo),
             this: tx.downgrade(),
             peers,
+            web_seeds: magnet.web_seeds.clone(),
         };
         tokio::spawn(magnet::run(setup, rx));
         if self.shared.announce && !tiers.is_empty() {

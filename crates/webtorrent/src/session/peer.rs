@@ -39,6 +39,12 @@ const BATCH: usize = 64;
 /// The most blocks read from disk in one go to answer queued requests (1 MiB).
 const SERVE_BATCH: usize = 64;
 
+/// How many buffers (a batch of served blocks each, at most) may wait for the socket.
+const WRITE_QUEUE: usize = 4;
+
+/// How long a closing connection may take to send what it has queued.
+const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The client's rate limiters, keyed by torrent.
 pub(super) type Limits = Arc<Mutex<RateLimits<InfoHashV1>>>;
 
@@ -162,7 +168,11 @@ impl std::fmt::Display for Ended {
 pub(super) async fn run(cx: Context, stream: TcpStream) {
     let torrent = cx.torrent.clone();
     let key = cx.key;
-    let (read, mut write) = stream.into_split();
+    let (read, write) = stream.into_split();
+    // Writes run on their own task, so that the next blocks are read from disk while the
+    // previous ones go out: the socket never waits for the disk.
+    let (out, outgoing) = mpsc::channel(WRITE_QUEUE);
+    let mut writer = tokio::spawn(write_loop(write, outgoing));
     let (frames_tx, frames) = mpsc::channel(READ_QUEUE);
     let decoder = Decoder::for_pieces(cx.geometry.pieces());
     let reader = tokio::spawn(read_loop(
@@ -172,12 +182,20 @@ pub(super) async fn run(cx: Context, stream: TcpStream) {
         Arc::clone(&cx.limits),
         cx.info_hash,
     ));
-    let ended = match drive(cx, frames, &mut write).await {
+    let ended = match drive(cx, frames, &out).await {
         Ok(()) => Ended::Closed,
         Err(e) => e,
     };
     reader.abort();
-    let _ = write.shutdown().await;
+    // What was queued (a last reject, say) goes out, then the socket closes; a peer that
+    // does not read gets a few seconds.
+    drop(out);
+    if tokio::time::timeout(CLOSE_GRACE, &mut writer)
+        .await
+        .is_err()
+    {
+        writer.abort();
+    }
     let _ = torrent
         .send(Command::Peer(key, PeerEvent::Closed(ended)))
         .await;
@@ -253,16 +271,28 @@ async fn throttle(limits: &Limits, info_hash: &InfoHashV1, bytes: usize, directi
     }
 }
 
-/// Sends what the connection has queued.
-async fn flush(conn: &mut Connection, write: &mut OwnedWriteHalf) -> Result<(), Ended> {
-    let mut out = Vec::new();
+/// Hands what the connection has queued to the writer (waiting while it is
+/// [`WRITE_QUEUE`] buffers behind).
+async fn flush(conn: &mut Connection, out: &mpsc::Sender<Vec<u8>>) -> Result<(), Ended> {
+    let mut buf = Vec::new();
     while let Some(message) = conn.poll_transmit() {
-        message.encode(&mut out);
+        message.encode(&mut buf);
     }
-    if !out.is_empty() {
-        write.write_all(&out).await.map_err(|_| Ended::Io)?;
+    if !buf.is_empty() {
+        out.send(buf).await.map_err(|_| Ended::Io)?;
     }
     Ok(())
+}
+
+/// Writes buffers to the socket until the channel closes or the socket fails, then shuts
+/// the socket down.
+async fn write_loop(mut write: OwnedWriteHalf, mut buffers: mpsc::Receiver<Vec<u8>>) {
+    while let Some(buf) = buffers.recv().await {
+        if write.write_all(&buf).await.is_err() {
+            return;
+        }
+    }
+    let _ = write.shutdown().await;
 }
 
 fn protocol(e: impl std::fmt::Display) -> Ended {
@@ -273,7 +303,7 @@ fn protocol(e: impl std::fmt::Display) -> Ended {
 async fn drive(
     mut cx: Context,
     mut frames: mpsc::Receiver<Result<Message<'static>, DecodeError>>,
-    write: &mut OwnedWriteHalf,
+    write: &mpsc::Sender<Vec<u8>>,
 ) -> Result<(), Ended> {
     let now = Instant::now();
     let mut config = Config::default();
@@ -407,7 +437,7 @@ async fn on_event(
 async fn serve(
     cx: &mut Context,
     conn: &mut Connection,
-    write: &mut OwnedWriteHalf,
+    write: &mpsc::Sender<Vec<u8>>,
 ) -> Result<(), Ended> {
     loop {
         let queued: Vec<BlockRef> = conn.peer_requests().take(SERVE_BATCH).collect();

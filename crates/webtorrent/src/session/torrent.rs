@@ -26,6 +26,7 @@ use crate::choker::{Choker, Decision, SNUB_TIMEOUT, Transport};
 use crate::picker::{self, PiecePicker};
 use crate::ratelimit::RateMeter;
 use webtorrent_extensions::{PexFlags, PexPeer};
+use webtorrent_webseed::WebSeedUrl;
 
 /// A peer connection's key inside its torrent.
 pub(super) type PeerKey = u64;
@@ -119,6 +120,8 @@ pub(super) struct Setup {
     pub(super) announcer: Option<Announcer>,
     /// Addresses to dial once running.
     pub(super) candidates: Vec<SocketAddr>,
+    /// Web seeds to download from.
+    pub(super) web_seeds: Vec<WebSeedUrl>,
 }
 
 /// A peer known by its id and address: what bans are made of.
@@ -133,6 +136,8 @@ struct PeerSlot {
     addr: SocketAddr,
     id: PeerId,
     outbound: bool,
+    /// A web seed rather than a connection: it holds no connection slot.
+    web_seed: bool,
     /// The peer's pieces.
     pieces: Bitfield,
     /// Pieces the peer has that we lack (and want).
@@ -289,6 +294,11 @@ pub(super) fn build(setup: Setup) -> Result<Task, SessionError> {
     };
     for addr in setup.candidates {
         task.learn(addr);
+    }
+    if !task.have.is_full() {
+        for url in setup.web_seeds {
+            task.add_web_seed(url);
+        }
     }
     Ok(task)
 }
@@ -526,6 +536,7 @@ impl Task {
                 addr,
                 id: handshake.peer_id,
                 outbound,
+                web_seed: false,
                 pieces: Bitfield::new(self.geometry.pieces()),
                 wanted: 0,
                 am_interested: false,
@@ -576,10 +587,71 @@ impl Task {
         ));
     }
 
+    /// Starts downloading from a web seed, driven like a peer that has every piece.
+    fn add_web_seed(&mut self, url: WebSeedUrl) {
+        let (Some(client), Some(torrent)) = (self.shared.web_seed_client(), self.this.upgrade())
+        else {
+            return;
+        };
+        let id = super::webseed::seed_id(url.as_str());
+        if self.banned_ids.contains(&id) {
+            return;
+        }
+        let now = Instant::now();
+        let key = self.next_key;
+        self.next_key += 1;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let max = self.shared.max_requests_per_peer;
+        self.peers.insert(
+            key,
+            PeerSlot {
+                tx,
+                // Not an address: web seeds are never dialed, shared or banned by address.
+                addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+                id,
+                outbound: true,
+                web_seed: true,
+                pieces: Bitfield::new(self.geometry.pieces()),
+                wanted: 0,
+                am_interested: false,
+                unchoked_us: false,
+                allowed_fast: Vec::new(),
+                in_flight: 0,
+                pipeline: MIN_PIPELINE.min(max),
+                max_pipeline: max,
+                listen: None,
+                down: RateMeter::new(now),
+                up: RateMeter::new(now),
+                uploaded: Arc::new(AtomicU64::new(0)),
+                uploaded_seen: 0,
+                last_block: now,
+                snubbed: false,
+            },
+        );
+        tracing::debug!(url = url.as_str(), "web seed added");
+        let seed = client.seed(url, Arc::new(self.storage.layout().clone()));
+        tokio::spawn(super::webseed::run(
+            key,
+            seed,
+            self.geometry.pieces(),
+            torrent,
+            rx,
+        ));
+    }
+
     fn closed(&mut self, key: PeerKey, ended: &Ended) {
         let Some(peer) = self.peers.remove(&key) else {
             return;
         };
+        if peer.web_seed {
+            self.picker.peer_disconnected(picker::PeerKey(key));
+            tracing::info!(peer = %peer.id, "web seed stopped: {ended}");
+            self.counters
+                .peers
+                .store(self.peers.len(), Ordering::Relaxed);
+            self.fill_all();
+            return;
+        }
         self.shared.release_connection();
         let now = Instant::now();
         self.picker.peer_disconnected(picker::PeerKey(key));

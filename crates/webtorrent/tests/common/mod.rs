@@ -1,5 +1,8 @@
 //! Fixtures shared by the engine's end-to-end tests.
 
+// Each test file uses some of them.
+#![allow(dead_code)]
+
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 
@@ -21,7 +24,6 @@ pub(crate) fn data(seed: u32, len: usize) -> Vec<u8> {
 
 /// A multi-file hybrid torrent named `name` over `files` (paths relative to the torrent's
 /// folder).
-#[allow(dead_code)] // Not every test file uses every fixture.
 pub(crate) fn torrent(
     name: &str,
     piece_length: u64,
@@ -31,7 +33,6 @@ pub(crate) fn torrent(
 }
 
 /// Like [`torrent`], v1, v2 or hybrid.
-#[allow(dead_code)] // Not every test file uses every fixture.
 pub(crate) fn torrent_version(
     name: &str,
     piece_length: u64,
@@ -67,7 +68,6 @@ pub(crate) fn config(dir: &Path) -> ClientConfig {
 
 /// Logs of the engine on the test's output when `RUST_LOG` is set (e.g.
 /// `RUST_LOG=webtorrent=debug cargo test ... -- --nocapture`).
-#[allow(dead_code)] // Not every test file uses every fixture.
 pub(crate) fn logs() {
     if std::env::var_os("RUST_LOG").is_some() {
         let _ = tracing_subscriber::fmt()

@@ -1,0 +1,143 @@
+//! Web seeds end to end: a torrent whose only source is an HTTP server with Range support
+//! (a small one in this file, on 127.0.0.1), and a web seed that answers 404.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+use webtorrent::metainfo::{MemoryFile, MetaVersion, Metainfo, TorrentBuilder};
+use webtorrent::session::{AddOptions, Client};
+
+mod common;
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// Serves `files` (URL path → bytes) over HTTP/1.1 with single `Range` requests; every
+/// other path is a 404. Counts the requests it answered.
+async fn http_server(
+    files: HashMap<String, Vec<u8>>,
+) -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let files = Arc::new(files);
+    let served = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = Arc::clone(&served);
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let files = Arc::clone(&files);
+            let count = Arc::clone(&count);
+            tokio::spawn(async move {
+                let (read, mut write) = stream.into_split();
+                let mut lines = BufReader::new(read);
+                loop {
+                    let mut request = String::new();
+                    if lines.read_line(&mut request).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let path = request.split_whitespace().nth(1).unwrap_or("/").to_owned();
+                    let mut range = None;
+                    loop {
+                        let mut header = String::new();
+                        if lines.read_line(&mut header).await.unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let header = header.trim_end();
+                        if header.is_empty() {
+                            break;
+                        }
+                        if let Some(value) =
+                            header.to_ascii_lowercase().strip_prefix("range: bytes=")
+                        {
+                            let (a, b) = value.split_once('-').unwrap_or(("0", ""));
+                            range =
+                                Some((a.parse::<usize>().unwrap_or(0), b.parse::<usize>().ok()));
+                        }
+                    }
+                    count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let answer = match files.get(&path) {
+                        None => b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n".to_vec(),
+                        Some(body) => {
+                            let (a, b) = range.unwrap_or((0, None));
+                            let b = b.unwrap_or(body.len() - 1).min(body.len() - 1);
+                            let mut out = format!(
+                                "HTTP/1.1 206 Partial Content\r\ncontent-range: bytes {a}-{b}/{}\r\ncontent-length: {}\r\n\r\n",
+                                body.len(),
+                                b + 1 - a
+                            )
+                            .into_bytes();
+                            out.extend_from_slice(&body[a..=b]);
+                            out
+                        }
+                    };
+                    if write.write_all(&answer).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, served)
+}
+
+fn torrent(name: &str, files: &[(&'static str, Vec<u8>)], web_seeds: &[String]) -> Metainfo {
+    let memory = files
+        .iter()
+        .map(|(path, bytes)| MemoryFile::new(*path, bytes.clone()))
+        .collect();
+    let mut builder = TorrentBuilder::from_memory(name, memory)
+        .piece_length(Some(32 * 1024))
+        .meta_version(MetaVersion::Hybrid);
+    for url in web_seeds {
+        builder = builder.web_seed(url.clone());
+    }
+    builder.build().expect("torrent")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_web_seed_alone_completes_a_download() {
+    common::logs();
+    let files = [
+        ("a.bin", common::data(81, 300_001)),
+        ("sub dir/b c.bin", common::data(82, 70_000)),
+        ("z.txt", common::data(83, 5)),
+    ];
+    let served: HashMap<String, Vec<u8>> = [
+        ("/site/ws/a.bin", &files[0].1),
+        ("/site/ws/sub%20dir/b%20c.bin", &files[1].1),
+        ("/site/ws/z.txt", &files[2].1),
+    ]
+    .into_iter()
+    .map(|(path, bytes)| (path.to_owned(), bytes.clone()))
+    .collect();
+    let (addr, requests) = http_server(served).await;
+    // A second seed that answers 404 for everything: backed off, never fatal.
+    let seeds = [
+        format!("http://{addr}/site/"),
+        format!("http://{addr}/missing/"),
+    ];
+    let metainfo = torrent("ws", &files, &seeds);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let client = Client::new(common::config(dir.path()))
+        .await
+        .expect("client");
+    let download = client
+        .add(metainfo, AddOptions::default())
+        .await
+        .expect("add");
+    tokio::time::timeout(LIMIT, download.wait_done())
+        .await
+        .expect("the web seed completes the download");
+    for (path, bytes) in &files {
+        let got = std::fs::read(dir.path().join("ws").join(path)).expect("file");
+        assert!(got == *bytes, "{path} differs");
+    }
+    assert!(requests.load(std::sync::atomic::Ordering::Relaxed) > 0);
+    client.shutdown().await.expect("shutdown");
+}
