@@ -426,3 +426,36 @@ async fn a_v2_only_magnet_is_refused_with_a_reason() {
     assert!(err.to_string().contains("v2-only"), "{err}");
     client.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_find_each_other_by_local_service_discovery() {
+    // No tracker, no address given: the BEP 14 multicast group on the loopback interface.
+    let files = [("lsd.bin", common::data(91, 150_000))];
+    let metainfo = common::torrent("lsd", 32 * 1024, &files);
+    let lsd = |dir: &std::path::Path| {
+        let mut config = common::config(dir);
+        config.lsd = true;
+        config.lsd_interface = std::net::Ipv4Addr::LOCALHOST;
+        config
+    };
+    let seed_dir = tempfile::tempdir().expect("tempdir");
+    common::write_files(seed_dir.path(), "lsd", &files);
+    let seeder = Client::new(lsd(seed_dir.path())).await.expect("seeder");
+    seeder
+        .add(metainfo.clone(), AddOptions::default())
+        .await
+        .expect("seed");
+    let dst = tempfile::tempdir().expect("tempdir");
+    let leecher = Client::new(lsd(dst.path())).await.expect("leecher");
+    let download = leecher
+        .add(metainfo, AddOptions::default())
+        .await
+        .expect("add");
+    tokio::time::timeout(LIMIT, download.wait_done())
+        .await
+        .expect("the peers find each other on the local network");
+    let got = std::fs::read(dst.path().join("lsd").join("lsd.bin")).expect("file");
+    assert!(got == files[0].1);
+    leecher.shutdown().await.expect("shutdown");
+    seeder.shutdown().await.expect("shutdown");
+}

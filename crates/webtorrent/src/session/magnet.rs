@@ -140,6 +140,12 @@ async fn start(
 ) -> Result<torrent::Task, SessionError> {
     let metainfo = Arc::new(Metainfo::from_info(info));
     let _ = setup.metainfo.set(Arc::clone(&metainfo));
+    if metainfo.info().private()
+        && let Some(lsd) = setup.shared.lsd.get()
+    {
+        // BEP 27: a private torrent is not announced on the local network.
+        lsd.remove(setup.info_hash);
+    }
     let layout = Layout::from_metainfo(&metainfo);
     let resume = resume_path(&setup.dir, &setup.info_hash);
     let storage = {

@@ -95,6 +95,7 @@
 //! ```
 
 mod announce;
+mod lsd;
 mod magnet;
 mod peer;
 mod torrent;
@@ -164,6 +165,13 @@ pub struct ClientConfig {
     pub download_limit: Limit,
     /// Announce to the torrents' trackers (default true).
     pub announce: bool,
+    /// Local service discovery (BEP 14): announce the torrents (private ones excepted) on
+    /// the local network's multicast group and dial the peers announcing them (default
+    /// true).
+    pub lsd: bool,
+    /// The interface local service discovery uses, by address (default `0.0.0.0`: the
+    /// system's choice).
+    pub lsd_interface: Ipv4Addr,
     /// How upload slots are given out.
     pub choker: ChokerConfig,
 }
@@ -181,6 +189,8 @@ impl ClientConfig {
             upload_limit: Limit::Unlimited,
             download_limit: Limit::Unlimited,
             announce: true,
+            lsd: true,
+            lsd_interface: Ipv4Addr::UNSPECIFIED,
             choker: ChokerConfig::default(),
         }
     }
@@ -204,7 +214,8 @@ pub struct AddOptions {
     /// Peers to connect to right away; they are dialed again after failures until the
     /// torrent stops.
     pub peers: Vec<SocketAddr>,
-    /// Trackers to announce to besides the torrent's own, a tier each.
+    /// Trackers to announce to besides the torrent's own, a tier each (not for a private
+    /// torrent, BEP 27: it announces to its own trackers only).
     pub trackers: Vec<String>,
     /// The directory holding the torrent's file or folder (default: the client's download
     /// directory). Resume data is saved there too.
@@ -410,6 +421,8 @@ struct Shared {
     choker: ChokerConfig,
     limits: peer::Limits,
     trackers: Arc<Trackers>,
+    /// Local service discovery, when on.
+    lsd: OnceLock<lsd::LocalDiscovery>,
     /// The HTTP client of every web seed, made on first use (`None` if it cannot be).
     web_seeds: OnceLock<Option<webtorrent_webseed::WebSeedClient>>,
     /// Torrents by wire info-hash. Touched when a torrent is added or a peer connects only.
@@ -492,9 +505,19 @@ impl Client {
             ))),
             trackers: Arc::new(Trackers::new()),
             web_seeds: OnceLock::new(),
+            lsd: OnceLock::new(),
             torrents: Mutex::new(HashMap::new()),
         });
         let listener = tokio::spawn(accept_loop(listener, Arc::clone(&shared)));
+        if config.lsd
+            && let Some(lsd) = lsd::LocalDiscovery::start(
+                Arc::downgrade(&shared),
+                local_addr.port(),
+                config.lsd_interface,
+            )
+        {
+            let _ = shared.lsd.set(lsd);
+        }
         Ok(Self {
             shared,
             local_addr,
@@ -557,7 +580,14 @@ impl Client {
                 .set_torrent_limit(info_hash, options.download_limit, now);
         }
         let mut tiers = torrent.trackers().to_vec();
-        tiers.extend(options.trackers.iter().map(|url| vec![url.clone()]));
+        if torrent.info().private() {
+            // BEP 27: a private torrent's peers come from its own trackers only.
+            if !options.trackers.is_empty() {
+                tracing::info!(%info_hash, "private torrent: extra trackers ignored");
+            }
+        } else {
+            tiers.extend(options.trackers.iter().map(|url| vec![url.clone()]));
+        }
         let counters = Arc::new(Counters::default());
         let (events, _) = broadcast::channel(1024);
         let (tx, rx) = mpsc::channel(1024);
@@ -581,6 +611,9 @@ impl Client {
             return Err(SessionError::Duplicate(info_hash));
         }
         tokio::spawn(task.run(rx));
+        if let Some(lsd) = self.shared.lsd.get().filter(|_| !metainfo.info().private()) {
+            lsd.add(info_hash);
+        }
         if self.shared.announce && !tiers.is_empty() {
             let announcer = start_announcer(&self.shared, tiers, info_hash, &counters, &tx);
             let _ = tx.send(Command::Announcer(announcer)).await;
@@ -676,6 +709,9 @@ impl Client {
             web_seeds: magnet.web_seeds.clone(),
         };
         tokio::spawn(magnet::run(setup, rx));
+        if let Some(lsd) = self.shared.lsd.get() {
+            lsd.add(info_hash);
+        }
         if self.shared.announce && !tiers.is_empty() {
             let announcer = start_announcer(&self.shared, tiers, info_hash, &counters, &tx);
             let _ = tx.send(Command::Announcer(announcer)).await;

@@ -63,6 +63,8 @@ pub(crate) fn write_files(root: &Path, name: &str, files: &[(&'static str, Vec<u
 pub(crate) fn config(dir: &Path) -> ClientConfig {
     let mut config = ClientConfig::new(dir);
     config.listen = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+    // Tests run side by side with the same torrents: each sees only the peers it is given.
+    config.lsd = false;
     config
 }
 
