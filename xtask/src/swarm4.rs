@@ -483,12 +483,14 @@ fn pex(ctx: &Ctx, fx: &Fixture, dir: &Path, logs: &Logs, private: bool) -> Resul
     let l_dir = dir.join("L");
     let l_save = l_dir.join("data");
     std::fs::create_dir_all(&l_save)?;
-    let mut s_args = vec!["--torrent".as_ref(), torrent];
-    if private {
-        // libtorrent's log of the extension handshakes it receives.
-        s_args.push("--peer-log".as_ref());
-    }
-    let mut s = peers::libtorrent(&s_args, &fx.data, &s_dir, logs, deadline)?;
+    // S logs the extension handshakes and PEX messages it receives.
+    let mut s = peers::libtorrent(
+        &["--torrent".as_ref(), torrent, "--peer-log".as_ref()],
+        &fx.data,
+        &s_dir,
+        logs,
+        deadline,
+    )?;
     let mut l = peers::libtorrent(
         &[
             "--torrent".as_ref(),
@@ -540,14 +542,14 @@ fn pex(ctx: &Ctx, fx: &Fixture, dir: &Path, logs: &Logs, private: bool) -> Resul
         "S {s_addr}, L {l_addr}; {}",
         rate_note("S (+L) -> webtorrent", elapsed)
     )];
+    let s_log = std::fs::read_to_string(s_dir.join("libtorrent/libtorrent.err"))
+        .context("cannot read libtorrent S's log")?;
     if private {
         ensure!(
             !dialed(&log, l_addr),
             "on a private torrent our client connected to L ({l_addr}), an address only \
              ut_pex could have given"
         );
-        let s_log = std::fs::read_to_string(s_dir.join("libtorrent/libtorrent.err"))
-            .context("cannot read libtorrent S's log")?;
         let handshake = our_handshake(&s_log)
             .context("libtorrent S logged no extension handshake from our client")?;
         ensure!(
@@ -565,6 +567,12 @@ fn pex(ctx: &Ctx, fx: &Fixture, dir: &Path, logs: &Logs, private: bool) -> Resul
         notes.push(format!(
             "our client connected to L ({l_addr}), named only by S's ut_pex message"
         ));
+        // L has no ut_pex: a PEX message S received came from our client.
+        let sent = s_log
+            .lines()
+            .find_map(|l| l.split_once("<== PEX ").map(|(_, m)| m.trim()))
+            .context("libtorrent S received no ut_pex message from our client")?;
+        notes.push(format!("libtorrent S received our ut_pex message: {sent}"));
     }
     notes.extend(compare(&out, true)?);
     Ok(notes)
