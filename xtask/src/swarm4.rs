@@ -5,7 +5,7 @@
 //! - `magnet-<client>-seeds[-hybrid]`: the other client seeds; our `webtorrent download` gets
 //!   only a bare magnet link (`xt` plus `x.pe=` the seeder's address), so the seeder is the only
 //!   source of the metadata.
-//! - `magnet-<client>-leeches`: our `webtorrent seed` serves; the other client gets only the
+//! - `magnet-<client>-leeches[-hybrid]`: our `webtorrent seed` serves; the other client gets only the
 //!   magnet link and our address, and must fetch the metadata from us.
 //! - `pex-libtorrent`: a libtorrent seeder S, our downloader A told only S's address, and a
 //!   libtorrent leecher L connected only to S with `ut_pex` off (so it never learns of A). A's
@@ -124,9 +124,12 @@ type Run = fn(&Ctx, &Fixture, &Path, &Logs) -> Result<Vec<String>>;
 /// Every scenario of this module, for `interop::scenarios`.
 pub(crate) fn scenarios() -> Vec<Scenario> {
     let shared: Shared = Rc::default();
-    let list: [(&str, Duration, Run); 8] = [
+    let list: [(&str, Duration, Run); 10] = [
         ("magnet-qbittorrent-seeds", TIMEOUT, |c, f, d, l| {
             their_seed(c, f, d, l, Other::Qbittorrent, Kind::V1)
+        }),
+        ("magnet-qbittorrent-seeds-hybrid", TIMEOUT, |c, f, d, l| {
+            their_seed(c, f, d, l, Other::Qbittorrent, Kind::Hybrid)
         }),
         ("magnet-libtorrent-seeds", TIMEOUT, |c, f, d, l| {
             their_seed(c, f, d, l, Other::Libtorrent, Kind::V1)
@@ -135,10 +138,13 @@ pub(crate) fn scenarios() -> Vec<Scenario> {
             their_seed(c, f, d, l, Other::Libtorrent, Kind::Hybrid)
         }),
         ("magnet-libtorrent-leeches", TIMEOUT, |c, f, d, l| {
-            their_leech(c, f, d, l, Other::Libtorrent)
+            their_leech(c, f, d, l, Other::Libtorrent, Kind::V1)
+        }),
+        ("magnet-libtorrent-leeches-hybrid", TIMEOUT, |c, f, d, l| {
+            their_leech(c, f, d, l, Other::Libtorrent, Kind::Hybrid)
         }),
         ("magnet-qbittorrent-leeches", TIMEOUT, |c, f, d, l| {
-            their_leech(c, f, d, l, Other::Qbittorrent)
+            their_leech(c, f, d, l, Other::Qbittorrent, Kind::V1)
         }),
         ("pex-libtorrent", PEX_TIMEOUT, |c, f, d, l| {
             pex(c, f, d, l, false)
@@ -380,9 +386,10 @@ fn their_leech(
     dir: &Path,
     logs: &Logs,
     other: Other,
+    kind: Kind,
 ) -> Result<Vec<String>> {
     let deadline = ctx.deadline.get();
-    let made = fx.get(Kind::V1)?;
+    let made = fx.get(kind)?;
     let mut seed = ours(
         ctx,
         "webtorrent-seed",
