@@ -16,8 +16,8 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
 use webtorrent_extensions::{
-    DontHave, ExtHandshake, Incoming, MetadataServer, PexConfig, PexPeer, PexState, Registry,
-    ServerConfig,
+    Builtin, DontHave, ExtHandshake, Incoming, MetadataServer, PexConfig, PexPeer, PexState,
+    Registry, ServerConfig,
 };
 use webtorrent_storage::{Bitfield, FileStorage};
 use webtorrent_types::{BlockRef, InfoHashV1};
@@ -556,8 +556,19 @@ struct Extensions {
 
 impl Extensions {
     fn new(cx: &Context) -> Self {
+        let registry = if cx.pex {
+            Registry::with_builtins()
+        } else {
+            // A private torrent (BEP 27) does not even offer peer exchange.
+            let mut registry = Registry::new();
+            for builtin in [Builtin::UtMetadata, Builtin::LtDonthave] {
+                // Two distinct names on an empty registry cannot fail.
+                let _ = registry.add_builtin(builtin);
+            }
+            registry
+        };
         Self {
-            registry: Registry::with_builtins(),
+            registry,
             metadata: MetadataServer::new(Arc::clone(&cx.info), ServerConfig::default()),
             pex: PexState::new(cx.addr, PexConfig::default()),
         }
@@ -570,10 +581,6 @@ impl Extensions {
         ours.your_ip = Some(cx.addr.ip());
         ours.reqq = u32::try_from(Config::default().max_peer_requests).ok();
         ours.metadata_size = Some(self.metadata.metadata_size());
-        if !cx.pex {
-            // Disabled: id 0 tells the peer not to send it.
-            ours.m.insert("ut_pex".to_owned(), 0);
-        }
         self.registry.handshake(ours)
     }
 

@@ -417,6 +417,10 @@ impl Task {
         if self.banned_addrs.contains(&addr) || addr.port() == 0 || addr.ip().is_unspecified() {
             return;
         }
+        if addr.port() == self.shared.port && addr.ip().is_loopback() {
+            // Ourselves, as peer exchange and trackers name us.
+            return;
+        }
         if self.known.len() >= MAX_CANDIDATES && !self.sticky.contains_key(&addr) {
             return;
         }
