@@ -26,7 +26,7 @@ pub(super) struct LocalDiscovery {
 }
 
 impl LocalDiscovery {
-    /// Joins the BEP 14 IPv4 group on `interface`, announcing our listen `port`. `None` (one warning) when
+    /// Joins the BEP 14 IPv4 group on `interface`, announcing our listen `port`. `None` (one `info` line) when
     /// the group cannot be joined, e.g. on a host without a multicast route.
     pub(super) fn start(shared: Weak<Shared>, port: u16, interface: Ipv4Addr) -> Option<Self> {
         // Any 32 bits will do: it only tells our own announces apart.
@@ -35,7 +35,7 @@ impl LocalDiscovery {
         let driver = match Driver::bind(config) {
             Ok(driver) => driver,
             Err(e) => {
-                tracing::warn!("local service discovery is off: {e}");
+                tracing::info!("local service discovery is off: {e}");
                 return None;
             }
         };
@@ -82,7 +82,7 @@ async fn run(mut driver: Driver, mut orders: mpsc::UnboundedReceiver<Order>, sha
                 }
                 Err(e) => {
                     if !warned {
-                        tracing::warn!("local service discovery: {e}");
+                        tracing::info!("local service discovery: {e}");
                         warned = true;
                     }
                     tokio::time::sleep(Duration::from_secs(1)).await;
