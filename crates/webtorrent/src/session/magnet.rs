@@ -320,12 +320,8 @@ impl Phase {
                 let _ = reply.send(status.unwrap_or_default());
             }
             Command::SetLimits { upload, download } => {
-                let now = Instant::now();
-                let mut limits = self.shared.limits();
-                limits.upload.set_torrent_limit(self.info_hash, upload, now);
-                limits
-                    .download
-                    .set_torrent_limit(self.info_hash, download, now);
+                self.shared
+                    .set_torrent_limits(self.info_hash, upload, download);
             }
             Command::Shutdown(reply) => {
                 for conn in self.conns.values() {

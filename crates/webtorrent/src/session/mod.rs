@@ -453,6 +453,14 @@ impl Shared {
             .as_ref()
     }
 
+    /// Sets a torrent's upload and download limits.
+    fn set_torrent_limits(&self, info_hash: InfoHashV1, upload: Limit, download: Limit) {
+        let now = Instant::now();
+        let mut limits = self.limits();
+        limits.upload.set_torrent_limit(info_hash, upload, now);
+        limits.download.set_torrent_limit(info_hash, download, now);
+    }
+
     /// Takes a connection slot if the client has one free.
     fn reserve_connection(&self) -> bool {
         self.connections
@@ -569,16 +577,8 @@ impl Client {
                 .map_err(|e| SessionError::Task(e.to_string()))??
         };
         let storage = Arc::new(storage);
-        {
-            let now = Instant::now();
-            let mut limits = self.shared.limits();
-            limits
-                .upload
-                .set_torrent_limit(info_hash, options.upload_limit, now);
-            limits
-                .download
-                .set_torrent_limit(info_hash, options.download_limit, now);
-        }
+        self.shared
+            .set_torrent_limits(info_hash, options.upload_limit, options.download_limit);
         let mut tiers = torrent.trackers().to_vec();
         if torrent.info().private() {
             // BEP 27: a private torrent's peers come from its own trackers only.
@@ -679,16 +679,8 @@ impl Client {
         let (tx, rx) = mpsc::channel(1024);
         let (done, done_rx) = watch::channel(false);
         let metainfo = Arc::new(OnceLock::new());
-        {
-            let now = Instant::now();
-            let mut limits = self.shared.limits();
-            limits
-                .upload
-                .set_torrent_limit(info_hash, options.upload_limit, now);
-            limits
-                .download
-                .set_torrent_limit(info_hash, options.download_limit, now);
-        }
+        self.shared
+            .set_torrent_limits(info_hash, options.upload_limit, options.download_limit);
         if !self.register(info_hash, &tx) {
             return Err(SessionError::Duplicate(info_hash));
         }

@@ -353,12 +353,8 @@ impl Task {
                 Command::Written(results) => self.written(results),
                 Command::Verified(v) => self.verified(v),
                 Command::SetLimits { upload, download } => {
-                    let now = Instant::now();
-                    let mut limits = self.shared.limits();
-                    limits.upload.set_torrent_limit(self.info_hash, upload, now);
-                    limits
-                        .download
-                        .set_torrent_limit(self.info_hash, download, now);
+                    self.shared
+                        .set_torrent_limits(self.info_hash, upload, download);
                 }
                 Command::Announcer(announcer) => self.announcer = Some(announcer),
                 Command::Trackers(reply) => {
