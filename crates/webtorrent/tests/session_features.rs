@@ -367,6 +367,7 @@ async fn every_pipelined_request_is_answered() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn magnet_download_fetches_the_metadata_from_a_peer() {
+    common::logs();
     let files = [
         ("m/one.bin", common::data(71, 200_000)),
         ("m/two.bin", common::data(72, 33)),

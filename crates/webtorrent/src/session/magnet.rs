@@ -83,6 +83,7 @@ pub(super) async fn run(setup: MagnetSetup, mut rx: mpsc::Receiver<Command>) {
         known: HashSet::new(),
         queue: Vec::new(),
         sticky: HashSet::new(),
+        reached: HashSet::new(),
         dialing: HashSet::new(),
         announcer: None,
         this: setup.this.clone(),
@@ -98,7 +99,10 @@ pub(super) async fn run(setup: MagnetSetup, mut rx: mpsc::Receiver<Command>) {
         return;
     };
     let candidates: Vec<SocketAddr> = phase.known.iter().copied().collect();
-    let sticky: Vec<SocketAddr> = phase.sticky.iter().copied().collect();
+    // The user's peers, and the ones that answered us: the torrent dials them again until
+    // they connect (a peer may still be closing our metadata connection when the torrent's
+    // first dial arrives, and refuse it as a duplicate).
+    let sticky: Vec<SocketAddr> = phase.sticky.union(&phase.reached).copied().collect();
     for conn in phase.conns.values() {
         let _ = conn.send(MetaOrder::Close);
     }
@@ -186,6 +190,8 @@ struct Phase {
     known: HashSet<SocketAddr>,
     queue: Vec<SocketAddr>,
     sticky: HashSet<SocketAddr>,
+    /// Addresses we dialed and reached.
+    reached: HashSet<SocketAddr>,
     dialing: HashSet<SocketAddr>,
     announcer: Option<Announcer>,
     this: mpsc::WeakSender<Command>,
@@ -301,6 +307,7 @@ impl Phase {
             } => {
                 if outbound {
                     self.dialing.remove(&addr);
+                    self.reached.insert(addr);
                 }
                 self.known.insert(addr);
                 if handshake.peer_id == self.shared.peer_id || !handshake.reserved.extended() {
