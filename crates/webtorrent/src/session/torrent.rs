@@ -529,31 +529,11 @@ impl Task {
         if let Some(retry) = self.sticky.get_mut(&addr) {
             retry.1 = FIRST_RETRY;
         }
-        self.peers.insert(
-            key,
-            PeerSlot {
-                tx,
-                addr,
-                id: handshake.peer_id,
-                outbound,
-                web_seed: false,
-                pieces: Bitfield::new(self.geometry.pieces()),
-                wanted: 0,
-                am_interested: false,
-                unchoked_us: false,
-                allowed_fast: Vec::new(),
-                in_flight: 0,
-                pipeline: MIN_PIPELINE.min(self.shared.max_requests_per_peer),
-                max_pipeline: self.shared.max_requests_per_peer,
-                listen: outbound.then_some(addr),
-                down: RateMeter::new(now),
-                up: RateMeter::new(now),
-                uploaded: Arc::clone(&uploaded),
-                uploaded_seen: 0,
-                last_block: now,
-                snubbed: false,
-            },
-        );
+        let mut slot = self.new_slot(tx, addr, handshake.peer_id, now);
+        slot.outbound = outbound;
+        slot.listen = outbound.then_some(addr);
+        slot.uploaded = Arc::clone(&uploaded);
+        self.peers.insert(key, slot);
         self.choker.add_peer(key, Transport::Tcp, now);
         self.drain_choker();
         self.counters
@@ -587,6 +567,40 @@ impl Task {
         ));
     }
 
+    /// A peer that just joined: an inbound connection, nothing known of its pieces, choked
+    /// both ways, the shortest pipeline.
+    fn new_slot(
+        &self,
+        tx: mpsc::UnboundedSender<ToPeer>,
+        addr: SocketAddr,
+        id: PeerId,
+        now: Instant,
+    ) -> PeerSlot {
+        let max = self.shared.max_requests_per_peer;
+        PeerSlot {
+            tx,
+            addr,
+            id,
+            outbound: false,
+            web_seed: false,
+            pieces: Bitfield::new(self.geometry.pieces()),
+            wanted: 0,
+            am_interested: false,
+            unchoked_us: false,
+            allowed_fast: Vec::new(),
+            in_flight: 0,
+            pipeline: MIN_PIPELINE.min(max),
+            max_pipeline: max,
+            listen: None,
+            down: RateMeter::new(now),
+            up: RateMeter::new(now),
+            uploaded: Arc::new(AtomicU64::new(0)),
+            uploaded_seen: 0,
+            last_block: now,
+            snubbed: false,
+        }
+    }
+
     /// Starts downloading from a web seed, driven like a peer that has every piece.
     fn add_web_seed(&mut self, url: WebSeedUrl) {
         let (Some(client), Some(torrent)) = (self.shared.web_seed_client(), self.this.upgrade())
@@ -601,33 +615,11 @@ impl Task {
         let key = self.next_key;
         self.next_key += 1;
         let (tx, rx) = mpsc::unbounded_channel();
-        let max = self.shared.max_requests_per_peer;
-        self.peers.insert(
-            key,
-            PeerSlot {
-                tx,
-                // Not an address: web seeds are never dialed, shared or banned by address.
-                addr: SocketAddr::from(([0, 0, 0, 0], 0)),
-                id,
-                outbound: true,
-                web_seed: true,
-                pieces: Bitfield::new(self.geometry.pieces()),
-                wanted: 0,
-                am_interested: false,
-                unchoked_us: false,
-                allowed_fast: Vec::new(),
-                in_flight: 0,
-                pipeline: MIN_PIPELINE.min(max),
-                max_pipeline: max,
-                listen: None,
-                down: RateMeter::new(now),
-                up: RateMeter::new(now),
-                uploaded: Arc::new(AtomicU64::new(0)),
-                uploaded_seen: 0,
-                last_block: now,
-                snubbed: false,
-            },
-        );
+        // Not an address: web seeds are never dialed, shared or banned by address.
+        let mut slot = self.new_slot(tx, SocketAddr::from(([0, 0, 0, 0], 0)), id, now);
+        slot.outbound = true;
+        slot.web_seed = true;
+        self.peers.insert(key, slot);
         tracing::debug!(url = url.as_str(), "web seed added");
         let seed = client.seed(url, Arc::new(self.storage.layout().clone()));
         tokio::spawn(super::webseed::run(
