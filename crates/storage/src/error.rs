@@ -29,6 +29,14 @@ pub enum StorageError {
         /// Size of the piece.
         piece_size: u64,
     },
+    /// A per-file list (such as the skipped files) does not have one entry per file.
+    #[error("expected one entry per file ({expected}), got {actual}")]
+    FileCountMismatch {
+        /// Number of files of the torrent.
+        expected: usize,
+        /// Entries given.
+        actual: usize,
+    },
     /// A file index is not below the number of files.
     #[error("file {file} is out of range (the torrent has {file_count} files)")]
     FileOutOfRange {

@@ -4,8 +4,9 @@ use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::path::{Component, Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
+use crate::parts::Parts;
 use crate::resume::FileState;
 use crate::storage::{VerifiedSet, check_file_range};
 use crate::{Bitfield, Layout, Storage, StorageError};
@@ -28,6 +29,11 @@ pub const DEFAULT_MAX_OPEN_FILES: usize = 64;
 /// - I/O is positional (`pread`/`pwrite` on Unix, `seek_read`/`seek_write` on Windows), so
 ///   threads do not serialise on a file cursor. At most `max_open_files` handles stay open.
 /// - A file longer on disk than in the torrent is left as it is.
+/// - Files can be skipped ([`set_skipped`](Self::set_skipped)): the bytes of a skipped file
+///   that share a piece with a wanted one are kept in a part file per piece, in the hidden
+///   folder `.<info-hash>.parts` of the root, so the skipped file itself is never created.
+///   Reads of a skipped file come from the part files, else from the file if it is there.
+///   A skipped file wanted again gets those bytes moved into it.
 #[derive(Debug)]
 pub struct FileStorage {
     layout: Layout,
@@ -35,6 +41,10 @@ pub struct FileStorage {
     paths: Vec<PathBuf>,
     cache: Mutex<HandleCache>,
     verified: VerifiedSet,
+    /// Which files are skipped. Writes hold it for reading, so that a change of selection
+    /// (which moves bytes between part files and files) never runs under a write.
+    skipped: RwLock<Vec<bool>>,
+    parts: Mutex<Parts>,
 }
 
 #[derive(Debug)]
@@ -87,10 +97,14 @@ impl FileStorage {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let verified = VerifiedSet::new(layout.piece_count());
+        let parts = Parts::new(root.join(format!(".{}.parts", layout.info().info_hashes().wire())));
+        let skipped = RwLock::new(vec![false; paths.len()]);
         let store = Self {
             layout,
             root,
             paths,
+            skipped,
+            parts: Mutex::new(parts),
             cache: Mutex::new(HandleCache {
                 open: HashMap::new(),
                 dirty: HashSet::new(),
@@ -134,6 +148,139 @@ impl FileStorage {
                 }
             })
             .collect()
+    }
+
+    /// Which files are skipped (see [`set_skipped`](Self::set_skipped)), by index into the
+    /// info's files.
+    #[must_use]
+    pub fn skipped(&self) -> Vec<bool> {
+        self.skipped_read().clone()
+    }
+
+    /// The folder holding the part files of skipped files' bytes (it exists only while it
+    /// holds some).
+    #[must_use]
+    pub fn parts_dir(&self) -> PathBuf {
+        self.lock_parts().dir().to_path_buf()
+    }
+
+    /// Sets which files are skipped, one flag per file of the info (pad files included; their
+    /// flag is ignored). The bytes of a skipped file are written to part files from now on;
+    /// a file no longer skipped gets the bytes kept for it in part files written into it, and
+    /// part files nothing skipped needs any more are removed. Data already in a file that
+    /// becomes skipped stays where it is.
+    pub fn set_skipped(&self, skipped: &[bool]) -> Result<(), StorageError> {
+        let mut current = self.skipped.write().unwrap_or_else(PoisonError::into_inner);
+        if skipped.len() != current.len() {
+            return Err(StorageError::FileCountMismatch {
+                expected: current.len(),
+                actual: skipped.len(),
+            });
+        }
+        let info = self.layout.info();
+        let files = info.files();
+        let unskipped: Vec<usize> = (0..files.len())
+            .filter(|&f| current[f] && !skipped[f] && !files[f].is_pad())
+            .collect();
+        current.copy_from_slice(skipped);
+        let mut parts = self.lock_parts();
+        let mut touched = std::collections::BTreeSet::new();
+        for file in unskipped {
+            let Some(pieces) = info.file_pieces(file) else {
+                continue;
+            };
+            for piece in pieces {
+                if !parts.has(piece) {
+                    continue;
+                }
+                touched.insert(piece);
+                // The file's run inside the piece, moved from the part file into the file.
+                let (start, length) = self.run_in_piece(file, piece);
+                if length == 0 {
+                    continue;
+                }
+                let mut buf = vec![0; usize::try_from(length).unwrap_or(usize::MAX)];
+                let piece_start = u64::from(piece) * info.piece_length();
+                let in_piece = files[file].offset + start - piece_start;
+                if parts.read(piece, in_piece, &mut buf)? {
+                    let handle = self.handle(file, true)?;
+                    let path = &self.paths[file];
+                    pio::write_all_at(&handle, &buf, start)
+                        .and_then(|()| handle.sync_data())
+                        .map_err(|e| StorageError::io(path, e))?;
+                }
+            }
+        }
+        // Once every file wanted again has its bytes, the part files no skipped file needs.
+        for piece in touched {
+            let still_needed = info
+                .piece_files(piece)
+                .any(|s| current[s.file] && !files[s.file].is_pad() && s.length > 0);
+            if !still_needed {
+                parts.remove(piece)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Where file `file` meets piece `piece`: its offset inside the file and its length.
+    fn run_in_piece(&self, file: usize, piece: u32) -> (u64, u64) {
+        let info = self.layout.info();
+        let entry = &info.files()[file];
+        let piece_start = u64::from(piece) * info.piece_length();
+        let piece_end = piece_start + info.piece_length();
+        let start = piece_start.max(entry.offset);
+        let end = piece_end.min(entry.end());
+        if start >= end {
+            return (0, 0);
+        }
+        (start - entry.offset, end - start)
+    }
+
+    /// The pieces `length` bytes at `offset` of file `file` fall in: `(piece, offset inside
+    /// the piece, offset inside the run, length)` for each.
+    fn piece_runs(&self, file: usize, offset: u64, length: u64) -> Vec<(u32, u64, usize, usize)> {
+        let info = self.layout.info();
+        let piece_length = info.piece_length().max(1);
+        let mut global = info.files()[file].offset + offset;
+        let end = global + length;
+        let mut out = Vec::new();
+        let mut pos = 0usize;
+        while global < end {
+            let piece = global / piece_length;
+            let in_piece = global % piece_length;
+            let n = (piece_length - in_piece).min(end - global);
+            let n_usize = usize::try_from(n).unwrap_or(usize::MAX);
+            out.push((
+                u32::try_from(piece).unwrap_or(u32::MAX),
+                in_piece,
+                pos,
+                n_usize,
+            ));
+            pos += n_usize;
+            global += n;
+        }
+        out
+    }
+
+    fn skipped_read(&self) -> std::sync::RwLockReadGuard<'_, Vec<bool>> {
+        // The flags are plain booleans: a panic cannot leave them half-updated.
+        self.skipped.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn lock_parts(&self) -> MutexGuard<'_, Parts> {
+        self.parts.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Reads bytes of a skipped file: from its part files, else from the file itself.
+    fn read_skipped(&self, file: usize, offset: u64, buf: &mut [u8]) -> Result<(), StorageError> {
+        for (piece, in_piece, pos, len) in self.piece_runs(file, offset, buf.len() as u64) {
+            let part = &mut buf[pos..pos + len];
+            if !self.lock_parts().read(piece, in_piece, part)? {
+                self.read_file(file, offset + pos as u64, part)?;
+            }
+        }
+        Ok(())
     }
 
     /// Number of files currently open (for tests and statistics).
@@ -260,23 +407,23 @@ impl Storage for FileStorage {
         if buf.is_empty() {
             return Ok(());
         }
-        let handle = self.handle(file, false)?;
-        let path = &self.paths[file];
-        match pio::read_exact_at(&handle, buf, offset) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Err(StorageError::ShortFile {
-                file,
-                path: path.clone(),
-                needed: offset + buf.len() as u64,
-                actual: handle.metadata().map(|m| m.len()).unwrap_or(0),
-            }),
-            Err(e) => Err(StorageError::io(path, e)),
+        if self.skipped_read()[file] {
+            return self.read_skipped(file, offset, buf);
         }
+        self.read_file(file, offset, buf)
     }
 
     fn write_file_at(&self, file: usize, offset: u64, data: &[u8]) -> Result<(), StorageError> {
         check_file_range(&self.layout, file, offset, data.len() as u64)?;
         if data.is_empty() {
+            return Ok(());
+        }
+        let skipped = self.skipped_read();
+        if skipped[file] {
+            let mut parts = self.lock_parts();
+            for (piece, in_piece, pos, len) in self.piece_runs(file, offset, data.len() as u64) {
+                parts.write(piece, in_piece, &data[pos..pos + len])?;
+            }
             return Ok(());
         }
         let handle = self.handle(file, true)?;
@@ -285,23 +432,13 @@ impl Storage for FileStorage {
         // Marked once written, so that a `flush` that starts after this write returns syncs
         // it. Even a failed write may have changed part of the file.
         self.lock().dirty.insert(file);
+        drop(skipped);
         written
     }
 
     fn flush(&self) -> Result<(), StorageError> {
-        let dirty: Vec<usize> = self.lock().dirty.drain().collect();
-        for (n, &file) in dirty.iter().enumerate() {
-            let synced = self.handle(file, true).and_then(|h| {
-                h.sync_data()
-                    .map_err(|e| StorageError::io(&self.paths[file], e))
-            });
-            if let Err(e) = synced {
-                // Keep the files not synced yet for the next attempt.
-                self.lock().dirty.extend(&dirty[n..]);
-                return Err(e);
-            }
-        }
-        Ok(())
+        self.flush_files()?;
+        self.lock_parts().flush()
     }
 
     fn verified(&self) -> Bitfield {
@@ -317,6 +454,41 @@ impl Storage for FileStorage {
     }
 }
 
+impl FileStorage {
+    /// Reads bytes of file `file` from the file itself.
+    fn read_file(&self, file: usize, offset: u64, buf: &mut [u8]) -> Result<(), StorageError> {
+        let handle = self.handle(file, false)?;
+        let path = &self.paths[file];
+        match pio::read_exact_at(&handle, buf, offset) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Err(StorageError::ShortFile {
+                file,
+                path: path.clone(),
+                needed: offset + buf.len() as u64,
+                actual: handle.metadata().map(|m| m.len()).unwrap_or(0),
+            }),
+            Err(e) => Err(StorageError::io(path, e)),
+        }
+    }
+
+    /// Syncs the files written since the last flush.
+    fn flush_files(&self) -> Result<(), StorageError> {
+        let dirty: Vec<usize> = self.lock().dirty.drain().collect();
+        for (n, &file) in dirty.iter().enumerate() {
+            let synced = self.handle(file, true).and_then(|h| {
+                h.sync_data()
+                    .map_err(|e| StorageError::io(&self.paths[file], e))
+            });
+            if let Err(e) = synced {
+                // Keep the files not synced yet for the next attempt.
+                self.lock().dirty.extend(&dirty[n..]);
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+}
+
 fn create_parent(path: &Path) -> Result<(), StorageError> {
     match path.parent() {
         Some(dir) => fs::create_dir_all(dir).map_err(|e| StorageError::io(dir, e)),
@@ -325,22 +497,22 @@ fn create_parent(path: &Path) -> Result<(), StorageError> {
 }
 
 /// Positional I/O.
-mod pio {
+pub(crate) mod pio {
     use std::fs::File;
     use std::io;
 
     #[cfg(unix)]
-    pub(super) fn read_exact_at(f: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
+    pub(crate) fn read_exact_at(f: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
         std::os::unix::fs::FileExt::read_exact_at(f, buf, offset)
     }
 
     #[cfg(unix)]
-    pub(super) fn write_all_at(f: &File, data: &[u8], offset: u64) -> io::Result<()> {
+    pub(crate) fn write_all_at(f: &File, data: &[u8], offset: u64) -> io::Result<()> {
         std::os::unix::fs::FileExt::write_all_at(f, data, offset)
     }
 
     #[cfg(windows)]
-    pub(super) fn read_exact_at(f: &File, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
+    pub(crate) fn read_exact_at(f: &File, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
         use std::os::windows::fs::FileExt;
         while !buf.is_empty() {
             match f.seek_read(buf, offset) {
@@ -357,7 +529,7 @@ mod pio {
     }
 
     #[cfg(windows)]
-    pub(super) fn write_all_at(f: &File, mut data: &[u8], mut offset: u64) -> io::Result<()> {
+    pub(crate) fn write_all_at(f: &File, mut data: &[u8], mut offset: u64) -> io::Result<()> {
         use std::os::windows::fs::FileExt;
         while !data.is_empty() {
             match f.seek_write(data, offset) {
@@ -378,7 +550,7 @@ mod pio {
     static CURSOR: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
     #[cfg(not(any(unix, windows)))]
-    pub(super) fn read_exact_at(mut f: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
+    pub(crate) fn read_exact_at(mut f: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
         use std::io::{Read, Seek, SeekFrom};
         let _guard = CURSOR
             .lock()
@@ -388,7 +560,7 @@ mod pio {
     }
 
     #[cfg(not(any(unix, windows)))]
-    pub(super) fn write_all_at(mut f: &File, data: &[u8], offset: u64) -> io::Result<()> {
+    pub(crate) fn write_all_at(mut f: &File, data: &[u8], offset: u64) -> io::Result<()> {
         use std::io::{Seek, SeekFrom, Write};
         let _guard = CURSOR
             .lock()

@@ -70,6 +70,7 @@ mod error;
 mod file;
 mod layout;
 mod memory;
+mod parts;
 mod recheck;
 pub mod resume;
 mod storage;
