@@ -82,6 +82,21 @@ pub(crate) struct DownloadArgs {
     /// Keep seeding after the download completes, until Ctrl-C.
     #[arg(long)]
     pub(crate) seed: bool,
+    /// Download only these files: indexes from 0 in the torrent's order, as `webtorrent
+    /// info` lists them, e.g. `0,2-4` (BEP 53). A magnet link's own `so=` applies when this
+    /// is not given.
+    #[arg(long, value_name = "LIST", value_parser = parse_selection)]
+    pub(crate) select: Option<Selection>,
+}
+
+/// A file selection: BEP 53 ranges of file indexes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Selection(pub(crate) Vec<webtorrent::magnet::FileRange>);
+
+fn parse_selection(text: &str) -> Result<Selection, String> {
+    webtorrent::magnet::FileRange::parse_list(text.trim())
+        .map(Selection)
+        .map_err(|_| format!("`{text}` is not a list of file indexes such as 0,2-4"))
 }
 
 #[derive(Args, Debug)]

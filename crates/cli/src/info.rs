@@ -107,9 +107,11 @@ pub(crate) fn torrent_json(meta: &Metainfo) -> Value {
     let files: Vec<Value> = info
         .files()
         .iter()
-        .filter(|f| !f.is_pad())
-        .map(|f| {
+        .enumerate()
+        .filter(|(_, f)| !f.is_pad())
+        .map(|(index, f)| {
             json!({
+                "index": index,
                 "path": file_path(f),
                 "length": f.length,
                 "offset": f.offset,
@@ -200,7 +202,7 @@ fn hex(bytes: impl AsRef<[u8]>) -> String {
 }
 
 /// Keeps control characters from a torrent out of the terminal.
-fn clean(s: &str) -> String {
+pub(crate) fn clean(s: &str) -> String {
     s.chars()
         .map(|c| if c.is_control() { '\u{fffd}' } else { c })
         .collect()
@@ -288,7 +290,8 @@ fn torrent_text(meta: &Metainfo, show_pad_files: bool) -> String {
         .map(|f| f.length.to_string().len())
         .max()
         .unwrap_or(1);
-    for f in info.files() {
+    let index_width = info.files().len().saturating_sub(1).to_string().len();
+    for (index, f) in info.files().iter().enumerate() {
         if f.is_pad() && !show_pad_files {
             continue;
         }
@@ -307,7 +310,7 @@ fn torrent_text(meta: &Metainfo, show_pad_files: bool) -> String {
         }
         let _ = writeln!(
             out,
-            "  {:>width$}  {}{}",
+            "  {index:>index_width$}  {:>width$}  {}{}",
             f.length,
             clean(&file_path(f)),
             clean(&flags)

@@ -9,10 +9,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
+use tokio::sync::broadcast;
+use webtorrent::magnet::FileRange;
 use webtorrent::magnet::Magnet;
 use webtorrent::metainfo::Metainfo;
 use webtorrent::ratelimit::Limit;
-use webtorrent::session::{AddOptions, Client, ClientConfig, Torrent, TorrentStats};
+use webtorrent::session::{AddOptions, Client, ClientConfig, Torrent, TorrentEvent, TorrentStats};
 
 use crate::args::{CreateArgs, DownloadArgs, LimitArgs, MetaVersionArg, SeedArgs};
 use crate::output::print_stdout;
@@ -41,7 +43,16 @@ pub(crate) fn download(args: &DownloadArgs) -> Result<ExitCode> {
         }
         Source::Magnet(magnet)
     } else {
-        Source::Torrent(load_torrent(Path::new(&args.torrent))?)
+        let meta = load_torrent(Path::new(&args.torrent))?;
+        if let Some(select) = &args.select
+            && chosen_files(meta.info(), &select.0).is_empty()
+        {
+            bail!(
+                "the file selection names none of the torrent's {} files",
+                meta.info().files().len()
+            );
+        }
+        Source::Torrent(meta)
     };
     std::fs::create_dir_all(&args.output)
         .with_context(|| format!("cannot create {}", args.output.display()))?;
@@ -134,6 +145,12 @@ async fn download_async(args: &DownloadArgs, source: Source) -> Result<ExitCode>
     let mut options = AddOptions::default();
     options.peers.clone_from(&args.peers);
     options.trackers.clone_from(&args.trackers);
+    options.select = args.select.clone().map(|s| s.0);
+    let select = match (&options.select, &source) {
+        (Some(ranges), _) => Some(ranges.clone()),
+        (None, Source::Magnet(m)) if !m.select_only.is_empty() => Some(m.select_only.clone()),
+        _ => None,
+    };
     let (added, what) = match source {
         Source::Torrent(meta) => {
             let name = meta.info().name().to_owned();
@@ -156,18 +173,39 @@ async fn download_async(args: &DownloadArgs, source: Source) -> Result<ExitCode>
         }
     };
     let started = Instant::now();
-    let Some(meta) = wait_for_metadata(&torrent).await? else {
-        client.shutdown().await.context("cannot stop")?;
-        eprintln!("interrupted before the metadata arrived");
-        return Ok(ExitCode::from(INTERRUPTED));
+    let mut events = torrent.events();
+    let meta = match wait_for_metadata(&torrent, &mut events).await {
+        Ok(Some(meta)) => meta,
+        Ok(None) => {
+            client.shutdown().await.context("cannot stop")?;
+            eprintln!("interrupted before the metadata arrived");
+            return Ok(ExitCode::from(INTERRUPTED));
+        }
+        Err(e) => {
+            let _ = client.shutdown().await;
+            return Err(e.context(format!("cannot download {what}")));
+        }
     };
     let name = meta.info().name().to_owned();
-    let total_length = meta.info().total_length();
-    let piece_length = meta.info().piece_length();
+    if let Some(ranges) = &select {
+        list_selection(meta.info(), ranges);
+    }
+    let mut stats = torrent.stats();
+    // A magnet's task may still be opening the files: its size is known once it runs.
+    while stats.wanted == 0 && !torrent.is_done() {
+        tokio::select! {
+            e = failure(&mut events) => {
+                let _ = client.shutdown().await;
+                return Err(e.context(format!("cannot download {name}")));
+            }
+            () = tokio::time::sleep(Duration::from_millis(20)) => {}
+        }
+        stats = torrent.stats();
+    }
     let bar = std::io::stdout()
         .is_terminal()
-        .then(|| progress_bar(total_length));
-    let mut progress = Progress::new(started, Snapshot::from(torrent.stats()));
+        .then(|| progress_bar(stats.wanted));
+    let mut progress = Progress::new(started, Snapshot::from(stats));
     let mut tick = tokio::time::interval(TICK);
     // One listener for the whole download: a fresh one each turn could miss a Ctrl-C that
     // arrives between two turns.
@@ -179,9 +217,13 @@ async fn download_async(args: &DownloadArgs, source: Source) -> Result<ExitCode>
                 r.context("cannot wait for Ctrl-C")?;
                 break Outcome::Interrupted;
             }
+            e = failure(&mut events) => {
+                let _ = client.shutdown().await;
+                return Err(e.context(format!("cannot download {name}")));
+            }
             _ = tick.tick() => {
                 let stats = Snapshot::from(torrent.stats());
-                let line = progress.update(Instant::now(), stats, piece_length, total_length);
+                let line = progress.update(Instant::now(), stats);
                 if let Some(bar) = &bar {
                     bar.set_position(line.bytes_done);
                     bar.set_message(line.message());
@@ -213,13 +255,17 @@ async fn download_async(args: &DownloadArgs, source: Source) -> Result<ExitCode>
         Outcome::Done => {}
     }
     let elapsed = started.elapsed();
+    let complete = if select.is_some() {
+        format!("{} of the selected files", human(stats.wanted))
+    } else {
+        human(meta.info().total_length())
+    };
     print_stdout(&format!(
-        "downloaded {name}: {} complete, {} received in {:.1} s ({}/s), {} pieces verified\n",
-        human(total_length),
+        "downloaded {name}: {complete} complete, {} received in {:.1} s ({}/s), {} pieces verified\n",
         human(stats.downloaded),
         elapsed.as_secs_f64(),
         human(rate(stats.downloaded, elapsed)),
-        stats.total_pieces,
+        stats.verified_pieces,
     ))?;
     if args.seed {
         eprintln!("seeding {name}; press Ctrl-C to stop");
@@ -271,7 +317,10 @@ async fn seed_async(
 
 /// The torrent's metainfo: at once for a .torrent, once fetched from peers for a magnet
 /// link; `None` on Ctrl-C first.
-async fn wait_for_metadata(torrent: &Torrent) -> Result<Option<Arc<Metainfo>>> {
+async fn wait_for_metadata(
+    torrent: &Torrent,
+    events: &mut broadcast::Receiver<TorrentEvent>,
+) -> Result<Option<Arc<Metainfo>>> {
     if let Some(meta) = torrent.metainfo() {
         return Ok(Some(meta));
     }
@@ -284,12 +333,49 @@ async fn wait_for_metadata(torrent: &Torrent) -> Result<Option<Arc<Metainfo>>> {
                 r.context("cannot wait for Ctrl-C")?;
                 return Ok(None);
             }
+            e = failure(events) => return Err(e),
             _ = tick.tick() => {
                 if let Some(meta) = torrent.metainfo() {
                     return Ok(Some(meta));
                 }
             }
         }
+    }
+}
+
+/// Waits for an event that stops the torrent, and returns it as an error.
+async fn failure(events: &mut broadcast::Receiver<TorrentEvent>) -> anyhow::Error {
+    loop {
+        match events.recv().await {
+            Ok(TorrentEvent::Failed(why)) => return anyhow::anyhow!("{why}"),
+            Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+            // No event will come: the torrent's end is seen elsewhere.
+            Err(broadcast::error::RecvError::Closed) => std::future::pending().await,
+        }
+    }
+}
+
+/// The files (not pad files) a selection picks.
+fn chosen_files(info: &webtorrent::metainfo::Info, ranges: &[FileRange]) -> Vec<usize> {
+    let files = info.files();
+    (0..files.len())
+        .filter(|&i| !files[i].is_pad())
+        .filter(|&i| u32::try_from(i).is_ok_and(|i| ranges.iter().any(|r| r.contains(i))))
+        .collect()
+}
+
+/// Lists the files a selection picks, on stderr.
+fn list_selection(info: &webtorrent::metainfo::Info, ranges: &[FileRange]) {
+    let files = info.files();
+    let chosen = chosen_files(info, ranges);
+    let real = files.iter().filter(|f| !f.is_pad()).count();
+    eprintln!("selected {} of {real} files:", chosen.len());
+    for i in chosen {
+        eprintln!(
+            "  {i}  {}  {}",
+            human(files[i].length),
+            crate::info::clean(&files[i].path.to_string_lossy())
+        );
     }
 }
 
@@ -323,8 +409,8 @@ fn progress_bar(total_length: u64) -> ProgressBar {
 struct Snapshot {
     downloaded: u64,
     uploaded: u64,
-    verified_pieces: u32,
-    total_pieces: u32,
+    left: u64,
+    wanted: u64,
     peers: usize,
 }
 
@@ -333,8 +419,8 @@ impl From<TorrentStats> for Snapshot {
         Self {
             downloaded: s.downloaded,
             uploaded: s.uploaded,
-            verified_pieces: s.verified_pieces,
-            total_pieces: s.total_pieces,
+            left: s.left,
+            wanted: s.wanted,
             peers: s.peers,
         }
     }
@@ -376,13 +462,7 @@ impl Progress {
         Self { at, last: stats }
     }
 
-    fn update(
-        &mut self,
-        now: Instant,
-        stats: Snapshot,
-        piece_length: u64,
-        total_length: u64,
-    ) -> Line {
+    fn update(&mut self, now: Instant, stats: Snapshot) -> Line {
         let elapsed = now.saturating_duration_since(self.at);
         let down = rate(
             stats.downloaded.saturating_sub(self.last.downloaded),
@@ -391,14 +471,8 @@ impl Progress {
         let up = rate(stats.uploaded.saturating_sub(self.last.uploaded), elapsed);
         self.at = now;
         self.last = stats;
-        let bytes_done = if stats.verified_pieces >= stats.total_pieces {
-            total_length
-        } else {
-            u64::from(stats.verified_pieces)
-                .saturating_mul(piece_length)
-                .min(total_length)
-        };
-        let left = total_length - bytes_done;
+        let bytes_done = stats.wanted.saturating_sub(stats.left);
+        let left = stats.wanted - bytes_done;
         let eta = (down > 0).then(|| Duration::from_secs(left.div_ceil(down)));
         Line {
             bytes_done,
@@ -448,20 +522,20 @@ mod tests {
         let start = Snapshot {
             downloaded: 1000,
             uploaded: 50,
-            verified_pieces: 1,
-            total_pieces: 10,
+            left: 8500,
+            wanted: 9500,
             peers: 0,
         };
         let mut p = Progress::new(t0, start);
-        // 2 pieces of 1000 bytes in 2 s: 1000 B/s, 7000 bytes left of 9500.
+        // 2 pieces of 1000 bytes in 2 s: 1000 B/s, 6500 bytes left of 9500.
         let later = Snapshot {
             downloaded: 3000,
             uploaded: 250,
-            verified_pieces: 3,
+            left: 6500,
             peers: 2,
             ..start
         };
-        let line = p.update(t0 + Duration::from_secs(2), later, 1000, 9500);
+        let line = p.update(t0 + Duration::from_secs(2), later);
         assert_eq!(
             line,
             Line {
@@ -473,21 +547,21 @@ mod tests {
             }
         );
         assert_eq!(line.message(), "down 1000 B/s up 100 B/s peers 2 eta 7s");
-        // No progress since: no rate, no ETA; the last piece is shorter.
-        let line = p.update(t0 + Duration::from_secs(3), later, 1000, 9500);
+        // No progress since: no rate, no ETA.
+        let line = p.update(t0 + Duration::from_secs(3), later);
         assert_eq!((line.down_per_sec, line.eta), (0, None));
-        let done = Snapshot {
-            verified_pieces: 10,
-            ..later
-        };
-        assert_eq!(
-            p.update(t0 + Duration::from_secs(4), done, 1000, 9500)
-                .bytes_done,
-            9500
-        );
-        // A clock that does not move and counters that shrink do not panic.
-        let line = p.update(t0, start, 1000, 9500);
+        let done = Snapshot { left: 0, ..later };
+        assert_eq!(p.update(t0 + Duration::from_secs(4), done).bytes_done, 9500);
+        // A clock that does not move, counters that shrink, and more left than wanted (the
+        // size not known yet) do not panic.
+        let line = p.update(t0, start);
         assert_eq!((line.down_per_sec, line.up_per_sec), (0, 0));
+        let odd = Snapshot {
+            left: 10,
+            wanted: 0,
+            ..start
+        };
+        assert_eq!(p.update(t0, odd).bytes_done, 0);
     }
 
     #[test]

@@ -212,7 +212,7 @@ fn default_output_is_name_dot_torrent_and_never_overwritten() {
     assert_eq!(v["name"], "movie.mkv");
     assert_eq!(
         v["files"],
-        json!([{"path": "movie.mkv", "length": 100_000, "offset": 0,
+        json!([{"index": 0, "path": "movie.mkv", "length": 100_000, "offset": 0,
         "executable": false, "hidden": false, "symlink": null,
         "pieces_root": v["files"][0]["pieces_root"]}])
     );

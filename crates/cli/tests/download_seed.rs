@@ -386,3 +386,72 @@ fn a_v2_only_magnet_link_is_one_error_line() {
     let line = common::one_error_line(&o);
     assert!(line.contains("v2-only magnet links"), "{line}");
 }
+
+#[test]
+fn select_downloads_only_the_chosen_files() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let root = tmp.path();
+    let data = root.join("src").join("set");
+    std::fs::create_dir_all(&data).expect("mkdir");
+    // v1 with 32 KiB pieces: b.bin shares its first and last pieces with a.bin and c.bin.
+    std::fs::write(data.join("a.bin"), content(21, 50_000)).expect("write");
+    std::fs::write(data.join("b.bin"), content(22, 70_000)).expect("write");
+    std::fs::write(data.join("c.bin"), content(23, 30_000)).expect("write");
+    common::ok(&common::webtorrent(
+        root,
+        &[
+            "create",
+            "src/set",
+            "-o",
+            "set.torrent",
+            "--meta-version",
+            "v1",
+            "--piece-length",
+            "32KiB",
+        ],
+    ));
+    let listing = common::ok(&common::webtorrent(root, &["info", "set.torrent"]));
+    assert!(listing.contains("  1  70000  set/b.bin"), "{listing}");
+    let seeder = seed(root, &["seed", "set.torrent", "--dir", "src"]);
+
+    let (status, out, err) = wait(spawn(
+        root,
+        &[
+            "download",
+            "set.torrent",
+            "-o",
+            "dst",
+            "--peer",
+            &seeder.addr,
+            "--listen",
+            "127.0.0.1:0",
+            "--select",
+            "1",
+        ],
+    ));
+    assert!(status.success(), "download failed ({status}): {err}");
+    assert!(err.contains("selected 1 of 3 files:"), "{err}");
+    assert!(out.contains("of the selected files complete"), "{out}");
+    assert_same_file(&data.join("b.bin"), &root.join("dst/set/b.bin"));
+    assert!(!root.join("dst/set/a.bin").exists());
+    assert!(!root.join("dst/set/c.bin").exists());
+
+    // A magnet link's so= does the same; --select overrides it.
+    let magnet = format!("{}&so=0,2", seeder.magnet);
+    let (status, _, err) = download(root, &magnet, "dst2", &seeder.addr);
+    assert!(status.success(), "magnet download failed ({status}): {err}");
+    assert!(err.contains("selected 2 of 3 files:"), "{err}");
+    assert_same_file(&data.join("a.bin"), &root.join("dst2/set/a.bin"));
+    assert_same_file(&data.join("c.bin"), &root.join("dst2/set/c.bin"));
+    assert!(!root.join("dst2/set/b.bin").exists());
+
+    // Nothing chosen, or not a list: one error line each.
+    let o = common::webtorrent(
+        root,
+        &["download", "set.torrent", "-o", "dst3", "--select", "7-9"],
+    );
+    let line = common::one_error_line(&o);
+    assert!(line.contains("names none of the torrent's"), "{line}");
+    let o = common::webtorrent(root, &["download", "set.torrent", "--select", "a-b"]);
+    assert_eq!(o.status.code(), Some(2), "usage error");
+}

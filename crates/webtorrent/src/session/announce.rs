@@ -1538,7 +1538,6 @@ mod tests {
             assert_eq!(early.event, Event::None);
             let gap = early.at - started;
             assert!(gap >= Duration::from_millis(1900), "{gap:?}");
-            assert!(gap < Duration::from_secs(4), "{gap:?}");
             tokio::time::sleep(Duration::from_millis(500)).await;
             assert_eq!(lock(&log).len(), 2, "one early announce for many calls");
             assert_eq!(lock(&h.peers).len(), 2);

@@ -70,6 +70,8 @@ pub(super) struct MagnetSetup {
     pub(super) peers: Vec<(SocketAddr, bool)>,
     /// The link's web seeds (`ws`).
     pub(super) web_seeds: Vec<String>,
+    /// The files to download (the options', else the link's `so`); `None`: all.
+    pub(super) select: Option<Vec<webtorrent_magnet::FileRange>>,
 }
 
 /// Fetches the metadata, then runs the torrent on the same channel.
@@ -123,7 +125,7 @@ pub(super) async fn run(setup: MagnetSetup, mut rx: mpsc::Receiver<Command>) {
         }
         Err(e) => {
             tracing::error!(info_hash = %setup.info_hash, "cannot start the torrent: {e}");
-            let _ = setup.events.send(TorrentEvent::StorageError(e.to_string()));
+            let _ = setup.events.send(TorrentEvent::Failed(e.to_string()));
             // Answer a shutdown, then end: the handle reports the torrent stopped.
             while let Some(command) = rx.recv().await {
                 if let Command::Shutdown(reply) = command {
@@ -152,12 +154,16 @@ async fn start(
     }
     let layout = Layout::from_metainfo(&metainfo);
     let resume = resume_path(&setup.dir, &setup.info_hash);
+    let priorities = super::select_priorities(metainfo.info(), setup.select.as_deref())?;
     let storage = {
         let (dir, resume) = (setup.dir.clone(), resume.clone());
+        let priorities = priorities.clone();
         // A recheck of files already there.
-        tokio::task::spawn_blocking(move || super::open_storage(layout, &dir, &resume, false))
-            .await
-            .map_err(|e| SessionError::Task(e.to_string()))??
+        tokio::task::spawn_blocking(move || {
+            super::open_storage(layout, &dir, &resume, false, priorities.as_deref())
+        })
+        .await
+        .map_err(|e| SessionError::Task(e.to_string()))??
     };
     torrent::build(torrent::Setup {
         shared: Arc::clone(&setup.shared),
@@ -176,6 +182,7 @@ async fn start(
             .iter()
             .filter_map(|url| webtorrent_webseed::WebSeedUrl::url_list(url.as_str()).ok())
             .collect(),
+        priorities,
     })
 }
 
@@ -329,6 +336,12 @@ impl Phase {
             Command::SetLimits { upload, download } => {
                 self.shared
                     .set_torrent_limits(self.info_hash, upload, download);
+            }
+            Command::SetFilePriorities(_, reply) => {
+                let _ = reply.send(Err(SessionError::MetadataPending));
+            }
+            Command::FilePriorities(reply) => {
+                let _ = reply.send(Err(SessionError::MetadataPending));
             }
             Command::Shutdown(reply) => {
                 for conn in self.conns.values() {

@@ -113,7 +113,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
-use webtorrent_metainfo::{CreateError, Metainfo, TorrentBuilder};
+use webtorrent_magnet::FileRange;
+use webtorrent_metainfo::{CreateError, Info, Metainfo, TorrentBuilder};
 use webtorrent_storage::{FileStorage, Layout, ResumeError, StorageError};
 use webtorrent_types::{BlockRef, InfoHashV1, PeerId};
 use webtorrent_wire::{HANDSHAKE_LEN, Handshake, Reserved};
@@ -226,6 +227,13 @@ pub struct AddOptions {
     pub upload_limit: Limit,
     /// This torrent's download limit.
     pub download_limit: Limit,
+    /// The files to download (BEP 53 ranges of file indexes, counting the info's files in
+    /// order, pad files included); the others get priority 0. `None`: every file, or for a
+    /// magnet link the files of its `so` parameter if it has one. Indexes past the last file
+    /// are ignored; a selection naming no file is an error
+    /// ([`SessionError::EmptySelection`]). Priorities can be changed later with
+    /// [`Torrent::set_file_priorities`].
+    pub select: Option<Vec<FileRange>>,
 }
 
 /// What can go wrong in the session engine.
@@ -270,6 +278,19 @@ pub enum SessionError {
     /// (BEP 52 hash requests), which the engine does not fetch yet.
     #[error("v2-only magnet links are not supported yet: give the .torrent, or a hybrid magnet")]
     V2OnlyMagnet,
+    /// A file selection that names none of the torrent's files.
+    #[error("the file selection names none of the torrent's {files} files")]
+    EmptySelection {
+        /// Number of files of the torrent.
+        files: usize,
+    },
+    /// File priorities that do not fit the torrent: not one per file, or above
+    /// [`MAX_PRIORITY`](crate::picker::MAX_PRIORITY).
+    #[error("invalid file priorities: {0}")]
+    FilePriorities(String),
+    /// The torrent's metadata is not known yet (a magnet link still fetching it).
+    #[error("the torrent's metadata is not known yet")]
+    MetadataPending,
     /// The torrent has stopped (the client shut down).
     #[error("the torrent has stopped")]
     Stopped,
@@ -286,6 +307,7 @@ struct Counters {
     verified: AtomicU32,
     peers: AtomicUsize,
     left: AtomicU64,
+    wanted: AtomicU64,
     total_pieces: AtomicU32,
     download_rate: AtomicU64,
     upload_rate: AtomicU64,
@@ -305,6 +327,9 @@ pub struct TorrentStats {
     pub total_pieces: u32,
     /// Bytes of wanted pieces not verified yet.
     pub left: u64,
+    /// Bytes of wanted pieces, verified or not: the torrent's size unless files are skipped
+    /// (0 until a magnet link's metadata is in).
+    pub wanted: u64,
     /// Peers connected now.
     pub peers: usize,
     /// Bytes received per second, over the last seconds.
@@ -346,10 +371,13 @@ pub enum TorrentEvent {
     PieceVerified(u32),
     /// A complete piece failed its hash check; it is downloaded again.
     PieceFailed(u32),
-    /// Every piece is verified.
+    /// Every wanted piece is verified (every piece, unless files are skipped).
     Completed,
     /// The torrent's files could not be written.
     StorageError(String),
+    /// The torrent cannot run (a magnet link's files cannot be opened, or its file
+    /// selection names none of them): it is stopped.
+    Failed(String),
     /// The torrent stopped (the client shut down).
     Stopped,
 }
@@ -570,11 +598,15 @@ impl Client {
             .unwrap_or_else(|| self.shared.download_dir.clone());
         let resume = resume_path(&dir, &info_hash);
         let seed_mode = options.seed_mode;
+        let priorities = select_priorities(torrent.info(), options.select.as_deref())?;
         let storage = {
             let resume = resume.clone();
-            tokio::task::spawn_blocking(move || open_storage(layout, &dir, &resume, seed_mode))
-                .await
-                .map_err(|e| SessionError::Task(e.to_string()))??
+            let priorities = priorities.clone();
+            tokio::task::spawn_blocking(move || {
+                open_storage(layout, &dir, &resume, seed_mode, priorities.as_deref())
+            })
+            .await
+            .map_err(|e| SessionError::Task(e.to_string()))??
         };
         let storage = Arc::new(storage);
         self.shared
@@ -606,6 +638,7 @@ impl Client {
             announcer: None,
             candidates: Vec::new(),
             web_seeds: webtorrent_webseed::web_seeds(&metainfo),
+            priorities,
         })?;
         if !self.register(info_hash, &tx) {
             return Err(SessionError::Duplicate(info_hash));
@@ -699,6 +732,10 @@ impl Client {
             this: tx.downgrade(),
             peers,
             web_seeds: magnet.web_seeds.clone(),
+            select: options
+                .select
+                .clone()
+                .or_else(|| (!magnet.select_only.is_empty()).then(|| magnet.select_only.clone())),
         };
         tokio::spawn(magnet::run(setup, rx));
         if let Some(lsd) = self.shared.lsd.get() {
@@ -853,14 +890,20 @@ fn resume_path(dir: &Path, info_hash: &InfoHashV1) -> PathBuf {
 }
 
 /// Opens a torrent's files and finds its verified pieces (blocking).
+/// Opens a torrent's files: `priorities` (one per file) skips the files of priority 0
+/// before the recheck, so that their bytes kept in part files count.
 fn open_storage(
     layout: Layout,
     dir: &Path,
     resume: &Path,
     seed_mode: bool,
+    priorities: Option<&[u8]>,
 ) -> Result<FileStorage, SessionError> {
     use webtorrent_storage::{Bitfield, ResumeData, Storage};
     let store = FileStorage::new(layout, dir)?;
+    if let Some(priorities) = priorities {
+        store.set_skipped(&skipped_files(store.layout().info(), priorities))?;
+    }
     if seed_mode {
         store.replace_verified(Bitfield::full(store.layout().piece_count()))?;
         // Saved at once, so that the next start trusts the files without a recheck.
@@ -887,6 +930,42 @@ fn open_storage(
     };
     store.replace_verified(verified)?;
     Ok(store)
+}
+
+/// The file priorities of a selection: the default for selected files, 0 for the others.
+/// `None` when there is no selection.
+fn select_priorities(
+    info: &Info,
+    select: Option<&[FileRange]>,
+) -> Result<Option<Vec<u8>>, SessionError> {
+    let Some(ranges) = select else {
+        return Ok(None);
+    };
+    let files = info.files();
+    let priorities: Vec<u8> = (0..files.len())
+        .map(|i| {
+            let selected = u32::try_from(i).is_ok_and(|i| ranges.iter().any(|r| r.contains(i)));
+            if selected && !files[i].is_pad() {
+                crate::picker::DEFAULT_PRIORITY
+            } else {
+                0
+            }
+        })
+        .collect();
+    if priorities.iter().all(|&p| p == 0) {
+        return Err(SessionError::EmptySelection { files: files.len() });
+    }
+    Ok(Some(priorities))
+}
+
+/// Which files storage skips for these priorities: those of priority 0 (pad files are
+/// never stored anyway).
+fn skipped_files(info: &Info, priorities: &[u8]) -> Vec<bool> {
+    info.files()
+        .iter()
+        .zip(priorities)
+        .map(|(f, &p)| p == 0 && !f.is_pad())
+        .collect()
 }
 
 /// Reads a block of the wire's piece space: in a v2 torrent the last piece of a file ends
@@ -1051,6 +1130,33 @@ impl Torrent {
             .map_err(|_| SessionError::Stopped)
     }
 
+    /// Sets the priority of every file (one per file of the info, pad files included): 0
+    /// skips a file, 1 to [`MAX_PRIORITY`](crate::picker::MAX_PRIORITY) order the others
+    /// (higher first; the default is [`DEFAULT_PRIORITY`](crate::picker::DEFAULT_PRIORITY)).
+    /// A piece shared by several files gets the highest of their priorities. Skipped files
+    /// are not created; the bytes they share with wanted pieces are kept aside (see
+    /// [`FileStorage::set_skipped`]). The torrent counts as done once every wanted piece is
+    /// verified. Fails with [`SessionError::MetadataPending`] while a magnet link's
+    /// metadata is being fetched.
+    pub async fn set_file_priorities(&self, priorities: Vec<u8>) -> Result<(), SessionError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Command::SetFilePriorities(priorities, reply))
+            .await
+            .map_err(|_| SessionError::Stopped)?;
+        answer.await.map_err(|_| SessionError::Stopped)?
+    }
+
+    /// The priority of every file (see [`set_file_priorities`](Self::set_file_priorities)).
+    pub async fn file_priorities(&self) -> Result<Vec<u8>, SessionError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Command::FilePriorities(reply))
+            .await
+            .map_err(|_| SessionError::Stopped)?;
+        answer.await.map_err(|_| SessionError::Stopped)?
+    }
+
     /// The torrent's trackers and how their last announces went.
     pub async fn trackers(&self) -> Result<Vec<TrackerInfo>, SessionError> {
         let (reply, answer) = oneshot::channel();
@@ -1068,13 +1174,13 @@ impl Torrent {
         self.events.subscribe()
     }
 
-    /// Whether every piece is verified.
+    /// Whether every wanted piece is verified (every piece, unless files are skipped).
     pub fn is_done(&self) -> bool {
         *self.done.borrow()
     }
 
-    /// Waits until every piece is verified (at once when seeding). Returns early if the
-    /// torrent stops first.
+    /// Waits until every wanted piece is verified (at once when seeding). Returns early if
+    /// the torrent stops first.
     pub async fn wait_done(&self) {
         let mut done = self.done.clone();
         let _ = done.wait_for(|d| *d).await;
@@ -1088,6 +1194,7 @@ impl Torrent {
             verified_pieces: self.counters.verified.load(Ordering::Relaxed),
             total_pieces: self.counters.total_pieces.load(Ordering::Relaxed),
             left: self.counters.left.load(Ordering::Relaxed),
+            wanted: self.counters.wanted.load(Ordering::Relaxed),
             peers: self.counters.peers.load(Ordering::Relaxed),
             download_rate: self.counters.download_rate.load(Ordering::Relaxed),
             upload_rate: self.counters.upload_rate.load(Ordering::Relaxed),

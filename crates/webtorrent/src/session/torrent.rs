@@ -3,6 +3,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
+use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -89,6 +90,10 @@ pub(super) enum Command {
     Announcer(Announcer),
     /// Report the trackers' state.
     Trackers(oneshot::Sender<Vec<TrackerStatus>>),
+    /// Set the priority of every file.
+    SetFilePriorities(Vec<u8>, oneshot::Sender<Result<(), SessionError>>),
+    /// Report the priority of every file.
+    FilePriorities(oneshot::Sender<Result<Vec<u8>, SessionError>>),
     /// Stop: tell the trackers, close the peers, flush, save resume data.
     Shutdown(oneshot::Sender<Result<(), SessionError>>),
 }
@@ -122,6 +127,9 @@ pub(super) struct Setup {
     pub(super) candidates: Vec<SocketAddr>,
     /// Web seeds to download from.
     pub(super) web_seeds: Vec<WebSeedUrl>,
+    /// The priority of each file, when not the default for all (storage skips the files
+    /// of priority 0 already).
+    pub(super) priorities: Option<Vec<u8>>,
 }
 
 /// A peer known by its id and address: what bans are made of.
@@ -203,6 +211,8 @@ pub(super) struct Task {
     /// Pieces whose writes failed: their check failing is not the peers' fault.
     write_failed: HashSet<u32>,
     suspects: HashMap<u32, Suspect>,
+    /// The priority of each file of the info.
+    priorities: Vec<u8>,
     announcer: Option<Announcer>,
     down: RateMeter,
     up: RateMeter,
@@ -210,6 +220,16 @@ pub(super) struct Task {
     events: broadcast::Sender<TorrentEvent>,
     done: watch::Sender<bool>,
     this: mpsc::WeakSender<Command>,
+}
+
+/// Each file's pieces and priority, for the picker.
+fn file_ranges(info: &webtorrent_metainfo::Info, priorities: &[u8]) -> Vec<(Range<u32>, u8)> {
+    priorities
+        .iter()
+        .enumerate()
+        .filter(|&(file, _)| !info.files()[file].is_pad())
+        .filter_map(|(file, &p)| Some((info.file_pieces(file)?, p)))
+        .collect()
 }
 
 /// Builds a torrent's task, ready to [`run`](Task::run) on its command channel.
@@ -250,15 +270,27 @@ pub(super) fn build(setup: Setup) -> Result<Task, SessionError> {
         // In range: the bitfield has the torrent's piece count.
         let _ = picker.piece_verified(piece);
     }
+    let file_count = layout.info().files().len();
+    let priorities = setup
+        .priorities
+        .filter(|p| p.len() == file_count)
+        .unwrap_or_else(|| vec![picker::DEFAULT_PRIORITY; file_count]);
+    picker
+        .set_file_priorities(&file_ranges(layout.info(), &priorities))
+        .map_err(|e| SessionError::FilePriorities(e.to_string()))?;
+    let complete = picker.is_complete();
     let counters = setup.counters;
     counters.verified.store(have.count(), Ordering::Relaxed);
     counters
         .left
         .store(picker.remaining_bytes(), Ordering::Relaxed);
+    counters
+        .wanted
+        .store(picker.wanted_bytes(), Ordering::Relaxed);
     let now = Instant::now();
     let mut choker = Choker::new(setup.shared.choker.clone(), now);
-    choker.set_seeding(have.is_full(), now);
-    setup.done.send_replace(have.is_full());
+    choker.set_seeding(complete, now);
+    setup.done.send_replace(complete);
     counters.total_pieces.store(pieces, Ordering::Relaxed);
     let mut task = Task {
         info: Arc::from(setup.metainfo.info().raw()),
@@ -284,6 +316,7 @@ pub(super) fn build(setup: Setup) -> Result<Task, SessionError> {
         complete: HashSet::new(),
         write_failed: HashSet::new(),
         suspects: HashMap::new(),
+        priorities,
         announcer: setup.announcer,
         down: RateMeter::new(now),
         up: RateMeter::new(now),
@@ -295,7 +328,7 @@ pub(super) fn build(setup: Setup) -> Result<Task, SessionError> {
     for addr in setup.candidates {
         task.learn(addr);
     }
-    if !task.have.is_full() {
+    if !complete {
         for url in setup.web_seeds {
             task.add_web_seed(url);
         }
@@ -361,12 +394,75 @@ impl Task {
                     let status = self.announcer.as_ref().map(Announcer::status);
                     let _ = reply.send(status.unwrap_or_default());
                 }
+                Command::SetFilePriorities(priorities, reply) => {
+                    let _ = reply.send(self.set_file_priorities(priorities));
+                }
+                Command::FilePriorities(reply) => {
+                    let _ = reply.send(Ok(self.priorities.clone()));
+                }
                 Command::Shutdown(reply) => {
                     let _ = reply.send(self.shutdown().await);
                     return;
                 }
             }
         }
+    }
+
+    /// New file priorities: storage skips the files of priority 0, the picker orders the
+    /// pieces, and interest, completion and web seeds follow.
+    fn set_file_priorities(&mut self, priorities: Vec<u8>) -> Result<(), SessionError> {
+        let info = self.storage.layout().info();
+        if priorities.len() != info.files().len() {
+            return Err(SessionError::FilePriorities(format!(
+                "{} given for {} files",
+                priorities.len(),
+                info.files().len()
+            )));
+        }
+        if let Some(&p) = priorities.iter().find(|&&p| p > picker::MAX_PRIORITY) {
+            return Err(SessionError::FilePriorities(format!(
+                "{p} is above {}",
+                picker::MAX_PRIORITY
+            )));
+        }
+        // Moves at most the runs skipped files share with wanted pieces: a few pieces.
+        self.storage
+            .set_skipped(&super::skipped_files(info, &priorities))?;
+        self.picker
+            .set_file_priorities(&file_ranges(info, &priorities))
+            .map_err(|e| SessionError::FilePriorities(e.to_string()))?;
+        self.priorities = priorities;
+        self.counters
+            .left
+            .store(self.picker.remaining_bytes(), Ordering::Relaxed);
+        self.counters
+            .wanted
+            .store(self.picker.wanted_bytes(), Ordering::Relaxed);
+        let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
+        for &key in &keys {
+            let wanted = self.peers.get(&key).map_or(0, |peer| {
+                peer.pieces
+                    .iter()
+                    .filter(|&p| !self.have.has(p) && self.wanted_piece(p))
+                    .count()
+            });
+            if let Some(peer) = self.peers.get_mut(&key) {
+                peer.wanted = u32::try_from(wanted).unwrap_or(u32::MAX);
+            }
+            self.update_interest(key);
+        }
+        if self.picker.is_complete() {
+            if !*self.done.borrow() {
+                self.finished();
+            }
+        } else {
+            let now = Instant::now();
+            self.done.send_replace(false);
+            self.choker.set_seeding(false, now);
+            self.drain_choker();
+            self.fill_all();
+        }
+        Ok(())
     }
 
     async fn shutdown(&mut self) -> Result<(), SessionError> {
@@ -1070,8 +1166,10 @@ impl Task {
         for key in lost_interest {
             self.update_interest(key);
         }
-        if self.have.is_full() {
-            self.finished();
+        if self.picker.is_complete() {
+            if self.have.is_full() || !*self.done.borrow() {
+                self.finished();
+            }
         } else {
             self.fill_all();
         }
@@ -1116,13 +1214,16 @@ impl Task {
         );
     }
 
-    /// Every piece is verified: tell the trackers, flush, seed.
+    /// Every wanted piece is verified: flush, seed, and tell the trackers when that is
+    /// every piece.
     fn finished(&mut self) {
         let now = Instant::now();
         self.done.send_replace(true);
         self.choker.set_seeding(true, now);
         self.drain_choker();
-        if let Some(announcer) = &self.announcer {
+        if self.have.is_full()
+            && let Some(announcer) = &self.announcer
+        {
             announcer.completed();
         }
         self.emit(TorrentEvent::Completed);
