@@ -69,13 +69,31 @@ impl FileStorage {
         Self::with_max_open_files(layout, root, DEFAULT_MAX_OPEN_FILES)
     }
 
+    /// Like [`new`](Self::new), with the files of `skipped` skipped from the start (see
+    /// [`set_skipped`](Self::set_skipped)): skipped empty files are not created either.
+    pub fn with_skipped(
+        layout: Layout,
+        root: impl Into<PathBuf>,
+        skipped: &[bool],
+    ) -> Result<Self, StorageError> {
+        Self::open(layout, root.into(), DEFAULT_MAX_OPEN_FILES, Some(skipped))
+    }
+
     /// Like [`new`](Self::new), keeping at most `max_open_files` (at least 1) files open.
     pub fn with_max_open_files(
         layout: Layout,
         root: impl Into<PathBuf>,
         max_open_files: usize,
     ) -> Result<Self, StorageError> {
-        let root = root.into();
+        Self::open(layout, root.into(), max_open_files, None)
+    }
+
+    fn open(
+        layout: Layout,
+        root: PathBuf,
+        max_open_files: usize,
+        skipped: Option<&[bool]>,
+    ) -> Result<Self, StorageError> {
         fs::create_dir_all(&root).map_err(|e| StorageError::io(&root, e))?;
         let paths = layout
             .info()
@@ -98,7 +116,17 @@ impl FileStorage {
             .collect::<Result<Vec<_>, _>>()?;
         let verified = VerifiedSet::new(layout.piece_count());
         let parts = Parts::new(root.join(format!(".{}.parts", layout.info().info_hashes().wire())));
-        let skipped = RwLock::new(vec![false; paths.len()]);
+        let skipped = match skipped {
+            Some(s) if s.len() == paths.len() => s.to_vec(),
+            Some(s) => {
+                return Err(StorageError::FileCountMismatch {
+                    expected: paths.len(),
+                    actual: s.len(),
+                });
+            }
+            None => vec![false; paths.len()],
+        };
+        let skipped = RwLock::new(skipped);
         let store = Self {
             layout,
             root,
@@ -290,8 +318,9 @@ impl FileStorage {
     }
 
     fn create_empty_files(&self) -> Result<(), StorageError> {
+        let skipped = self.skipped();
         for (i, entry) in self.layout.info().files().iter().enumerate() {
-            if entry.length == 0 && !entry.is_pad() && entry.attr.symlink.is_none() {
+            if entry.length == 0 && !entry.is_pad() && entry.attr.symlink.is_none() && !skipped[i] {
                 let path = &self.paths[i];
                 self.check_path(i)?;
                 create_parent(path)?;

@@ -208,6 +208,21 @@ fn data_already_in_a_file_that_becomes_skipped_is_still_read() {
 }
 
 #[test]
+fn skipped_empty_files_are_not_created() {
+    let fx = Fixture::new(MetaVersion::V1, 16 * 1024, &[10_000, 0, 30_000, 0]);
+    let dir = tempfile::tempdir().unwrap();
+    let skipped = [false, true, false, false];
+    let store = FileStorage::with_skipped(fx.layout.clone(), dir.path(), &skipped).unwrap();
+    assert_eq!(store.skipped(), skipped);
+    assert!(!path(dir.path(), &fx, 1).exists());
+    assert!(path(dir.path(), &fx, 3).is_file());
+    assert!(matches!(
+        FileStorage::with_skipped(fx.layout.clone(), dir.path(), &[true]),
+        Err(StorageError::FileCountMismatch { .. })
+    ));
+}
+
+#[test]
 fn selection_of_the_wrong_length_is_an_error() {
     let fx = Fixture::new(MetaVersion::V1, 16 * 1024, &[10_000, 30_000]);
     let dir = tempfile::tempdir().unwrap();

@@ -900,10 +900,13 @@ fn open_storage(
     priorities: Option<&[u8]>,
 ) -> Result<FileStorage, SessionError> {
     use webtorrent_storage::{Bitfield, ResumeData, Storage};
-    let store = FileStorage::new(layout, dir)?;
-    if let Some(priorities) = priorities {
-        store.set_skipped(&skipped_files(store.layout().info(), priorities))?;
-    }
+    let store = match priorities {
+        Some(priorities) => {
+            let skipped = skipped_files(layout.info(), priorities);
+            FileStorage::with_skipped(layout, dir, &skipped)?
+        }
+        None => FileStorage::new(layout, dir)?,
+    };
     if seed_mode {
         store.replace_verified(Bitfield::full(store.layout().piece_count()))?;
         // Saved at once, so that the next start trusts the files without a recheck.
