@@ -14,6 +14,11 @@
 //! - `pex-private-libtorrent`: the same three peers on a private torrent (BEP 27): A must not
 //!   offer `ut_pex` to S (libtorrent's log of A's extension handshake), and never connects to L.
 //! - `magnet-invalid-v2`: a v2-only magnet link is refused with exit status 1 and one line.
+//! - `magnet-select-<client>-seeds`: the other client seeds the v1 torrent; our `webtorrent download`
+//!   gets the bare magnet link with `so=` naming two files (whose pieces are shared with files
+//!   not chosen). The chosen files must be whole, the others absent, and a second download of
+//!   the .torrent with `--select` overriding nothing (every file) must complete from the same
+//!   folder, so the bytes kept aside are found again.
 //!
 //! The tree (the swarm scenarios' one) and the torrents are made once per run in their own
 //! folder of the interop work folder.
@@ -124,7 +129,7 @@ type Run = fn(&Ctx, &Fixture, &Path, &Logs) -> Result<Vec<String>>;
 /// Every scenario of this module, for `interop::scenarios`.
 pub(crate) fn scenarios() -> Vec<Scenario> {
     let shared: Shared = Rc::default();
-    let list: [(&str, Duration, Run); 10] = [
+    let list: [(&str, Duration, Run); 12] = [
         ("magnet-qbittorrent-seeds", TIMEOUT, |c, f, d, l| {
             their_seed(c, f, d, l, Other::Qbittorrent, Kind::V1)
         }),
@@ -153,6 +158,12 @@ pub(crate) fn scenarios() -> Vec<Scenario> {
             pex(c, f, d, l, true)
         }),
         ("magnet-invalid-v2", Duration::from_secs(20), invalid_v2),
+        ("magnet-select-libtorrent-seeds", TIMEOUT, |c, f, d, l| {
+            select(c, f, d, l, Other::Libtorrent)
+        }),
+        ("magnet-select-qbittorrent-seeds", TIMEOUT, |c, f, d, l| {
+            select(c, f, d, l, Other::Qbittorrent)
+        }),
     ];
     list.into_iter()
         .map(|(name, timeout, run)| {
@@ -438,6 +449,120 @@ fn their_leech(
     ];
     notes.extend(compare(&out, false)?);
     stop(&mut seed)?;
+    Ok(notes)
+}
+
+/// The files of [`TREE`] the `select-*` scenarios choose, by index in the v1 torrent (the
+/// tree's order): `docs/readme.txt` (which shares a piece with the files around it) and
+/// `media/clip.dat`.
+const SELECTED: [usize; 2] = [2, 4];
+
+/// The other client seeds; we download two files by a magnet link with `so=`, then the rest.
+fn select(ctx: &Ctx, fx: &Fixture, dir: &Path, logs: &Logs, other: Other) -> Result<Vec<String>> {
+    let deadline = ctx.deadline.get();
+    let made = fx.get(Kind::V1)?;
+    let info = ctx.info(&made.path)?;
+    let listed: Vec<&str> = info["files"]
+        .as_array()
+        .context("no file list")?
+        .iter()
+        .filter_map(|f| f["path"].as_str())
+        .collect();
+    let expected: Vec<String> = TREE
+        .iter()
+        .map(|(rel, _)| format!("{TREE_NAME}/{rel}"))
+        .collect();
+    ensure!(
+        listed == expected,
+        "the v1 torrent lists its files in another order: {listed:?}"
+    );
+    let client = match other {
+        Other::Qbittorrent => peers::Client::Qbittorrent,
+        Other::Libtorrent => peers::Client::Libtorrent,
+    };
+    let job = peers::Job {
+        torrent: &made.path,
+        save: &fx.data,
+        role: peers::Role::Seed,
+        udp_tracker: false,
+    };
+    let mut them = peers::start(client, &job, dir, logs, deadline)?;
+    wait_complete(&mut *them, other.name(), "be seeding", deadline, || Ok(()))?;
+    let so = SELECTED.map(|i| i.to_string()).join(",");
+    let magnet = format!("{}&so={so}", made.magnet(Some(them.addr())));
+    let out = dir.join("ours");
+    let started = Instant::now();
+    let mut download = ours(
+        ctx,
+        "webtorrent-download-select",
+        "-v",
+        &[
+            "download".as_ref(),
+            magnet.as_ref(),
+            "-o".as_ref(),
+            out.as_os_str(),
+        ],
+        dir,
+        logs,
+    )?;
+    finish(&mut download, deadline)?;
+    let elapsed = started.elapsed();
+    ensure!(
+        download.stderr().contains("selected 2 of 6 files:"),
+        "webtorrent download did not list the 2 chosen files"
+    );
+    let root = out.join(TREE_NAME);
+    for (i, (rel, len)) in TREE.iter().enumerate() {
+        let path = root.join(rel);
+        if SELECTED.contains(&i) {
+            let got = std::fs::read(&path)
+                .with_context(|| format!("cannot read the chosen {}", path.display()))?;
+            ensure!(
+                got == contents(rel, *len),
+                "{rel}: the chosen file differs from the source"
+            );
+        } else {
+            ensure!(!path.exists(), "{rel} was not chosen, yet it is on disk");
+        }
+    }
+    let mut notes = vec![
+        format!("magnet: {magnet}"),
+        rate_note(
+            &format!(
+                "{} -> webtorrent (metadata, then 2 of 6 files)",
+                other.name()
+            ),
+            elapsed,
+        ),
+    ];
+    // Every file now, from the same folder: the pieces verified before (their bytes of
+    // files not chosen kept aside) are found again by the recheck.
+    let mut rest = ours(
+        ctx,
+        "webtorrent-download-rest",
+        "-v",
+        &[
+            "download".as_ref(),
+            made.path.as_os_str(),
+            "-o".as_ref(),
+            out.as_os_str(),
+            "--peer".as_ref(),
+            them.addr().to_string().as_ref(),
+        ],
+        dir,
+        logs,
+    )?;
+    finish(&mut rest, deadline)?;
+    notes.extend(compare(&out, true)?);
+    let parts: Vec<_> = std::fs::read_dir(&out)?
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".parts"))
+        .collect();
+    ensure!(
+        parts.is_empty(),
+        "part files left after the whole download: {parts:?}"
+    );
     Ok(notes)
 }
 

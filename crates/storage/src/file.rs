@@ -30,10 +30,11 @@ pub const DEFAULT_MAX_OPEN_FILES: usize = 64;
 ///   threads do not serialise on a file cursor. At most `max_open_files` handles stay open.
 /// - A file longer on disk than in the torrent is left as it is.
 /// - Files can be skipped ([`set_skipped`](Self::set_skipped)): the bytes of a skipped file
-///   that share a piece with a wanted one are kept in a part file per piece, in the hidden
-///   folder `.<info-hash>.parts` of the root, so the skipped file itself is never created.
-///   Reads of a skipped file come from the part files, else from the file if it is there.
-///   A skipped file wanted again gets those bytes moved into it.
+///   that share a piece with a wanted one are kept in a part file per piece and file, in the
+///   hidden folder `.<info-hash>.parts` of the root, so the skipped file itself is never
+///   created. Reads of a skipped file come from the part files, else from the file if it is
+///   there. A file wanted again, now or when a later store opens the folder, gets those
+///   bytes moved into it.
 #[derive(Debug)]
 pub struct FileStorage {
     layout: Layout,
@@ -142,6 +143,8 @@ impl FileStorage {
             verified,
         };
         store.create_empty_files()?;
+        // Part files left for files wanted now (by an earlier selection) go into them.
+        store.unpark(&store.skipped())?;
         Ok(store)
     }
 
@@ -205,32 +208,24 @@ impl FileStorage {
                 actual: skipped.len(),
             });
         }
-        let info = self.layout.info();
-        let files = info.files();
-        let unskipped: Vec<usize> = (0..files.len())
-            .filter(|&f| current[f] && !skipped[f] && !files[f].is_pad())
-            .collect();
         current.copy_from_slice(skipped);
+        self.unpark(&current)
+    }
+
+    /// Moves the part files of the files not skipped into those files (with the selection
+    /// locked for writing).
+    fn unpark(&self, skipped: &[bool]) -> Result<(), StorageError> {
         let mut parts = self.lock_parts();
-        let mut touched = std::collections::BTreeSet::new();
-        for file in unskipped {
-            let Some(pieces) = info.file_pieces(file) else {
+        for (piece, file) in parts.list()? {
+            if skipped.get(file).is_none_or(|&s| s) {
                 continue;
-            };
-            for piece in pieces {
-                if !parts.has(piece) {
-                    continue;
-                }
-                touched.insert(piece);
-                // The file's run inside the piece, moved from the part file into the file.
-                let (start, length) = self.run_in_piece(file, piece);
-                if length == 0 {
-                    continue;
-                }
+            }
+            let (start, length) = self.run_in_piece(file, piece);
+            // A part file shorter than its run was never complete: its piece was not
+            // verified, so its bytes are not worth keeping.
+            if length > 0 && parts.len(piece, file)?.is_some_and(|n| n >= length) {
                 let mut buf = vec![0; usize::try_from(length).unwrap_or(usize::MAX)];
-                let piece_start = u64::from(piece) * info.piece_length();
-                let in_piece = files[file].offset + start - piece_start;
-                if parts.read(piece, in_piece, &mut buf)? {
+                if parts.read(piece, file, 0, &mut buf)? {
                     let handle = self.handle(file, true)?;
                     let path = &self.paths[file];
                     pio::write_all_at(&handle, &buf, start)
@@ -238,23 +233,18 @@ impl FileStorage {
                         .map_err(|e| StorageError::io(path, e))?;
                 }
             }
-        }
-        // Once every file wanted again has its bytes, the part files no skipped file needs.
-        for piece in touched {
-            let still_needed = info
-                .piece_files(piece)
-                .any(|s| current[s.file] && !files[s.file].is_pad() && s.length > 0);
-            if !still_needed {
-                parts.remove(piece)?;
-            }
+            parts.remove(piece, file)?;
         }
         Ok(())
     }
 
-    /// Where file `file` meets piece `piece`: its offset inside the file and its length.
+    /// Where file `file` meets piece `piece`: its offset inside the file and its length
+    /// (0 when they do not meet).
     fn run_in_piece(&self, file: usize, piece: u32) -> (u64, u64) {
         let info = self.layout.info();
-        let entry = &info.files()[file];
+        let Some(entry) = info.files().get(file) else {
+            return (0, 0);
+        };
         let piece_start = u64::from(piece) * info.piece_length();
         let piece_end = piece_start + info.piece_length();
         let start = piece_start.max(entry.offset);
@@ -266,22 +256,24 @@ impl FileStorage {
     }
 
     /// The pieces `length` bytes at `offset` of file `file` fall in: `(piece, offset inside
-    /// the piece, offset inside the run, length)` for each.
+    /// the file's run in that piece, offset inside the bytes, length)` for each.
     fn piece_runs(&self, file: usize, offset: u64, length: u64) -> Vec<(u32, u64, usize, usize)> {
         let info = self.layout.info();
         let piece_length = info.piece_length().max(1);
-        let mut global = info.files()[file].offset + offset;
+        let file_start = info.files()[file].offset;
+        let mut global = file_start + offset;
         let end = global + length;
         let mut out = Vec::new();
         let mut pos = 0usize;
         while global < end {
             let piece = global / piece_length;
-            let in_piece = global % piece_length;
-            let n = (piece_length - in_piece).min(end - global);
+            let piece_start = piece * piece_length;
+            let run_start = piece_start.max(file_start);
+            let n = (piece_start + piece_length - global).min(end - global);
             let n_usize = usize::try_from(n).unwrap_or(usize::MAX);
             out.push((
                 u32::try_from(piece).unwrap_or(u32::MAX),
-                in_piece,
+                global - run_start,
                 pos,
                 n_usize,
             ));
@@ -302,9 +294,9 @@ impl FileStorage {
 
     /// Reads bytes of a skipped file: from its part files, else from the file itself.
     fn read_skipped(&self, file: usize, offset: u64, buf: &mut [u8]) -> Result<(), StorageError> {
-        for (piece, in_piece, pos, len) in self.piece_runs(file, offset, buf.len() as u64) {
+        for (piece, in_run, pos, len) in self.piece_runs(file, offset, buf.len() as u64) {
             let part = &mut buf[pos..pos + len];
-            if !self.lock_parts().read(piece, in_piece, part)? {
+            if !self.lock_parts().read(piece, file, in_run, part)? {
                 self.read_file(file, offset + pos as u64, part)?;
             }
         }
@@ -450,8 +442,8 @@ impl Storage for FileStorage {
         let skipped = self.skipped_read();
         if skipped[file] {
             let mut parts = self.lock_parts();
-            for (piece, in_piece, pos, len) in self.piece_runs(file, offset, data.len() as u64) {
-                parts.write(piece, in_piece, &data[pos..pos + len])?;
+            for (piece, in_run, pos, len) in self.piece_runs(file, offset, data.len() as u64) {
+                parts.write(piece, file, in_run, &data[pos..pos + len])?;
             }
             return Ok(());
         }

@@ -3,10 +3,10 @@
 //!
 //! Such a piece must be downloaded whole to be verified, but writing its bytes into the
 //! unselected file would leave that file on disk (at its full length, as files are sized
-//! on their first write). They go instead to one small file per piece in a hidden folder of
-//! the download root, `.<info-hash>.parts/<piece>`, each holding the piece's bytes at their
-//! offsets inside the piece (sparse: only the unselected files' runs are written). A file
-//! per piece needs no index, so nothing is lost by a crash between two writes.
+//! on their first write). They go instead to one small file per piece and file in a hidden
+//! folder of the download root, `.<info-hash>.parts/<piece>-<file>`, holding the file's run
+//! of bytes inside the piece. Each part file belongs to one file, so it needs no index and
+//! moving it back into its file never touches another file's bytes.
 
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
@@ -19,8 +19,8 @@ use crate::StorageError;
 #[derive(Debug)]
 pub(crate) struct Parts {
     dir: PathBuf,
-    /// Pieces written since the last flush.
-    dirty: HashSet<u32>,
+    /// Part files written since the last flush.
+    dirty: HashSet<(u32, usize)>,
     /// Whether the folder was created since the last flush (its entry must be synced).
     created: bool,
 }
@@ -39,14 +39,36 @@ impl Parts {
         &self.dir
     }
 
-    fn path(&self, piece: u32) -> PathBuf {
-        self.dir.join(piece.to_string())
+    fn path(&self, piece: u32, file: usize) -> PathBuf {
+        self.dir.join(format!("{piece}-{file}"))
     }
 
-    /// Writes `data` at `offset` inside piece `piece`'s part file, creating it.
+    /// Every part file there is, as `(piece, file)`.
+    pub(crate) fn list(&self) -> Result<Vec<(u32, usize)>, StorageError> {
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(StorageError::io(&self.dir, e)),
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| StorageError::io(&self.dir, e))?;
+            let name = entry.file_name();
+            // Anything else in the folder is not ours to read.
+            if let Some((piece, file)) = name.to_str().and_then(|n| n.split_once('-'))
+                && let (Ok(piece), Ok(file)) = (piece.parse(), file.parse())
+            {
+                out.push((piece, file));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Writes `data` at `offset` of file `file`'s run in piece `piece`.
     pub(crate) fn write(
         &mut self,
         piece: u32,
+        file: usize,
         offset: u64,
         data: &[u8],
     ) -> Result<(), StorageError> {
@@ -54,47 +76,53 @@ impl Parts {
             fs::create_dir_all(&self.dir).map_err(|e| StorageError::io(&self.dir, e))?;
             self.created = true;
         }
-        let path = self.path(piece);
-        let file = OpenOptions::new()
+        let path = self.path(piece, file);
+        let f = OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(false)
             .open(&path)
             .map_err(|e| StorageError::io(&path, e))?;
-        self.dirty.insert(piece);
-        crate::file::pio::write_all_at(&file, data, offset).map_err(|e| StorageError::io(&path, e))
+        self.dirty.insert((piece, file));
+        crate::file::pio::write_all_at(&f, data, offset).map_err(|e| StorageError::io(&path, e))
     }
 
-    /// Reads `buf.len()` bytes at `offset` inside piece `piece`'s part file: `Ok(false)` when
-    /// the part file does not hold them.
+    /// Reads `buf.len()` bytes at `offset` of file `file`'s run in piece `piece`: `Ok(false)`
+    /// when the part file does not hold them.
     pub(crate) fn read(
         &self,
         piece: u32,
+        file: usize,
         offset: u64,
         buf: &mut [u8],
     ) -> Result<bool, StorageError> {
-        let path = self.path(piece);
-        let file = match File::open(&path) {
+        let path = self.path(piece, file);
+        let f = match File::open(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(StorageError::io(&path, e)),
         };
-        match crate::file::pio::read_exact_at(&file, buf, offset) {
+        match crate::file::pio::read_exact_at(&f, buf, offset) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(false),
             Err(e) => Err(StorageError::io(&path, e)),
         }
     }
 
-    /// Whether piece `piece` has a part file.
-    pub(crate) fn has(&self, piece: u32) -> bool {
-        self.path(piece).exists()
+    /// The length of a part file, `None` when there is none.
+    pub(crate) fn len(&self, piece: u32, file: usize) -> Result<Option<u64>, StorageError> {
+        let path = self.path(piece, file);
+        match fs::metadata(&path) {
+            Ok(m) => Ok(Some(m.len())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StorageError::io(&path, e)),
+        }
     }
 
-    /// Removes piece `piece`'s part file, and the folder once empty.
-    pub(crate) fn remove(&mut self, piece: u32) -> Result<(), StorageError> {
-        let path = self.path(piece);
-        self.dirty.remove(&piece);
+    /// Removes a part file, and the folder once empty.
+    pub(crate) fn remove(&mut self, piece: u32, file: usize) -> Result<(), StorageError> {
+        let path = self.path(piece, file);
+        self.dirty.remove(&(piece, file));
         match fs::remove_file(&path) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -107,9 +135,9 @@ impl Parts {
 
     /// Syncs the part files written since the last flush, and the folder if created.
     pub(crate) fn flush(&mut self) -> Result<(), StorageError> {
-        let dirty: Vec<u32> = self.dirty.drain().collect();
-        for (n, &piece) in dirty.iter().enumerate() {
-            let path = self.path(piece);
+        let dirty: Vec<(u32, usize)> = self.dirty.drain().collect();
+        for (n, &(piece, file)) in dirty.iter().enumerate() {
+            let path = self.path(piece, file);
             let synced = match File::options().write(true).open(&path) {
                 Ok(f) => f.sync_data(),
                 // Removed since written: its bytes moved to the file they belong to.
@@ -131,7 +159,6 @@ impl Parts {
         Ok(())
     }
 }
-
 #[cfg(unix)]
 fn sync_dir(dir: &Path) -> Result<(), StorageError> {
     match File::open(dir) {

@@ -139,8 +139,8 @@ fn skipped_file_never_appears_and_comes_back_when_wanted() {
     );
     assert_eq!(std::fs::read(path(dir.path(), &fx, 0)).unwrap(), fx.data[0]);
     assert_eq!(std::fs::read(path(dir.path(), &fx, 2)).unwrap(), fx.data[2]);
-    // Only the two pieces f1 shares with wanted files have a part file.
-    assert_eq!(part_files(&store), ["0", "3"]);
+    // Only f1's runs in the two pieces it shares with wanted files have a part file.
+    assert_eq!(part_files(&store), ["0-1", "3-1"]);
     // The part folder is hidden inside the download root.
     assert!(store.parts_dir().starts_with(dir.path()));
     assert!(
@@ -185,11 +185,11 @@ fn part_file_stays_while_another_skipped_file_needs_it() {
     store.set_skipped(&[false, true, true]).unwrap();
     fx.write(&store, &[0]);
     assert!(store.verify_piece(0).unwrap());
-    assert_eq!(part_files(&store), ["0"]);
+    assert_eq!(part_files(&store), ["0-1", "0-2"]);
     store.set_skipped(&[false, false, true]).unwrap();
-    // f1 is whole now; f2 still keeps its run of piece 0 in the part file.
+    // f1 is whole now; f2 still keeps its run of piece 0 in its part file.
     assert_eq!(std::fs::read(path(dir.path(), &fx, 1)).unwrap(), fx.data[1]);
-    assert_eq!(part_files(&store), ["0"]);
+    assert_eq!(part_files(&store), ["0-2"]);
     assert!(!path(dir.path(), &fx, 2).exists());
     assert!(store.verify_piece(0).unwrap());
 }
@@ -220,6 +220,50 @@ fn skipped_empty_files_are_not_created() {
         FileStorage::with_skipped(fx.layout.clone(), dir.path(), &[true]),
         Err(StorageError::FileCountMismatch { .. })
     ));
+}
+
+#[test]
+fn skipping_and_wanting_again_never_overwrites_a_file_with_zeros() {
+    // Piece 0: f0 (0..4000) then f1.
+    let fx = Fixture::new(MetaVersion::V1, 16 * 1024, &[4_000, 30_000]);
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStorage::new(fx.layout.clone(), dir.path()).unwrap();
+    store.set_skipped(&[false, true]).unwrap();
+    fx.write(&store, &[0]);
+    store.set_skipped(&[true, false]).unwrap();
+    store.set_skipped(&[false, false]).unwrap();
+    assert!(store.verify_piece(0).unwrap());
+    assert_eq!(std::fs::read(path(dir.path(), &fx, 0)).unwrap(), fx.data[0]);
+}
+
+#[test]
+fn part_files_left_by_an_earlier_selection_are_moved_in_when_opened() {
+    let fx = Fixture::new(MetaVersion::V1, 16 * 1024, &[10_000, 50_000, 20_000]);
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store =
+            FileStorage::with_skipped(fx.layout.clone(), dir.path(), &[true, false, true]).unwrap();
+        let pieces = fx.wanted_pieces(&[true, false, true]);
+        fx.write(&store, &pieces);
+        store.flush().unwrap();
+        assert_eq!(part_files(&store), ["0-0", "3-2"]);
+    }
+    // Every file wanted now: the kept runs land in their files at once.
+    let store = FileStorage::new(fx.layout.clone(), dir.path()).unwrap();
+    assert!(!store.parts_dir().exists());
+    for p in [0, 3] {
+        assert!(store.verify_piece(p).unwrap(), "piece {p}");
+    }
+    // A part file that was never complete is dropped, not moved in.
+    let other = tempfile::tempdir().unwrap();
+    let store =
+        FileStorage::with_skipped(fx.layout.clone(), other.path(), &[true, false, false]).unwrap();
+    store.write_block(0, 0, &fx.piece(0)[..100]).unwrap();
+    assert_eq!(part_files(&store), ["0-0"]);
+    drop(store);
+    let store = FileStorage::new(fx.layout.clone(), other.path()).unwrap();
+    assert!(!store.parts_dir().exists());
+    assert!(!path(other.path(), &fx, 0).exists());
 }
 
 #[test]
