@@ -527,12 +527,11 @@ fn select(ctx: &Ctx, fx: &Fixture, dir: &Path, logs: &Logs, other: Other) -> Res
     }
     let mut notes = vec![
         format!("magnet: {magnet}"),
-        rate_note(
-            &format!(
-                "{} -> webtorrent (metadata, then 2 of 6 files)",
-                other.name()
-            ),
-            elapsed,
+        format!(
+            "{} -> webtorrent: metadata, then 2 of 6 files ({:.1} MiB) in {:.1}s",
+            other.name(),
+            SELECTED.iter().map(|&i| TREE[i].1).sum::<u64>() as f64 / (1024.0 * 1024.0),
+            elapsed.as_secs_f64()
         ),
     ];
     // Every file now, from the same folder: the pieces verified before (their bytes of
