@@ -1087,3 +1087,116 @@ async fn connection_flood_does_not_starve_the_download() {
     seeder.shutdown().await.expect("seeder shutdown");
     assert_downloaded(dir.path());
 }
+
+/// A peer that floods `ut_pex`: thousands of made-up addresses in back-to-back messages,
+/// oversized and malformed payloads among them. Only the first message names a real
+/// seeder. The flood is capped (at most 50 peers a message, 100 a minute), the junk is
+/// dropped, and the download from the seeder learned by PEX still finishes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pex_flood_is_capped_and_the_download_finishes() {
+    use webtorrent_extensions::{ExtHandshake, PexFlags, PexMessage, PexPeer};
+    let (_seed_dir, seeder, _seeding) = seeder(TWO_BLOCKS).await;
+    let flooder = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let (leech_dir, leecher, download) =
+        leecher(TWO_BLOCKS, 8, &[flooder.local_addr().expect("addr")]).await;
+    // The engine dials the flooder, which speaks the extension protocol.
+    let exchange = async {
+        let (stream, _) = flooder.accept().await.expect("accept");
+        let mut fake = Fake::new(stream);
+        let theirs = fake.read_handshake().await.expect("the engine's handshake");
+        assert!(theirs.reserved.extended(), "the engine offers BEP 10");
+        fake.stream
+            .write_all(
+                &Handshake::new(
+                    Reserved::NONE.with_fast(true).with_extended(true),
+                    theirs.info_hash,
+                    fake_id(9),
+                )
+                .to_bytes(),
+            )
+            .await
+            .expect("send handshake");
+        fake
+    };
+    let mut fake = tokio::time::timeout(CLOSE_LIMIT, exchange)
+        .await
+        .expect("the engine dials and handshakes in time");
+    let mut ours = ExtHandshake::default();
+    ours.m.insert("ut_pex".to_owned(), 1);
+    fake.send(Message::Extended {
+        id: 0,
+        payload: Cow::Owned(ours.encode()),
+    })
+    .await
+    .expect("send extension handshake");
+    let engine = fake
+        .wait_for(CLOSE_LIMIT, |m| {
+            matches!(m, Message::Extended { id: 0, .. })
+        })
+        .await;
+    let Message::Extended { payload, .. } = engine else {
+        unreachable!("waited for an extension handshake")
+    };
+    let pex_id = ExtHandshake::decode(&payload)
+        .expect("the engine's extension handshake decodes")
+        .extension_id("ut_pex")
+        .expect("a public torrent offers ut_pex");
+    // Addresses nobody listens on (ports of closed sockets on 127.0.0.2..).
+    let junk = |n: u32| {
+        let ip = std::net::Ipv4Addr::new(127, 0, 2 + (n / 60_000) as u8, 1);
+        SocketAddr::from((ip, 1024 + (n % 60_000) as u16))
+    };
+    let first = PexMessage::new(
+        std::iter::once(seeder.local_addr())
+            .chain((0..49).map(junk))
+            .map(|a| PexPeer::new(a, PexFlags::SEED))
+            .collect(),
+        Vec::new(),
+    );
+    fake.send(Message::Extended {
+        id: pex_id,
+        payload: Cow::Owned(first.to_vec()),
+    })
+    .await
+    .expect("send the first ut_pex");
+    for round in 0..200u32 {
+        let payload = match round % 4 {
+            // Many more peers than a message may carry.
+            0 => PexMessage::new(
+                (round * 1000..round * 1000 + 500)
+                    .map(|n| PexPeer::new(junk(n), PexFlags::NONE))
+                    .collect(),
+                (0..500).map(junk).collect(),
+            )
+            .to_vec(),
+            // Not bencode.
+            1 => vec![0xff; 300],
+            // A dictionary with the wrong types.
+            2 => b"d5:added3:abc7:added.f4:abcde".to_vec(),
+            // A regular message, far too soon after the last.
+            _ => PexMessage::new(
+                (round * 1000 + 600..round * 1000 + 650)
+                    .map(|n| PexPeer::new(junk(n), PexFlags::NONE))
+                    .collect(),
+                Vec::new(),
+            )
+            .to_vec(),
+        };
+        if fake
+            .send(Message::Extended {
+                id: pex_id,
+                payload: Cow::Owned(payload),
+            })
+            .await
+            .is_err()
+        {
+            // Dropping the flooder is a fine answer too.
+            break;
+        }
+    }
+    finish(&download).await;
+    assert_eq!(download.stats().downloaded, LEN as u64);
+    leecher.shutdown().await.expect("leecher shutdown");
+    seeder.shutdown().await.expect("seeder shutdown");
+    assert_downloaded(leech_dir.path());
+}
