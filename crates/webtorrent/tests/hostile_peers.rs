@@ -236,6 +236,54 @@ impl Fake {
             .expect("the engine dials and handshakes in time")
     }
 
+    /// Like [`accept`](Self::accept), offering BEP 10 with the extensions of `m` (and
+    /// `metadata_size`), then exchanging extension handshakes. Returns the engine's.
+    async fn accept_extended(
+        listener: &TcpListener,
+        peer: PeerId,
+        m: &[(&str, u8)],
+        metadata_size: Option<u64>,
+    ) -> (Self, webtorrent_extensions::ExtHandshake) {
+        use webtorrent_extensions::ExtHandshake;
+        let exchange = async {
+            let (stream, _) = listener.accept().await.expect("accept");
+            let mut fake = Self::new(stream);
+            let theirs = fake.read_handshake().await.expect("the engine's handshake");
+            assert!(theirs.reserved.extended(), "the engine offers BEP 10");
+            let reserved = Reserved::NONE.with_fast(true).with_extended(true);
+            fake.stream
+                .write_all(&Handshake::new(reserved, theirs.info_hash, peer).to_bytes())
+                .await
+                .expect("send handshake");
+            fake
+        };
+        let mut fake = tokio::time::timeout(CLOSE_LIMIT, exchange)
+            .await
+            .expect("the engine dials and handshakes in time");
+        let mut ours = ExtHandshake::default();
+        for (name, id) in m {
+            ours.m.insert((*name).to_owned(), *id);
+        }
+        ours.metadata_size = metadata_size;
+        fake.send(Message::Extended {
+            id: 0,
+            payload: Cow::Owned(ours.encode()),
+        })
+        .await
+        .expect("send extension handshake");
+        let engine = fake
+            .wait_for(CLOSE_LIMIT, |m| {
+                matches!(m, Message::Extended { id: 0, .. })
+            })
+            .await;
+        let Message::Extended { payload, .. } = engine else {
+            unreachable!("waited for an extension handshake")
+        };
+        let engine =
+            ExtHandshake::decode(&payload).expect("the engine's extension handshake decodes");
+        (fake, engine)
+    }
+
     fn new(stream: TcpStream) -> Self {
         Self {
             stream,
@@ -1094,51 +1142,14 @@ async fn connection_flood_does_not_starve_the_download() {
 /// dropped, and the download from the seeder learned by PEX still finishes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pex_flood_is_capped_and_the_download_finishes() {
-    use webtorrent_extensions::{ExtHandshake, PexFlags, PexMessage, PexPeer};
+    use webtorrent_extensions::{PexFlags, PexMessage, PexPeer};
     let (_seed_dir, seeder, _seeding) = seeder(TWO_BLOCKS).await;
     let flooder = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let (leech_dir, leecher, download) =
         leecher(TWO_BLOCKS, 8, &[flooder.local_addr().expect("addr")]).await;
-    // The engine dials the flooder, which speaks the extension protocol.
-    let exchange = async {
-        let (stream, _) = flooder.accept().await.expect("accept");
-        let mut fake = Fake::new(stream);
-        let theirs = fake.read_handshake().await.expect("the engine's handshake");
-        assert!(theirs.reserved.extended(), "the engine offers BEP 10");
-        fake.stream
-            .write_all(
-                &Handshake::new(
-                    Reserved::NONE.with_fast(true).with_extended(true),
-                    theirs.info_hash,
-                    fake_id(9),
-                )
-                .to_bytes(),
-            )
-            .await
-            .expect("send handshake");
-        fake
-    };
-    let mut fake = tokio::time::timeout(CLOSE_LIMIT, exchange)
-        .await
-        .expect("the engine dials and handshakes in time");
-    let mut ours = ExtHandshake::default();
-    ours.m.insert("ut_pex".to_owned(), 1);
-    fake.send(Message::Extended {
-        id: 0,
-        payload: Cow::Owned(ours.encode()),
-    })
-    .await
-    .expect("send extension handshake");
-    let engine = fake
-        .wait_for(CLOSE_LIMIT, |m| {
-            matches!(m, Message::Extended { id: 0, .. })
-        })
-        .await;
-    let Message::Extended { payload, .. } = engine else {
-        unreachable!("waited for an extension handshake")
-    };
-    let pex_id = ExtHandshake::decode(&payload)
-        .expect("the engine's extension handshake decodes")
+    let (mut fake, engine) =
+        Fake::accept_extended(&flooder, fake_id(9), &[("ut_pex", 1)], None).await;
+    let pex_id = engine
         .extension_id("ut_pex")
         .expect("a public torrent offers ut_pex");
     // Addresses nobody listens on (ports of closed sockets on 127.0.0.2..).
@@ -1199,4 +1210,79 @@ async fn pex_flood_is_capped_and_the_download_finishes() {
     leecher.shutdown().await.expect("leecher shutdown");
     seeder.shutdown().await.expect("seeder shutdown");
     assert_downloaded(leech_dir.path());
+}
+
+/// A magnet's only peer answers `ut_metadata` with bytes of the right size that do not hash
+/// to the info-hash. It is dropped, and once an honest seeder is known the metadata and the
+/// data come from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_that_fails_its_hash_is_refused_and_the_magnet_completes() {
+    use webtorrent_extensions::MetadataMessage;
+    let (_seed_dir, seeder, seeding) = seeder(TWO_BLOCKS).await;
+    let metainfo = seeding.metainfo().expect("known");
+    let size = metainfo.info().raw().len();
+    let liar = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let magnet = webtorrent::magnet::Magnet::parse(&format!(
+        "magnet:?xt=urn:btih:{}&x.pe={}",
+        seeding.info_hash().to_hex(),
+        liar.local_addr().expect("addr")
+    ))
+    .expect("magnet");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let leecher = Client::new(common::config(dir.path()))
+        .await
+        .expect("leecher");
+    let download = leecher
+        .add_magnet(&magnet, AddOptions::default())
+        .await
+        .expect("add magnet");
+    let (mut fake, engine) =
+        Fake::accept_extended(&liar, fake_id(10), &[("ut_metadata", 3)], Some(size as u64)).await;
+    let their_id = engine
+        .extension_id("ut_metadata")
+        .expect("the engine speaks ut_metadata");
+    let mut answered = 0;
+    let closed = tokio::time::timeout(CLOSE_LIMIT, async {
+        while let Some(message) = fake.recv().await {
+            let Message::Extended { id: 3, payload } = message else {
+                continue;
+            };
+            let Ok(MetadataMessage::Request { piece }) = MetadataMessage::decode(&payload) else {
+                continue;
+            };
+            let start = piece as usize * 16 * 1024;
+            let len = size.saturating_sub(start).min(16 * 1024);
+            let garbage = vec![0x5a; len];
+            let answer = MetadataMessage::Data {
+                piece,
+                total_size: Some(size as u64),
+                data: &garbage,
+            };
+            answered += 1;
+            let _ = fake
+                .send(Message::Extended {
+                    id: their_id,
+                    payload: Cow::Owned(answer.to_vec()),
+                })
+                .await;
+        }
+    })
+    .await;
+    assert!(answered > 0, "the engine asked the liar for metadata");
+    assert!(
+        closed.is_ok(),
+        "the liar is dropped once its metadata fails"
+    );
+    assert!(download.metainfo().is_none(), "no metadata from a liar");
+
+    download
+        .add_peer(seeder.local_addr())
+        .await
+        .expect("torrent runs");
+    finish(&download).await;
+    let fetched = download.metainfo().expect("the metadata is in");
+    assert_eq!(fetched.info().raw(), metainfo.info().raw());
+    leecher.shutdown().await.expect("leecher shutdown");
+    seeder.shutdown().await.expect("seeder shutdown");
+    assert_downloaded(dir.path());
 }
