@@ -39,6 +39,7 @@
 #![deny(missing_docs)]
 
 pub use webtorrent_bencode as bencode;
+pub use webtorrent_extensions as extensions;
 pub use webtorrent_hash as hash;
 pub use webtorrent_magnet as magnet;
 pub use webtorrent_metainfo as metainfo;

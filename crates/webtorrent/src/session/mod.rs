@@ -95,6 +95,7 @@
 //! ```
 
 mod announce;
+mod extension;
 mod lsd;
 mod magnet;
 mod peer;
@@ -123,6 +124,8 @@ use crate::choker::ChokerConfig;
 use crate::ratelimit::{Limit, RateLimits};
 use announce::{AnnounceSetup, Announcer, Progress, Trackers};
 use torrent::Command;
+
+pub use extension::{ExtensionFactory, ExtensionWaker, PeerInfo};
 
 /// The extensions our handshake announces: the fast extension (BEP 6) and the extension
 /// protocol (BEP 10: `ut_metadata`, `ut_pex`, `lt_donthave`). Not yet: the DHT and the
@@ -175,6 +178,9 @@ pub struct ClientConfig {
     pub lsd_interface: Ipv4Addr,
     /// How upload slots are given out.
     pub choker: ChokerConfig,
+    /// The application's own BEP 10 extensions, made for every peer connection (see
+    /// [`ExtensionFactory`]).
+    pub extensions: Vec<ExtensionFactory>,
 }
 
 impl ClientConfig {
@@ -193,6 +199,7 @@ impl ClientConfig {
             lsd: true,
             lsd_interface: Ipv4Addr::UNSPECIFIED,
             choker: ChokerConfig::default(),
+            extensions: Vec::new(),
         }
     }
 }
@@ -447,6 +454,8 @@ struct Shared {
     pending_inbound: AtomicUsize,
     announce: bool,
     choker: ChokerConfig,
+    /// The application's extensions.
+    extensions: Arc<[ExtensionFactory]>,
     limits: peer::Limits,
     trackers: Arc<Trackers>,
     /// Local service discovery, when on.
@@ -534,6 +543,7 @@ impl Client {
             pending_inbound: AtomicUsize::new(0),
             announce: config.announce,
             choker: config.choker,
+            extensions: config.extensions.into(),
             limits: Arc::new(Mutex::new(RateLimits::new(
                 config.upload_limit,
                 config.download_limit,

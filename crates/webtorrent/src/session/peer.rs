@@ -26,7 +26,7 @@ use webtorrent_wire::{
 };
 
 use super::torrent::{Command, PeerKey};
-use super::{Counters, REQUEST_TIMEOUT};
+use super::{Counters, ExtensionFactory, ExtensionWaker, PeerInfo, REQUEST_TIMEOUT};
 use crate::ratelimit::{Grant, RateLimits};
 
 /// How many decoded messages the reader may buffer ahead of the peer task.
@@ -127,6 +127,8 @@ pub(super) struct Context {
     pub(super) listen_port: u16,
     /// Whether peer exchange is allowed (not for private torrents).
     pub(super) pex: bool,
+    /// The application's extensions.
+    pub(super) extensions: Arc<[ExtensionFactory]>,
     /// The peer's address.
     pub(super) addr: SocketAddr,
     pub(super) torrent: mpsc::Sender<Command>,
@@ -312,7 +314,8 @@ async fn drive(
     let mut conn = Connection::new(config, cx.geometry, now);
     conn.handle_handshake(now, &cx.handshake)
         .map_err(protocol)?;
-    let mut ext = Extensions::new(&cx);
+    let waker = ExtensionWaker::default();
+    let mut ext = Extensions::new(&cx, &waker);
     if conn.negotiated().is_some_and(|r| r.extended()) {
         // BEP 10: the extension handshake goes first.
         conn.send_message(now, ext.handshake(&cx))
@@ -371,7 +374,9 @@ async fn drive(
                     tell(&cx, PeerEvent::Returned { blocks: timed_out, timed_out: true }).await?;
                 }
             }
+            () = waker.woken() => {}
         }
+        ext.transmit(&mut conn, Instant::now())?;
         flush(&mut conn, write).await?;
     }
 }
@@ -555,8 +560,8 @@ struct Extensions {
 }
 
 impl Extensions {
-    fn new(cx: &Context) -> Self {
-        let registry = if cx.pex {
+    fn new(cx: &Context, waker: &ExtensionWaker) -> Self {
+        let mut registry = if cx.pex {
             Registry::with_builtins()
         } else {
             // A private torrent (BEP 27) does not even offer peer exchange.
@@ -567,6 +572,20 @@ impl Extensions {
             }
             registry
         };
+        let peer = PeerInfo {
+            info_hash: cx.info_hash,
+            private: !cx.pex,
+            addr: cx.addr,
+            peer_id: cx.handshake.peer_id,
+            waker: waker.clone(),
+        };
+        for factory in cx.extensions.iter() {
+            if let Some(extension) = factory.make(&peer)
+                && let Err(e) = registry.add(extension)
+            {
+                tracing::debug!(addr = %cx.addr, "application extension left out: {e}");
+            }
+        }
         Self {
             registry,
             metadata: MetadataServer::new(Arc::clone(&cx.info), ServerConfig::default()),
@@ -623,6 +642,11 @@ impl Extensions {
             // PEX on a private torrent, or an application's extension: not ours to use.
             _ => {}
         }
+        self.transmit(conn, now)
+    }
+
+    /// Sends what the extensions queued.
+    fn transmit(&mut self, conn: &mut Connection, now: Instant) -> Result<(), Ended> {
         while let Some(frame) = self.registry.poll_transmit() {
             conn.send_message(now, frame).map_err(protocol)?;
         }

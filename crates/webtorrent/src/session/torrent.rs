@@ -655,6 +655,7 @@ impl Task {
                 info: Arc::clone(&self.info),
                 listen_port: self.shared.port,
                 pex: !self.private,
+                extensions: Arc::clone(&self.shared.extensions),
                 addr,
                 torrent,
                 commands: rx,
