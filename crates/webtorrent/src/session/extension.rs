@@ -21,10 +21,13 @@ use tokio::sync::Notify;
 use webtorrent_extensions::Extension;
 use webtorrent_types::{InfoHashV1, PeerId};
 
+/// What an [`ExtensionFactory`] calls.
+type Make = dyn Fn(&PeerInfo) -> Option<Box<dyn Extension>> + Send + Sync;
+
 /// Makes an application's extension for a peer connection, or `None` to leave that
 /// connection without it.
 #[derive(Clone)]
-pub struct ExtensionFactory(Arc<dyn Fn(&PeerInfo) -> Option<Box<dyn Extension>> + Send + Sync>);
+pub struct ExtensionFactory(Arc<Make>);
 
 impl ExtensionFactory {
     /// A factory calling `make` for each connection.
