@@ -17,10 +17,13 @@ use webtorrent::session::{
     AddOptions, Client, ClientConfig, ExtensionFactory, ExtensionWaker, PeerInfo,
 };
 
+/// What a connection's `x_greeting` will send.
+type Outbox = Arc<Mutex<VecDeque<Vec<u8>>>>;
+
 /// One connection's `x_greeting`: what to send, and where received greetings go.
 struct Greeting {
     me: &'static str,
-    outbox: Arc<Mutex<VecDeque<Vec<u8>>>>,
+    outbox: Outbox,
     received: mpsc::UnboundedSender<String>,
 }
 
@@ -54,7 +57,7 @@ fn config(
 ) -> (
     ClientConfig,
     mpsc::UnboundedReceiver<String>,
-    mpsc::UnboundedReceiver<(Arc<Mutex<VecDeque<Vec<u8>>>>, ExtensionWaker)>,
+    mpsc::UnboundedReceiver<(Outbox, ExtensionWaker)>,
 ) {
     let (received_tx, received) = mpsc::unbounded_channel();
     let (conn_tx, conns) = mpsc::unbounded_channel();
@@ -64,7 +67,7 @@ fn config(
     config
         .extensions
         .push(ExtensionFactory::new(move |peer: &PeerInfo| {
-            let outbox = Arc::new(Mutex::new(VecDeque::new()));
+            let outbox = Outbox::default();
             let _ = conn_tx.send((Arc::clone(&outbox), peer.waker.clone()));
             Some(Box::new(Greeting {
                 me,
