@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use webtorrent::metainfo::{MemoryFile, MetaVersion, Metainfo, TorrentBuilder};
-use webtorrent::session::{AddOptions, Client};
+use webtorrent::session::{AddOptions, Client, TorrentEvent};
 
 mod common;
 
@@ -17,6 +17,11 @@ const LIMIT: Duration = Duration::from_secs(60);
 
 /// Serves `files` (URL path → bytes) over HTTP/1.1 with single `Range` requests; every
 /// other path is a 404. Counts the requests it answered.
+///
+/// Paths under `/site/` are served as they are; the same paths under other first folders
+/// misbehave: `/err/…` answers 500, `/corrupt/…` sends the range with every byte flipped,
+/// `/shifted/…` sends the range one byte later than asked (its `content-range` says so),
+/// and `/short/…` promises the range but closes after half of it.
 async fn http_server(
     files: HashMap<String, Vec<u8>>,
 ) -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
@@ -60,20 +65,42 @@ async fn http_server(
                         }
                     }
                     count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let answer = match files.get(&path) {
-                        None => b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n".to_vec(),
-                        Some(body) => {
+                    let (mode, rest) = path[1..].split_once('/').unwrap_or(("", ""));
+                    let body = files.get(&format!("/site/{rest}"));
+                    let answer = match (mode, body) {
+                        ("err", Some(_)) => {
+                            b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\n\r\n"
+                                .to_vec()
+                        }
+                        ("site" | "corrupt" | "shifted" | "short", Some(body)) => {
                             let (a, b) = range.unwrap_or((0, None));
                             let b = b.unwrap_or(body.len() - 1).min(body.len() - 1);
+                            let (a, b) = if mode == "shifted" && b + 1 < body.len() {
+                                (a + 1, b + 1)
+                            } else {
+                                (a, b)
+                            };
                             let mut out = format!(
                                 "HTTP/1.1 206 Partial Content\r\ncontent-range: bytes {a}-{b}/{}\r\ncontent-length: {}\r\n\r\n",
                                 body.len(),
                                 b + 1 - a
                             )
                             .into_bytes();
-                            out.extend_from_slice(&body[a..=b]);
+                            let mut data = body[a..=b].to_vec();
+                            if mode == "corrupt" {
+                                data.iter_mut().for_each(|x| *x = !*x);
+                            }
+                            if mode == "short" {
+                                data.truncate(data.len() / 2);
+                            }
+                            out.extend_from_slice(&data);
+                            if mode == "short" {
+                                let _ = write.write_all(&out).await;
+                                return;
+                            }
                             out
                         }
+                        _ => b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n".to_vec(),
                     };
                     if write.write_all(&answer).await.is_err() {
                         return;
@@ -139,5 +166,65 @@ async fn a_web_seed_alone_completes_a_download() {
         assert!(got == *bytes, "{path} differs");
     }
     assert!(requests.load(std::sync::atomic::Ordering::Relaxed) > 0);
+    client.shutdown().await.expect("shutdown");
+}
+
+/// Web seeds that fail (500), lie about the bytes (corrupt, shifted range) or about the
+/// length (close half-way), next to one honest seed: they are backed off or dropped, and
+/// the download completes with the right bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lying_web_seeds_give_way_to_an_honest_one() {
+    common::logs();
+    let files = [
+        ("a.bin", common::data(91, 400_000)),
+        ("b.bin", common::data(92, 90_001)),
+    ];
+    let served: HashMap<String, Vec<u8>> = files
+        .iter()
+        .map(|(path, bytes)| (format!("/site/ws2/{path}"), bytes.clone()))
+        .collect();
+    let (addr, _) = http_server(served).await;
+    let seeds: Vec<String> = ["err", "corrupt", "shifted", "short", "site"]
+        .iter()
+        .map(|mode| format!("http://{addr}/{mode}/"))
+        .collect();
+    let metainfo = torrent("ws2", &files, &seeds);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let client = Client::new(common::config(dir.path()))
+        .await
+        .expect("client");
+    let download = client
+        .add(metainfo, AddOptions::default())
+        .await
+        .expect("add");
+    let mut events = download.events();
+    tokio::time::timeout(LIMIT, download.wait_done())
+        .await
+        .expect("the honest web seed completes the download");
+    for (path, bytes) in &files {
+        let got = std::fs::read(dir.path().join("ws2").join(path)).expect("file");
+        assert!(got == *bytes, "{path} differs");
+    }
+    // Pieces from the corrupt seed failed their check, and it was banned.
+    let mut seen = Vec::new();
+    while let Ok(event) = events.try_recv() {
+        seen.push(event);
+    }
+    let banned = seen
+        .iter()
+        .filter(|e| matches!(e, TorrentEvent::PeerBanned { .. }))
+        .count();
+    let failed = seen
+        .iter()
+        .any(|e| matches!(e, TorrentEvent::PieceFailed(_)));
+    // The corrupt seed is banned once a piece it sent fails; the shifted one too if it
+    // got a whole piece in before the range check stopped it.
+    assert!(banned <= 2, "{seen:?}");
+    assert_eq!(failed, banned > 0, "{seen:?}");
+    assert!(
+        seen.iter()
+            .all(|e| !matches!(e, TorrentEvent::StorageError(_))),
+        "{seen:?}"
+    );
     client.shutdown().await.expect("shutdown");
 }

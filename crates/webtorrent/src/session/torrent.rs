@@ -780,15 +780,24 @@ impl Task {
         if !self.banned_ids.insert(id) {
             return;
         }
-        self.banned_addrs.insert(addr);
-        self.sticky.remove(&addr);
+        // Web seeds have no address (all of them show the unspecified one): a web seed is
+        // banned by its id alone, never taking the others with it.
+        let by_addr = !addr.ip().is_unspecified();
+        if by_addr {
+            self.banned_addrs.insert(addr);
+            self.sticky.remove(&addr);
+        }
         tracing::info!(%addr, peer = %id, "peer banned: {reason}");
         self.emit(TorrentEvent::PeerBanned {
             addr,
             peer_id: id,
             reason: reason.to_owned(),
         });
-        for peer in self.peers.values().filter(|p| p.id == id || p.addr == addr) {
+        for peer in self
+            .peers
+            .values()
+            .filter(|p| p.id == id || (by_addr && p.addr == addr))
+        {
             let _ = peer.tx.send(ToPeer::Close);
         }
     }
