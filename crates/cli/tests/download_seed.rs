@@ -374,15 +374,3 @@ fn seed_peer_dials_a_leecher_that_cannot_reach_the_seeder() {
         &root.join("dst").join("f.bin"),
     );
 }
-
-#[test]
-fn a_v2_only_magnet_link_is_one_error_line() {
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let magnet = format!("magnet:?xt=urn:btmh:1220{}", "ab".repeat(32));
-    let o = common::webtorrent(
-        tmp.path(),
-        &["download", &magnet, "--listen", "127.0.0.1:0"],
-    );
-    let line = common::one_error_line(&o);
-    assert!(line.contains("v2-only magnet links"), "{line}");
-}

@@ -95,6 +95,7 @@
 //! ```
 
 mod announce;
+mod hashes;
 mod lsd;
 mod magnet;
 mod peer;
@@ -266,10 +267,6 @@ pub enum SessionError {
     /// A magnet link without a BitTorrent info-hash (`xt=urn:btih:` or `urn:btmh:`).
     #[error("the magnet link names no info-hash")]
     NoInfoHash,
-    /// A magnet link with a v2 info-hash only: downloading needs the v2 piece hashes
-    /// (BEP 52 hash requests), which the engine does not fetch yet.
-    #[error("v2-only magnet links are not supported yet: give the .torrent, or a hybrid magnet")]
-    V2OnlyMagnet,
     /// The torrent has stopped (the client shut down).
     #[error("the torrent has stopped")]
     Stopped,
@@ -644,9 +641,6 @@ impl Client {
     ) -> Result<Torrent, SessionError> {
         use webtorrent_magnet::PeerAddr;
         let hashes = magnet.info_hashes().ok_or(SessionError::NoInfoHash)?;
-        if hashes.v1.is_none() {
-            return Err(SessionError::V2OnlyMagnet);
-        }
         let info_hash = hashes.wire();
         if self.shared.torrent(&info_hash).is_some() {
             return Err(SessionError::Duplicate(info_hash));
