@@ -632,8 +632,10 @@ impl Client {
     /// Adds a torrent by magnet link: its info dictionary is fetched from peers (BEP 9)
     /// found through the link's trackers (`tr`), peers (`x.pe`), [`AddOptions::peers`] and
     /// [`AddOptions::trackers`], verified against the info-hash, and then the download
-    /// proceeds as for [`Client::add`]. The handle is returned at once;
-    /// [`Torrent::metainfo`] is `None` until the metadata is in.
+    /// proceeds as for [`Client::add`]. For a v2-only link (`xt=urn:btmh:` alone) the piece
+    /// layers of the files longer than a piece are fetched from the same peers first (BEP 52
+    /// hash requests) and verified against each file's root. The handle is returned at
+    /// once; [`Torrent::metainfo`] is `None` until the metadata (and those layers) are in.
     pub async fn add_magnet(
         &self,
         magnet: &webtorrent_magnet::Magnet,
