@@ -1033,4 +1033,50 @@ mod tests {
         fetcher.handle_hashes(now, &0, &request, &hashes).unwrap();
         assert!(fetcher.is_complete());
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(64))]
+
+            /// Honest answers always fill the layer; an answer with any one bit flipped is
+            /// always refused.
+            #[test]
+            fn honest_answers_pass_and_any_flipped_bit_fails(
+                pieces in 2usize..2100,
+                per_log in 1u32..11,
+                flip in any::<(usize, usize, u8)>(),
+            ) {
+                let (a, tree, layer) = file(pieces, 1);
+                let mut config = FetcherConfig::default();
+                config.hashes_per_request = 1 << per_log;
+                config.requests_per_peer = usize::MAX;
+                let now = t0();
+                let mut fetcher = LayerFetcher::new(PL, [a], config);
+                fetcher.add_peer(0u8);
+                fetcher.add_peer(1u8);
+                let mut first = true;
+                while let Some((peer, request)) = fetcher.poll_request(now) {
+                    let hashes = tree.answer(&request).unwrap();
+                    if first {
+                        first = false;
+                        let mut bad = hashes.clone();
+                        let at = flip.0 % bad.len();
+                        bad[at][flip.1 % 32] ^= 1 << (flip.2 % 8);
+                        prop_assert_eq!(
+                            fetcher.handle_hashes(now, &peer, &request, &bad),
+                            Err(FetchError::WrongHashes)
+                        );
+                        continue;
+                    }
+                    fetcher.handle_hashes(now, &peer, &request, &hashes).unwrap();
+                }
+                // The range refused from one peer is taken from the other.
+                prop_assert!(fetcher.is_complete());
+                prop_assert_eq!(fetcher.layer(1), Some(&layer[..]));
+            }
+        }
+    }
 }
