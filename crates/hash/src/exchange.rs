@@ -1050,9 +1050,11 @@ mod tests {
                 flip in any::<(usize, usize, u8)>(),
             ) {
                 let (a, tree, layer) = file(pieces, 1);
-                let mut config = FetcherConfig::default();
-                config.hashes_per_request = 1 << per_log;
-                config.requests_per_peer = usize::MAX;
+                let config = FetcherConfig {
+                    hashes_per_request: 1 << per_log,
+                    requests_per_peer: usize::MAX,
+                    ..FetcherConfig::default()
+                };
                 let now = t0();
                 let mut fetcher = LayerFetcher::new(PL, [a], config);
                 fetcher.add_peer(0u8);
