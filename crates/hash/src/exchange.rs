@@ -288,7 +288,8 @@ pub enum LayerEvent<P> {
 
 #[derive(Debug)]
 struct FileState {
-    file: usize,
+    /// The files with this root (the same content): one or more [`LayerFile::file`]s.
+    files: Vec<usize>,
     root: Node,
     pieces: u32,
     /// Levels of the piece-layer tree above the pieces (the root's height).
@@ -366,14 +367,16 @@ impl<P: Clone + Eq + Hash> LayerFetcher<P> {
             let Ok(pieces) = u32::try_from(f.length.div_ceil(span)) else {
                 continue;
             };
-            if by_root.contains_key(&f.root) {
-                // Two files with one root have one layer; the first carries it.
+            if let Some(&same) = by_root.get(&f.root) {
+                // Files with the same content share a root, so a layer: fetched once.
+                let state: &mut FileState = &mut states[same];
+                state.files.push(f.file);
                 continue;
             }
             let chunks = pieces.div_ceil(config.hashes_per_request) as usize;
             by_root.insert(f.root, states.len());
             states.push(FileState {
-                file: f.file,
+                files: vec![f.file],
                 root: f.root,
                 pieces,
                 height: log2_ceil(u64::from(pieces)),
@@ -409,16 +412,17 @@ impl<P: Clone + Eq + Hash> LayerFetcher<P> {
     pub fn layer(&self, file: usize) -> Option<&[Node]> {
         self.files
             .iter()
-            .find(|f| f.file == file && f.missing == 0)
+            .find(|f| f.files.contains(&file) && f.missing == 0)
             .map(|f| &f.layer[..])
     }
 
-    /// Every complete layer, by [`LayerFile::file`].
+    /// Every complete layer, by [`LayerFile::file`] (files with the same root each get
+    /// theirs).
     pub fn layers(&self) -> impl Iterator<Item = (usize, &[Node])> {
         self.files
             .iter()
             .filter(|f| f.missing == 0)
-            .map(|f| (f.file, &f.layer[..]))
+            .flat_map(|f| f.files.iter().map(|&file| (file, &f.layer[..])))
     }
 
     /// A peer to ask. Banned peers are not taken back.
@@ -569,7 +573,9 @@ impl<P: Clone + Eq + Hash> LayerFetcher<P> {
             file.chunks[chunk as usize] = true;
             file.missing -= 1;
             if file.missing == 0 {
-                self.events.push_back(LayerEvent::FileComplete(file.file));
+                for &done in &file.files {
+                    self.events.push_back(LayerEvent::FileComplete(done));
+                }
             }
         }
         self.check_complete();
@@ -865,6 +871,32 @@ mod tests {
         assert!(events.contains(&LayerEvent::FileComplete(1)));
         assert!(events.contains(&LayerEvent::FileComplete(2)));
         assert_eq!(events.last(), Some(&LayerEvent::Complete));
+    }
+
+    #[test]
+    fn files_with_one_root_share_one_fetch() {
+        let (a, tree, layer) = file(20, 1);
+        let twin = LayerFile { file: 7, ..a };
+        let now = t0();
+        let mut fetcher = LayerFetcher::new(PL, [a, twin], FetcherConfig::default());
+        fetcher.add_peer(0u8);
+        let (peer, request) = fetcher.poll_request(now).unwrap();
+        assert_eq!(fetcher.poll_request(now), None, "one request for both");
+        let hashes = tree.answer(&request).unwrap();
+        fetcher
+            .handle_hashes(now, &peer, &request, &hashes)
+            .unwrap();
+        let layers: Vec<(usize, &[Node])> = fetcher.layers().collect();
+        assert_eq!(layers, [(1, &layer[..]), (7, &layer[..])]);
+        let events: Vec<_> = std::iter::from_fn(|| fetcher.poll_event()).collect();
+        assert_eq!(
+            events,
+            [
+                LayerEvent::FileComplete(1),
+                LayerEvent::FileComplete(7),
+                LayerEvent::Complete
+            ]
+        );
     }
 
     #[test]

@@ -414,11 +414,13 @@ async fn magnet_download_fetches_the_metadata_from_a_peer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn v2_only_magnet_download_fetches_the_piece_layers() {
     common::logs();
-    // A file of 530 pieces (two hash requests of at most 512), one of a few pieces, and
-    // one of less than a piece (checked against its root alone).
+    // A file of 530 pieces (two hash requests of at most 512), one of a few pieces and its
+    // copy (one root, one layer for both), and one of less than a piece (checked against
+    // its root alone).
     let files = [
         ("v/big.bin", common::data(81, 530 * 16 * 1024 - 999)),
         ("v/mid.bin", common::data(82, 70_000)),
+        ("v/mid-copy.bin", common::data(82, 70_000)),
         ("v/small.bin", common::data(83, 5_000)),
     ];
     let metainfo = common::torrent_version(
