@@ -35,12 +35,6 @@ enum Source {
 pub(crate) fn download(args: &DownloadArgs) -> Result<ExitCode> {
     let source = if args.torrent.trim_start().starts_with("magnet:") {
         let magnet = Magnet::parse(args.torrent.trim()).context("invalid magnet link")?;
-        if magnet.v1.is_none() && magnet.v2.is_some() {
-            bail!(
-                "v2-only magnet links are not supported yet (their piece hashes would have to \
-                 be fetched too): give the .torrent, or a hybrid magnet"
-            );
-        }
         Source::Magnet(magnet)
     } else {
         let meta = load_torrent(Path::new(&args.torrent))?;

@@ -118,5 +118,43 @@ fn queue(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, single_buffer, batches, queue);
+/// BEP 52 hash exchange over a file of 65,536 pieces (e.g. 1 TiB in 16 MiB pieces, or
+/// 1 GiB in 16 KiB ones): building the served tree, and fetching the whole layer through
+/// the fetcher (128 requests of 512 hashes, each verified up to the root).
+fn exchange(c: &mut Criterion) {
+    use webtorrent_hash::exchange::{FetcherConfig, LayerFetcher, LayerFile, PieceTree};
+    const PIECES: usize = 65_536;
+    let layer: Vec<[u8; 32]> = (0..PIECES as u32)
+        .map(|i| webtorrent_hash::sha256(&i.to_le_bytes()))
+        .collect();
+    let root = merkle::root_from_piece_layer(&layer, BLOCK_SIZE);
+    let mut group = c.benchmark_group("exchange");
+    group.throughput(Throughput::Elements(PIECES as u64));
+    group.bench_function("piece_tree_65536", |b| {
+        b.iter(|| PieceTree::new(layer.clone(), BLOCK_SIZE, &root).expect("the root"));
+    });
+    let tree = PieceTree::new(layer.clone(), BLOCK_SIZE, &root).expect("the root");
+    group.bench_function("fetch_layer_65536", |b| {
+        b.iter(|| {
+            let now = std::time::Instant::now();
+            let file = LayerFile {
+                file: 0,
+                root,
+                length: (PIECES * BLOCK_SIZE) as u64,
+            };
+            let mut fetcher = LayerFetcher::new(BLOCK_SIZE, [file], FetcherConfig::default());
+            fetcher.add_peer(0u8);
+            while let Some((peer, request)) = fetcher.poll_request(now) {
+                let hashes = tree.answer(&request).expect("a valid request");
+                fetcher
+                    .handle_hashes(now, &peer, &request, &hashes)
+                    .expect("honest hashes");
+            }
+            assert!(fetcher.is_complete());
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, single_buffer, batches, queue, exchange);
 criterion_main!(benches);

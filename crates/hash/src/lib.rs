@@ -4,6 +4,9 @@
 //! - [`sha256()`] / [`Sha256`]: BitTorrent v2 hashes.
 //! - [`merkle`]: BEP 52 Merkle trees: 16 KiB leaves ([`BLOCK_SIZE`]), piece layers, pad hashes,
 //!   file roots (`pieces root`), a streaming [`merkle::FileHasher`] and uncle-hash proofs.
+//! - [`exchange`]: BEP 52 hash requests: answering them from a piece layer
+//!   ([`exchange::PieceTree`]) and fetching a torrent's piece layers from peers
+//!   ([`exchange::LayerFetcher`]).
 //! - [`HashEngine`]: runs batches of hashing [`Job`]s. [`SingleThreadEngine`] hashes on the
 //!   caller's thread; `MultiCoreEngine` (feature `parallel`, on by default) spreads a batch over
 //!   every core, and its submit/complete `HashQueue` hashes owned buffers on persistent worker
@@ -50,6 +53,7 @@
 #![deny(missing_docs)]
 
 mod engine;
+pub mod exchange;
 pub mod merkle;
 #[cfg(feature = "parallel")]
 mod parallel;

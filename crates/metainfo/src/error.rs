@@ -144,6 +144,13 @@ pub enum MetainfoError {
         /// The file.
         path: PathBuf,
     },
+    /// A piece layer was given for a file that takes none: no such file, a pad file, a
+    /// file of at most one piece, or a torrent without v2 hashes.
+    #[error("file {index} takes no piece layer")]
+    NoPieceLayer {
+        /// The file's index in the info dictionary's file list.
+        index: usize,
+    },
     /// The v1 and v2 parts of a hybrid torrent describe different files.
     #[error("hybrid torrent: the v1 and v2 file lists disagree: {0}")]
     HybridMismatch(HybridMismatch),

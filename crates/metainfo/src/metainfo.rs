@@ -127,8 +127,50 @@ impl Metainfo {
         OwnedValue::Dict(top).encode()
     }
 
-    /// Whether every file that needs a v2 piece layer has one.
-    fn has_all_piece_layers(&self) -> bool {
+    /// Sets the v2 piece layer of file `file` (an index into [`Info::files`]), e.g. one
+    /// fetched from peers with BEP 52 hash requests. The layer is checked like one read
+    /// from a `.torrent`: its length against the file's, its root against `pieces root`.
+    pub fn set_piece_layer(
+        &mut self,
+        file: usize,
+        layer: Vec<[u8; 32]>,
+    ) -> Result<(), MetainfoError> {
+        let pl = self.info.piece_length();
+        let entry = self
+            .info
+            .files()
+            .get(file)
+            .filter(|f| self.info.version().has_v2() && !f.is_pad() && f.length > pl)
+            .ok_or(MetainfoError::NoPieceLayer { index: file })?;
+        let root = entry
+            .pieces_root
+            .ok_or(MetainfoError::NoPieceLayer { index: file })?;
+        let expected = entry.length.div_ceil(pl) * 32;
+        if layer.len() as u64 * 32 != expected {
+            return Err(MetainfoError::PieceLayerLength {
+                path: entry.path.clone(),
+                expected,
+                actual: layer.len() as u64 * 32,
+            });
+        }
+        let pl_usize = usize::try_from(pl).unwrap_or(usize::MAX);
+        if !webtorrent_hash::merkle::verify_piece_layer(&layer, pl_usize, &root) {
+            return Err(MetainfoError::PieceLayerRoot {
+                path: entry.path.clone(),
+            });
+        }
+        if let Some(slot) = self.piece_layers.get_mut(file) {
+            *slot = Some(layer);
+        }
+        Ok(())
+    }
+
+    /// Whether every file that needs a v2 piece layer has one (always for v1 torrents).
+    #[must_use]
+    pub fn has_all_piece_layers(&self) -> bool {
+        if !self.info.version().has_v2() {
+            return true;
+        }
         let pl = self.info.piece_length();
         self.info
             .files()

@@ -22,7 +22,7 @@ use webtorrent::metainfo::Metainfo;
 use webtorrent::session::{AddOptions, Client, Torrent, TorrentEvent};
 use webtorrent::storage::{Bitfield, ResumeData};
 use webtorrent::types::{BLOCK_SIZE, BlockRef, InfoHashV1, PeerId};
-use webtorrent::wire::{Decoder, HANDSHAKE_LEN, Handshake, Message, Reserved, id};
+use webtorrent::wire::{Decoder, HANDSHAKE_LEN, Handshake, HashRequest, Message, Reserved, id};
 
 mod common;
 
@@ -1134,6 +1134,284 @@ async fn connection_flood_does_not_starve_the_download() {
     leecher.shutdown().await.expect("leecher shutdown");
     seeder.shutdown().await.expect("seeder shutdown");
     assert_downloaded(dir.path());
+}
+
+/// A v2-only torrent for the hash-request tests, in 16 KiB pieces: a file of 530 pieces
+/// (two requests of at most 512 hashes), one of 5 pieces and one of less than a piece.
+fn v2_files() -> Vec<(&'static str, Vec<u8>)> {
+    vec![
+        ("big.bin", common::data(61, 530 * BLOCK_SIZE as usize - 77)),
+        ("mid.bin", common::data(62, 70_000)),
+        ("small.bin", common::data(63, 3_000)),
+    ]
+}
+
+fn v2_metainfo() -> Metainfo {
+    common::torrent_version(
+        NAME,
+        u64::from(BLOCK_SIZE),
+        &v2_files(),
+        webtorrent::metainfo::MetaVersion::V2,
+    )
+}
+
+/// The file index and root of the torrent's file `name`.
+fn v2_file(metainfo: &Metainfo, name: &str) -> (usize, [u8; 32]) {
+    let (index, file) = metainfo
+        .info()
+        .files()
+        .iter()
+        .enumerate()
+        .find(|(_, f)| f.path.ends_with(name))
+        .expect("the file is in the torrent");
+    (index, file.pieces_root.expect("a v2 file"))
+}
+
+fn hash_request(root: [u8; 32], base: u32, index: u32, length: u32, proof: u32) -> HashRequest {
+    HashRequest {
+        pieces_root: root,
+        base_layer: base,
+        index,
+        length,
+        proof_layers: proof,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_hash_requests_are_rejected_and_unasked_hashes_close_the_connection() {
+    common::logs();
+    let metainfo = v2_metainfo();
+    let dir = tempfile::tempdir().expect("tempdir");
+    common::write_files(dir.path(), NAME, &v2_files());
+    let client = Client::new(common::config(dir.path()))
+        .await
+        .expect("seeder");
+    let torrent = client
+        .add(metainfo.clone(), AddOptions::default())
+        .await
+        .expect("seed");
+    assert!(torrent.is_done());
+    let info_hash = metainfo.info_hashes().wire();
+    let mut fake = Fake::dial(client.local_addr(), info_hash, fake_id(1)).await;
+    let (big, root) = v2_file(&metainfo, "big.bin");
+    let (_, small_root) = v2_file(&metainfo, "small.bin");
+    // 530 pieces: 10 levels above the pieces, 1024 wide; pieces are layer 0 (16 KiB).
+    let hostile = [
+        hash_request(root, 0, 0, u32::MAX, 9),
+        hash_request(root, 0, 0, 0, 9),
+        hash_request(root, 0, 0, 16_384, 9),
+        hash_request(root, 0, 1024, 1, 9),
+        hash_request(root, 0, u32::MAX, 2, 9),
+        hash_request(root, 0, 1000, 512, 9),
+        hash_request(root, 0, 0, 512, 10),
+        hash_request(root, 0, 0, 512, u32::MAX),
+        hash_request(root, 10, 0, 1, 0),
+        hash_request(root, u32::MAX, 0, 1, 0),
+        hash_request([7; 32], 0, 0, 512, 9),
+        // A file of less than a piece has no piece layer to serve.
+        hash_request(small_root, 0, 0, 1, 0),
+    ];
+    for request in hostile {
+        fake.send(Message::HashRequest(request))
+            .await
+            .expect("the connection stays open");
+        let answer = fake
+            .wait_for(CLOSE_LIMIT, |m| {
+                matches!(m, Message::HashReject(_) | Message::Hashes { .. })
+            })
+            .await;
+        assert_eq!(answer, Message::HashReject(request), "{request:?}");
+    }
+    // A valid request is still answered, and the answer proves out to the root.
+    let valid = hash_request(root, 0, 512, 32, 9);
+    fake.send(Message::HashRequest(valid)).await.expect("send");
+    let answer = fake
+        .wait_for(CLOSE_LIMIT, |m| matches!(m, Message::Hashes { .. }))
+        .await;
+    let Message::Hashes { request, hashes } = answer else {
+        unreachable!("waited for hashes")
+    };
+    assert_eq!(request, valid);
+    // Nodes 512..530 are pieces, the rest padding; uncles from level 5 to 9.
+    assert_eq!(hashes.len(), 32 + 5);
+    let layer = metainfo.piece_layer(big).expect("the seeder's layer");
+    assert_eq!(&hashes[..18], &layer[512..530]);
+    let (top, position) =
+        webtorrent::hash::merkle::proof_root(512, &hashes[..32], &hashes[32..]).expect("aligned");
+    assert_eq!((top, position), (root, 0));
+
+    // `hashes` nobody asked for: the connection is closed after a few.
+    for _ in 0..3 {
+        let _ = fake
+            .send(Message::Hashes {
+                request: valid,
+                hashes: Cow::Owned(vec![[1; 32]; 37]),
+            })
+            .await;
+    }
+    fake.until_closed(CLOSE_LIMIT).await;
+    client.shutdown().await.expect("shutdown");
+}
+
+/// Plays a peer of a v2-only torrent that serves the info dictionary (`ut_metadata`)
+/// and lies in every answer to a hash request: wrong hashes, then a wrong count, then
+/// hashes for a range never asked. Returns once the engine closes the connection, with
+/// the number of hash requests it received.
+async fn play_hash_liar(mut fake: Fake, metainfo: &Metainfo) -> usize {
+    const UT_METADATA: u8 = 3;
+    let info = metainfo.info().raw().to_vec();
+    let mut ours = format!(
+        "d1:md11:ut_metadatai{UT_METADATA}ee13:metadata_sizei{}ee",
+        info.len()
+    )
+    .into_bytes();
+    let mut out = Vec::new();
+    Message::Extended {
+        id: 0,
+        payload: Cow::Owned(std::mem::take(&mut ours)),
+    }
+    .encode(&mut out);
+    Message::HaveAll.encode(&mut out);
+    fake.send_raw(&out).await;
+    let (_, root) = v2_file(metainfo, "big.bin");
+    let mut theirs_metadata = None;
+    let mut requests = 0;
+    while let Some(message) = fake.recv().await {
+        match message {
+            Message::Extended { id: 0, payload } => {
+                // The engine's ut_metadata id, from its extension handshake.
+                let text = payload.to_vec();
+                let at = text
+                    .windows(11)
+                    .position(|w| w == b"ut_metadata")
+                    .expect("the engine offers ut_metadata");
+                let rest = &text[at + 12..];
+                let end = rest.iter().position(|&b| b == b'e').expect("an integer");
+                theirs_metadata = std::str::from_utf8(&rest[..end])
+                    .ok()
+                    .and_then(|n| n.parse::<u8>().ok());
+            }
+            Message::Extended {
+                id: UT_METADATA, ..
+            } => {
+                // A request for piece 0 (the info dictionary is smaller than 16 KiB).
+                let mut payload =
+                    format!("d8:msg_typei1e5:piecei0e10:total_sizei{}ee", info.len()).into_bytes();
+                payload.extend_from_slice(&info);
+                let id = theirs_metadata.expect("the engine's handshake came first");
+                let _ = fake
+                    .send(Message::Extended {
+                        id,
+                        payload: Cow::Owned(payload),
+                    })
+                    .await;
+            }
+            Message::HashRequest(request) => {
+                requests += 1;
+                let length = request.length as usize;
+                let uncles = (request.proof_layers + 1)
+                    .saturating_sub(request.length.next_power_of_two().trailing_zeros())
+                    as usize;
+                let lie = match requests {
+                    // Hashes of the right count that lead nowhere.
+                    1 => Message::Hashes {
+                        request,
+                        hashes: Cow::Owned(vec![[9; 32]; length + uncles]),
+                    },
+                    // One hash too few.
+                    2 => Message::Hashes {
+                        request,
+                        hashes: Cow::Owned(vec![[9; 32]; length + uncles - 1]),
+                    },
+                    // A range nobody asked for.
+                    _ => Message::Hashes {
+                        request: hash_request(root, 0, 256, 256, 9),
+                        hashes: Cow::Owned(vec![[9; 32]; 256 + 2]),
+                    },
+                };
+                let _ = fake.send(lie).await;
+            }
+            _ => {}
+        }
+    }
+    requests
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hash_liar_is_dropped_and_the_v2_magnet_download_completes_from_an_honest_peer() {
+    common::logs();
+    let metainfo = v2_metainfo();
+    let (seed_dir, seeder, _) = {
+        let dir = tempfile::tempdir().expect("tempdir");
+        common::write_files(dir.path(), NAME, &v2_files());
+        let client = Client::new(common::config(dir.path()))
+            .await
+            .expect("seeder");
+        let torrent = client
+            .add(metainfo.clone(), AddOptions::default())
+            .await
+            .expect("seed");
+        (dir, client, torrent)
+    };
+    let liar = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let magnet = webtorrent::magnet::Magnet::parse(&format!(
+        "magnet:?xt=urn:btmh:{}&x.pe={}",
+        metainfo.info_hashes().v2.expect("v2").to_multihash_hex(),
+        liar.local_addr().expect("address")
+    ))
+    .expect("magnet");
+    let dst = tempfile::tempdir().expect("tempdir");
+    let leecher = Client::new(common::config(dst.path()))
+        .await
+        .expect("leecher");
+    let download = leecher
+        .add_magnet(&magnet, AddOptions::default())
+        .await
+        .expect("add magnet");
+
+    // The liar alone first: it gives the metadata, then lies about the piece layers until
+    // the engine drops it.
+    let fake = tokio::time::timeout(CLOSE_LIMIT, async {
+        let (stream, _) = liar.accept().await.expect("accept");
+        let mut fake = Fake::new(stream);
+        let theirs = fake.read_handshake().await.expect("the engine's handshake");
+        // The extension protocol, for ut_metadata.
+        let ours = Handshake::new(
+            Reserved::NONE.with_fast(true).with_extended(true),
+            theirs.info_hash,
+            fake_id(2),
+        );
+        fake.send_raw(&ours.to_bytes()).await;
+        fake
+    })
+    .await
+    .expect("the engine dials the liar");
+    let requests = tokio::time::timeout(LIMIT, play_hash_liar(fake, &metainfo))
+        .await
+        .expect("the engine drops the liar");
+    assert_eq!(
+        requests, 3,
+        "three hash requests (two for the big file, one for the other)"
+    );
+    assert!(!download.is_done());
+
+    // An honest peer then gives the layers and the data.
+    download
+        .add_peer(seeder.local_addr())
+        .await
+        .expect("add the honest peer");
+    tokio::time::timeout(LIMIT, download.wait_done())
+        .await
+        .expect("the download completes from the honest peer");
+    let fetched = download.metainfo().expect("the metadata is in");
+    assert!(fetched.has_all_piece_layers());
+    for (path, bytes) in v2_files() {
+        let got = std::fs::read(dst.path().join(NAME).join(path)).expect("read");
+        assert!(got == bytes, "{path} differs");
+    }
+    leecher.shutdown().await.expect("shutdown");
+    seeder.shutdown().await.expect("shutdown");
+    drop(seed_dir);
 }
 
 /// A peer that floods `ut_pex`: thousands of made-up addresses in back-to-back messages,

@@ -1,6 +1,7 @@
 //! Interop over loopback TCP with libtorrent (Debian's python3-libtorrent, driven by
 //! interop/python/lt_peer.py): it seeds and we download, we seed and it downloads, with
-//! v1, v2 and hybrid torrents.
+//! v1, v2 and hybrid torrents, and by magnet link (v1, hybrid and v2-only: the piece layers
+//! then travel in BEP 52 hash requests).
 //! Skipped, with the reason printed, when `/usr/bin/python3` cannot import libtorrent.
 
 use std::io::{BufRead, BufReader};
@@ -288,6 +289,107 @@ async fn libtorrent_downloads_from_us_by_magnet() {
         "magnet:?xt=urn:btih:{}",
         metainfo.info_hashes().wire().to_hex()
     );
+    let lt_dir = tempfile::tempdir().expect("tempdir");
+    let peer = format!("--peer=127.0.0.1:{}", client.local_addr().port());
+    let mut lt = LtPeer::start_with(
+        &["--magnet".as_ref(), magnet.as_ref()],
+        lt_dir.path(),
+        &[peer],
+    );
+    lt.port().await;
+    lt.expect("\"done\"").await;
+    client.shutdown().await.expect("shutdown");
+    for (path, bytes) in &files {
+        let got = std::fs::read(lt_dir.path().join("interop").join(path)).expect("read");
+        assert!(got == *bytes, "{path} differs");
+    }
+}
+
+/// Files for the v2 magnet tests, in 16 KiB pieces: one file of 513 pieces (so its layer
+/// takes a request of 512 hashes and one of a single hash), one of 55 pieces, one of less
+/// than a piece.
+fn v2_files() -> Vec<(&'static str, Vec<u8>)> {
+    vec![
+        ("big.bin", common::data(21, 513 * 16 * 1024 - 100)),
+        ("dir/b.bin", common::data(22, 17)),
+        ("dir/c.bin", common::data(23, 900_001)),
+    ]
+}
+
+fn v2_magnet(metainfo: &webtorrent::metainfo::Metainfo) -> String {
+    let v2 = metainfo.info_hashes().v2.expect("a v2 torrent");
+    format!("magnet:?xt=urn:btmh:{}", v2.to_multihash_hex())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn libtorrent_seeds_we_download_by_v2_magnet() {
+    common::logs();
+    if let Some(reason) = libtorrent_missing() {
+        eprintln!("skipped: {reason}");
+        return;
+    }
+    let files = v2_files();
+    let metainfo = common::torrent_version(NAME, 16 * 1024, &files, MetaVersion::V2);
+    let lt_dir = tempfile::tempdir().expect("tempdir");
+    common::write_files(lt_dir.path(), NAME, &files);
+    let torrent_file = lt_dir.path().join("interop.torrent");
+    std::fs::write(&torrent_file, metainfo.to_bytes()).expect("write torrent");
+    let mut lt = LtPeer::start(&torrent_file, lt_dir.path(), &["--seed".to_owned()]);
+    let port = lt.port().await;
+    lt.expect("seeding").await;
+
+    // The info dictionary, then the piece layers (BEP 52 hash requests), then the data.
+    let magnet = webtorrent::magnet::Magnet::parse(&format!(
+        "{}&x.pe=127.0.0.1:{port}",
+        v2_magnet(&metainfo)
+    ))
+    .expect("magnet");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let client = Client::new(common::config(dir.path()))
+        .await
+        .expect("client");
+    let download = client
+        .add_magnet(&magnet, AddOptions::default())
+        .await
+        .expect("add magnet");
+    tokio::time::timeout(LIMIT, download.wait_done())
+        .await
+        .expect("metadata, hashes and data from libtorrent in time");
+    let fetched = download.metainfo().expect("metadata");
+    assert_eq!(fetched.info().raw(), metainfo.info().raw());
+    for file in 0..metainfo.info().files().len() {
+        assert_eq!(fetched.piece_layer(file), metainfo.piece_layer(file));
+    }
+    client.shutdown().await.expect("shutdown");
+    for (path, bytes) in &files {
+        let got = std::fs::read(dir.path().join("interop").join(path)).expect("read");
+        assert!(got == *bytes, "{path} differs");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn libtorrent_downloads_from_us_by_v2_magnet() {
+    common::logs();
+    if let Some(reason) = libtorrent_missing() {
+        eprintln!("skipped: {reason}");
+        return;
+    }
+    let files = v2_files();
+    let metainfo = common::torrent_version(NAME, 16 * 1024, &files, MetaVersion::V2);
+    let dir = tempfile::tempdir().expect("tempdir");
+    common::write_files(dir.path(), NAME, &files);
+    let client = Client::new(common::config(dir.path()))
+        .await
+        .expect("client");
+    let seeding = client
+        .add(metainfo.clone(), AddOptions::default())
+        .await
+        .expect("add");
+    assert!(seeding.is_done());
+
+    // libtorrent knows the v2 info-hash only: the metadata and the piece layers come from
+    // us (ut_metadata, then BEP 52 hash requests).
+    let magnet = v2_magnet(&metainfo);
     let lt_dir = tempfile::tempdir().expect("tempdir");
     let peer = format!("--peer=127.0.0.1:{}", client.local_addr().port());
     let mut lt = LtPeer::start_with(

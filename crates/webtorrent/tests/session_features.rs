@@ -412,20 +412,91 @@ async fn magnet_download_fetches_the_metadata_from_a_peer() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_v2_only_magnet_is_refused_with_a_reason() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let client = Client::new(common::config(dir.path()))
+async fn v2_only_magnet_download_fetches_the_piece_layers() {
+    common::logs();
+    // A file of 530 pieces (two hash requests of at most 512), one of a few pieces and its
+    // copy (one root, one layer for both), and one of less than a piece (checked against
+    // its root alone).
+    let files = [
+        ("v/big.bin", common::data(81, 530 * 16 * 1024 - 999)),
+        ("v/mid.bin", common::data(82, 70_000)),
+        ("v/mid-copy.bin", common::data(82, 70_000)),
+        ("v/small.bin", common::data(83, 5_000)),
+    ];
+    let metainfo = common::torrent_version(
+        "v2only",
+        16 * 1024,
+        &files,
+        webtorrent::metainfo::MetaVersion::V2,
+    );
+    let hashes = metainfo.info_hashes();
+    assert!(hashes.v1.is_none());
+    let seed_dir = tempfile::tempdir().expect("tempdir");
+    common::write_files(seed_dir.path(), "v2only", &files);
+    let seeder = Client::new(common::config(seed_dir.path()))
         .await
-        .expect("client");
-    let magnet =
-        webtorrent::magnet::Magnet::parse(&format!("magnet:?xt=urn:btmh:1220{}", "ab".repeat(32)))
-            .expect("magnet");
-    let err = client
+        .expect("seeder");
+    seeder
+        .add(metainfo.clone(), AddOptions::default())
+        .await
+        .expect("seed");
+
+    let magnet = webtorrent::magnet::Magnet::parse(&format!(
+        "magnet:?xt=urn:btmh:{}&x.pe={}",
+        hashes.v2.expect("v2").to_multihash_hex(),
+        seeder.local_addr()
+    ))
+    .expect("magnet");
+    let dst = tempfile::tempdir().expect("tempdir");
+    let leecher = Client::new(common::config(dst.path()))
+        .await
+        .expect("leecher");
+    let download = leecher
         .add_magnet(&magnet, AddOptions::default())
         .await
-        .expect_err("v2-only magnets need hash requests");
-    assert!(err.to_string().contains("v2-only"), "{err}");
-    client.shutdown().await.expect("shutdown");
+        .expect("a v2-only magnet is taken");
+    tokio::time::timeout(LIMIT, download.wait_done())
+        .await
+        .expect("the download completes");
+    let fetched = download.metainfo().expect("the metadata is in");
+    assert_eq!(fetched.info().raw(), metainfo.info().raw());
+    // The fetched layers are the torrent's: the leecher can serve them and export them.
+    assert!(fetched.has_all_piece_layers());
+    for file in 0..metainfo.info().files().len() {
+        assert_eq!(fetched.piece_layer(file), metainfo.piece_layer(file));
+    }
+    let exported = webtorrent::metainfo::Metainfo::from_bytes(&fetched.to_bytes()).expect("export");
+    assert_eq!(exported.info_hashes(), hashes);
+    for (path, bytes) in &files {
+        let got = std::fs::read(dst.path().join("v2only").join(path)).expect("file");
+        assert!(got == *bytes, "{path} differs");
+    }
+
+    // A third client fetches everything from the leecher alone, hashes included.
+    seeder.shutdown().await.expect("shutdown");
+    let magnet = webtorrent::magnet::Magnet::parse(&format!(
+        "magnet:?xt=urn:btmh:{}&x.pe={}",
+        hashes.v2.expect("v2").to_multihash_hex(),
+        leecher.local_addr()
+    ))
+    .expect("magnet");
+    let third_dir = tempfile::tempdir().expect("tempdir");
+    let third = Client::new(common::config(third_dir.path()))
+        .await
+        .expect("third");
+    let again = third
+        .add_magnet(&magnet, AddOptions::default())
+        .await
+        .expect("add magnet");
+    tokio::time::timeout(LIMIT, again.wait_done())
+        .await
+        .expect("the download from the leecher completes");
+    for (path, bytes) in &files {
+        let got = std::fs::read(third_dir.path().join("v2only").join(path)).expect("file");
+        assert!(got == *bytes, "{path} differs");
+    }
+    third.shutdown().await.expect("shutdown");
+    leecher.shutdown().await.expect("shutdown");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

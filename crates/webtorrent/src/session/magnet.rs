@@ -20,12 +20,17 @@ use tokio::sync::{broadcast, mpsc, watch};
 use webtorrent_extensions::{
     ExtHandshake, FetchEvent, FetcherConfig, Incoming, MetadataFetcher, MetadataMessage, Registry,
 };
+use webtorrent_hash::exchange::{
+    FetcherConfig as LayerConfig, LayerEvent, LayerFetcher, LayerFile,
+};
+use webtorrent_metainfo::MetaVersion;
 use webtorrent_metainfo::{Info, Metainfo};
 use webtorrent_storage::Layout;
 use webtorrent_types::{InfoHashV1, InfoHashes};
-use webtorrent_wire::{Decoder, Handshake, Message};
+use webtorrent_wire::{Decoder, Handshake, HashRequest, Message};
 
 use super::announce::Announcer;
+use super::hashes;
 use super::torrent::{self, Command, PeerKey};
 use super::{Counters, SessionError, Shared, TorrentEvent, resume_path};
 
@@ -42,6 +47,10 @@ pub(crate) enum MetaEvent {
     Handshake(ExtHandshake),
     /// A `ut_metadata` message (its payload).
     Metadata(Vec<u8>),
+    /// BEP 52 `hashes`: the request answered, then the hashes and their proof.
+    Hashes(HashRequest, Vec<[u8; 32]>),
+    /// BEP 52 `hash reject`.
+    HashReject(HashRequest),
     /// The connection ended.
     Closed,
 }
@@ -51,6 +60,8 @@ pub(crate) enum MetaEvent {
 enum MetaOrder {
     /// Ask for a metadata piece.
     Request(u32),
+    /// Ask for a range of a file's piece layer (BEP 52).
+    Hashes(HashRequest),
     /// Close the connection.
     Close,
 }
@@ -90,6 +101,7 @@ pub(super) async fn run(setup: MagnetSetup, mut rx: mpsc::Receiver<Command>) {
         announcer: None,
         this: setup.this.clone(),
         events: setup.events.clone(),
+        layers: None,
     };
     for &(addr, sticky) in &setup.peers {
         if sticky {
@@ -100,6 +112,16 @@ pub(super) async fn run(setup: MagnetSetup, mut rx: mpsc::Receiver<Command>) {
     let Some(info) = phase.fetch(&mut rx).await else {
         return;
     };
+    // A v2-only torrent's pieces are checked against its piece layers, which are not in
+    // the info dictionary: fetch them from the same peers before anything is downloaded.
+    // (A hybrid torrent's pieces are checked with its v1 hashes.)
+    let mut layers = Vec::new();
+    if info.version() == MetaVersion::V2 {
+        let Some(fetched) = phase.fetch_layers(&mut rx, &info).await else {
+            return;
+        };
+        layers = fetched;
+    }
     let candidates: Vec<SocketAddr> = phase.known.iter().copied().collect();
     // The user's peers, and the ones that answered us: the torrent dials them again until
     // they connect (a peer may still be closing our metadata connection when the torrent's
@@ -109,7 +131,7 @@ pub(super) async fn run(setup: MagnetSetup, mut rx: mpsc::Receiver<Command>) {
         let _ = conn.send(MetaOrder::Close);
     }
     let announcer = phase.announcer.take();
-    match start(&setup, info, announcer, candidates).await {
+    match start(&setup, info, layers, announcer, candidates).await {
         Ok(task) => {
             if !sticky.is_empty()
                 && let Some(tx) = setup.this.upgrade()
@@ -141,10 +163,18 @@ pub(super) async fn run(setup: MagnetSetup, mut rx: mpsc::Receiver<Command>) {
 async fn start(
     setup: &MagnetSetup,
     info: Info,
+    layers: Vec<(usize, Vec<[u8; 32]>)>,
     announcer: Option<Announcer>,
     candidates: Vec<SocketAddr>,
 ) -> Result<torrent::Task, SessionError> {
-    let metainfo = Arc::new(Metainfo::from_info(info));
+    let mut metainfo = Metainfo::from_info(info);
+    for (file, layer) in layers {
+        // Verified against the file's root already; checked once more here.
+        if let Err(e) = metainfo.set_piece_layer(file, layer) {
+            tracing::error!(info_hash = %setup.info_hash, "a fetched piece layer is unusable: {e}");
+        }
+    }
+    let metainfo = Arc::new(metainfo);
     let _ = setup.metainfo.set(Arc::clone(&metainfo));
     if metainfo.info().private()
         && let Some(lsd) = setup.shared.lsd.get()
@@ -203,6 +233,8 @@ struct Phase {
     announcer: Option<Announcer>,
     this: mpsc::WeakSender<Command>,
     events: broadcast::Sender<TorrentEvent>,
+    /// The piece-layer fetcher, once the metadata of a v2-only torrent is in.
+    layers: Option<LayerFetcher<PeerKey>>,
 }
 
 impl Phase {
@@ -280,19 +312,99 @@ impl Phase {
                 () = tokio::time::sleep_until(deadline) => {
                     self.fetcher.handle_timeout(Instant::now());
                 }
-                _ = tick.tick() => {
-                    let retry: Vec<SocketAddr> = self
-                        .sticky
-                        .iter()
-                        .filter(|a| !self.dialing.contains(a) && !self.queue.contains(a))
-                        .copied()
-                        .collect();
-                    if self.conns.is_empty() {
-                        self.queue.extend(retry);
-                    }
-                }
+                _ = tick.tick() => self.retry_sticky(),
             }
         }
+    }
+
+    /// Fetches the piece layers of `info`'s files from the peers (BEP 52 hash requests)
+    /// until every one is in and verified (`Some`, by file index) or the torrent is shut
+    /// down (`None`). Every connected peer is asked, and each peer that connects later.
+    async fn fetch_layers(
+        &mut self,
+        rx: &mut mpsc::Receiver<Command>,
+        info: &Info,
+    ) -> Option<Vec<(usize, Vec<[u8; 32]>)>> {
+        let piece_length = usize::try_from(info.piece_length()).unwrap_or(usize::MAX);
+        let files = info.files().iter().enumerate().filter_map(|(file, entry)| {
+            Some(LayerFile {
+                file,
+                root: entry.pieces_root.filter(|_| !entry.is_pad())?,
+                length: entry.length,
+            })
+        });
+        let mut fetcher = LayerFetcher::new(piece_length, files, LayerConfig::default());
+        for key in self.conns.keys() {
+            fetcher.add_peer(*key);
+        }
+        self.layers = Some(fetcher);
+        tracing::debug!(info_hash = %self.info_hash, "fetching the piece layers");
+        let mut tick = tokio::time::interval(TICK);
+        loop {
+            self.dial_more();
+            let now = Instant::now();
+            let fetcher = self.layers.as_mut()?;
+            while let Some((key, range)) = fetcher.poll_request(now) {
+                match self.conns.get(&key) {
+                    Some(conn) => {
+                        let _ = conn.send(MetaOrder::Hashes(hashes::request(&range)));
+                    }
+                    None => fetcher.remove_peer(&key),
+                }
+            }
+            while let Some(event) = fetcher.poll_event() {
+                match event {
+                    LayerEvent::Complete => {
+                        let layers = fetcher
+                            .layers()
+                            .map(|(file, layer)| (file, layer.to_vec()))
+                            .collect();
+                        tracing::debug!(info_hash = %self.info_hash, "piece layers verified");
+                        self.layers = None;
+                        return Some(layers);
+                    }
+                    LayerEvent::PeerBanned(key) => {
+                        tracing::info!(key, "peer dropped: its piece-layer hashes were wrong");
+                        if let Some(conn) = self.conns.get(&key) {
+                            let _ = conn.send(MetaOrder::Close);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            let deadline = fetcher.poll_timeout().map_or_else(
+                || tokio::time::Instant::now() + TICK,
+                tokio::time::Instant::from_std,
+            );
+            tokio::select! {
+                command = rx.recv() => {
+                    let command = command?;
+                    if self.command(command).await {
+                        return None;
+                    }
+                }
+                () = tokio::time::sleep_until(deadline) => {
+                    if let Some(fetcher) = self.layers.as_mut() {
+                        fetcher.handle_timeout(Instant::now());
+                    }
+                }
+                _ = tick.tick() => self.retry_sticky(),
+            }
+        }
+    }
+
+    /// With no connection left, the user's peers are dialed again.
+    fn retry_sticky(&mut self) {
+        if !self.conns.is_empty() {
+            return;
+        }
+        let retry: Vec<SocketAddr> = self
+            .sticky
+            .iter()
+            .filter(|a| !self.dialing.contains(a) && !self.queue.contains(a))
+            .copied()
+            .collect();
+        self.queue.extend(retry);
     }
 
     /// Handles a command; `true` when the torrent is shut down.
@@ -369,6 +481,9 @@ impl Phase {
         self.next_key += 1;
         let (tx, rx) = mpsc::unbounded_channel();
         self.conns.insert(key, tx);
+        if let Some(layers) = self.layers.as_mut() {
+            layers.add_peer(key);
+        }
         tracing::debug!(%addr, "metadata peer connected");
         tokio::spawn(metadata_peer(PeerTask {
             key,
@@ -393,9 +508,25 @@ impl Phase {
                     let _ = self.fetcher.handle_message(Instant::now(), &key, &message);
                 }
             }
+            MetaEvent::Hashes(request, hashes) => {
+                if let Some(layers) = self.layers.as_mut() {
+                    let range = hashes::range(&request);
+                    if let Err(e) = layers.handle_hashes(Instant::now(), &key, &range, &hashes) {
+                        tracing::debug!(key, "piece-layer hashes refused: {e}");
+                    }
+                }
+            }
+            MetaEvent::HashReject(request) => {
+                if let Some(layers) = self.layers.as_mut() {
+                    layers.handle_reject(Instant::now(), &key, &hashes::range(&request));
+                }
+            }
             MetaEvent::Closed => {
                 self.conns.remove(&key);
                 self.fetcher.remove_peer(&key);
+                if let Some(layers) = self.layers.as_mut() {
+                    layers.remove_peer(&key);
+                }
             }
         }
     }
@@ -456,7 +587,30 @@ async fn talk(task: &mut PeerTask) -> Result<(), &'static str> {
                     decoder.decode(&buf[at..]).map_err(|_| "undecodable stream")?
                 {
                     at += used;
-                    let Message::Extended { id, payload } = message else { continue };
+                    let (id, payload) = match message {
+                        Message::Extended { id, payload } => (id, payload),
+                        Message::Hashes { request, hashes } => {
+                            let event = MetaEvent::Hashes(request, hashes.into_owned());
+                            task.torrent
+                                .send(Command::Metadata(task.key, event))
+                                .await
+                                .map_err(|_| "the torrent stopped")?;
+                            continue;
+                        }
+                        Message::HashReject(request) => {
+                            task.torrent
+                                .send(Command::Metadata(task.key, MetaEvent::HashReject(request)))
+                                .await
+                                .map_err(|_| "the torrent stopped")?;
+                            continue;
+                        }
+                        Message::HashRequest(request) => {
+                            // We hold no hashes yet.
+                            Message::HashReject(request).encode(&mut out);
+                            continue;
+                        }
+                        _ => continue,
+                    };
                     let event = match registry.handle(id, &payload) {
                         Ok(Incoming::Handshake(theirs)) => Some(MetaEvent::Handshake(theirs)),
                         Ok(Incoming::Metadata(MetadataMessage::Request { piece })) => {
@@ -485,6 +639,7 @@ async fn talk(task: &mut PeerTask) -> Result<(), &'static str> {
                         request.encode(&mut out);
                     }
                 }
+                Some(MetaOrder::Hashes(request)) => Message::HashRequest(request).encode(&mut out),
                 Some(MetaOrder::Close) | None => return Ok(()),
             },
             _ = keep_alive.tick() => Message::KeepAlive.encode(&mut out),

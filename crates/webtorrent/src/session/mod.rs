@@ -96,6 +96,7 @@
 
 mod announce;
 mod extension;
+mod hashes;
 mod lsd;
 mod magnet;
 mod peer;
@@ -281,10 +282,6 @@ pub enum SessionError {
     /// A magnet link without a BitTorrent info-hash (`xt=urn:btih:` or `urn:btmh:`).
     #[error("the magnet link names no info-hash")]
     NoInfoHash,
-    /// A magnet link with a v2 info-hash only: downloading needs the v2 piece hashes
-    /// (BEP 52 hash requests), which the engine does not fetch yet.
-    #[error("v2-only magnet links are not supported yet: give the .torrent, or a hybrid magnet")]
-    V2OnlyMagnet,
     /// A file selection that names none of the torrent's files.
     #[error("the file selection names none of the torrent's {files} files")]
     EmptySelection {
@@ -678,8 +675,10 @@ impl Client {
     /// Adds a torrent by magnet link: its info dictionary is fetched from peers (BEP 9)
     /// found through the link's trackers (`tr`), peers (`x.pe`), [`AddOptions::peers`] and
     /// [`AddOptions::trackers`], verified against the info-hash, and then the download
-    /// proceeds as for [`Client::add`]. The handle is returned at once;
-    /// [`Torrent::metainfo`] is `None` until the metadata is in.
+    /// proceeds as for [`Client::add`]. For a v2-only link (`xt=urn:btmh:` alone) the piece
+    /// layers of the files longer than a piece are fetched from the same peers first (BEP 52
+    /// hash requests) and verified against each file's root. The handle is returned at
+    /// once; [`Torrent::metainfo`] is `None` until the metadata (and those layers) are in.
     pub async fn add_magnet(
         &self,
         magnet: &webtorrent_magnet::Magnet,
@@ -687,9 +686,6 @@ impl Client {
     ) -> Result<Torrent, SessionError> {
         use webtorrent_magnet::PeerAddr;
         let hashes = magnet.info_hashes().ok_or(SessionError::NoInfoHash)?;
-        if hashes.v1.is_none() {
-            return Err(SessionError::V2OnlyMagnet);
-        }
         let info_hash = hashes.wire();
         if self.shared.torrent(&info_hash).is_some() {
             return Err(SessionError::Duplicate(info_hash));

@@ -25,6 +25,7 @@ use webtorrent_wire::{
     Config, Connection, DecodeError, Decoder, Event, Geometry, Handshake, Message, UsageError,
 };
 
+use super::hashes::{HashServer, Refusal};
 use super::torrent::{Command, PeerKey};
 use super::{Counters, ExtensionFactory, ExtensionWaker, PeerInfo, REQUEST_TIMEOUT};
 use crate::ratelimit::{Grant, RateLimits};
@@ -41,6 +42,10 @@ const SERVE_BATCH: usize = 64;
 
 /// How many buffers (a batch of served blocks each, at most) may wait for the socket.
 const WRITE_QUEUE: usize = 4;
+
+/// `hashes` or `hash reject` messages we never asked for (this phase asks for none) after
+/// which the connection is closed.
+const MAX_UNSOLICITED_HASHES: u32 = 3;
 
 /// How long a closing connection may take to send what it has queued.
 const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
@@ -123,6 +128,8 @@ pub(super) struct Context {
     pub(super) info_hash: InfoHashV1,
     /// The info dictionary, served over `ut_metadata`.
     pub(super) info: Arc<[u8]>,
+    /// The v2 piece layers, served to BEP 52 hash requests.
+    pub(super) hashes: Arc<HashServer>,
     /// Our listen port, named in the extension handshake.
     pub(super) listen_port: u16,
     /// Whether peer exchange is allowed (not for private torrents).
@@ -324,6 +331,7 @@ async fn drive(
     conn.send_bitfield(now, &cx.ours).map_err(protocol)?;
     flush(&mut conn, write).await?;
     let mut blocks = Vec::new();
+    let mut unsolicited = 0u32;
     loop {
         let deadline = tokio::time::Instant::from_std(conn.poll_timeout());
         tokio::select! {
@@ -338,6 +346,16 @@ async fn drive(
                         Some(Event::Extended { id, payload }) => {
                             send_blocks(&cx, &mut blocks).await?;
                             ext.handle(&cx, &mut conn, now, id, &payload).await?;
+                        }
+                        Some(Event::HashRequest(request)) => {
+                            answer_hashes(&cx, &mut conn, now, request)?;
+                        }
+                        Some(Event::Hashes { .. } | Event::HashReject(_)) => {
+                            // The torrent asks for no hashes once running.
+                            unsolicited += 1;
+                            if unsolicited >= MAX_UNSOLICITED_HASHES {
+                                return Err(Ended::Protocol("hashes that were never asked for".into()));
+                            }
                         }
                         Some(event) => on_event(&mut cx, &conn, event, &mut blocks).await?,
                         None => {}
@@ -379,6 +397,33 @@ async fn drive(
         ext.transmit(&mut conn, Instant::now())?;
         flush(&mut conn, write).await?;
     }
+}
+
+/// Answers a BEP 52 hash request from our piece layers, or rejects it.
+fn answer_hashes(
+    cx: &Context,
+    conn: &mut Connection,
+    now: Instant,
+    request: webtorrent_wire::HashRequest,
+) -> Result<(), Ended> {
+    let message = match cx.hashes.answer(&request) {
+        Ok(hashes) => Message::Hashes {
+            request,
+            hashes: hashes.into(),
+        },
+        Err(why) => {
+            match why {
+                Refusal::UnknownRoot => {
+                    tracing::debug!(addr = %cx.addr, "hash request for a root we hold no layer of");
+                }
+                Refusal::Invalid(e) => {
+                    tracing::debug!(addr = %cx.addr, "hash request refused: {e}");
+                }
+            }
+            Message::HashReject(request)
+        }
+    };
+    conn.send_message(now, message).map_err(protocol)
 }
 
 async fn tell(cx: &Context, event: PeerEvent) -> Result<(), Ended> {

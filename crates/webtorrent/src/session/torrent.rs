@@ -18,6 +18,7 @@ use webtorrent_types::{BLOCK_SIZE, BlockRef, InfoHashV1, PeerId};
 use webtorrent_wire::{Geometry, Handshake};
 
 use super::announce::{Announcer, TrackerStatus};
+use super::hashes::HashServer;
 use super::peer::{self, Ended, Limits, PeerEvent, ToPeer};
 use super::{
     Counters, HANDSHAKE_TIMEOUT, RESERVED, STOP_ANNOUNCE_TIMEOUT, SessionError, Shared,
@@ -183,6 +184,8 @@ pub(super) struct Task {
     shared: Arc<Shared>,
     /// The info dictionary, for `ut_metadata`.
     info: Arc<[u8]>,
+    /// Answers BEP 52 hash requests from the piece layers.
+    hashes: Arc<HashServer>,
     /// A private torrent (BEP 27): no peer exchange.
     private: bool,
     storage: Arc<FileStorage>,
@@ -294,6 +297,7 @@ pub(super) fn build(setup: Setup) -> Result<Task, SessionError> {
     counters.total_pieces.store(pieces, Ordering::Relaxed);
     let mut task = Task {
         info: Arc::from(setup.metainfo.info().raw()),
+        hashes: Arc::new(HashServer::new(Arc::clone(&setup.metainfo))),
         private: setup.metainfo.info().private(),
         shared: setup.shared,
         storage: setup.storage,
@@ -653,6 +657,7 @@ impl Task {
                 limits: Limits::clone(&self.shared.limits),
                 info_hash: self.info_hash,
                 info: Arc::clone(&self.info),
+                hashes: Arc::clone(&self.hashes),
                 listen_port: self.shared.port,
                 pex: !self.private,
                 extensions: Arc::clone(&self.shared.extensions),
