@@ -134,15 +134,8 @@ async fn an_extension_taking_a_builtin_name_is_left_out() {
         .await
         .expect("seed");
     // The leecher starts from a magnet: the seeder's real ut_metadata must serve it.
-    let magnet = webtorrent::magnet::Magnet::parse(&format!(
-        "magnet:?xt=urn:btih:{}&x.pe={}",
-        metainfo.info_hashes().wire().to_hex(),
-        seeder.local_addr()
-    ))
-    .expect("magnet");
-    let leecher = Client::new(common::config(leech_dir.path()))
-        .await
-        .expect("leecher");
+    let magnet = common::magnet(&metainfo, seeder.local_addr());
+    let leecher = common::client(leech_dir.path()).await;
     let download = leecher
         .add_magnet(&magnet, AddOptions::default())
         .await

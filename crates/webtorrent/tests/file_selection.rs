@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use webtorrent::magnet::{FileRange, Magnet};
+use webtorrent::magnet::FileRange;
 use webtorrent::metainfo::{MetaVersion, Metainfo};
 use webtorrent::session::{AddOptions, Client, SessionError};
 
@@ -24,20 +24,13 @@ fn files() -> [(&'static str, Vec<u8>); 4] {
     ]
 }
 
+/// Seeds the v1 torrent `name` of [`files`] (32 KiB pieces).
 async fn seeder(
     name: &str,
     files: &[(&'static str, Vec<u8>)],
 ) -> (Client, Metainfo, tempfile::TempDir) {
     let metainfo = common::torrent_version(name, 32 * 1024, files, MetaVersion::V1);
-    let dir = tempfile::tempdir().expect("tempdir");
-    common::write_files(dir.path(), name, files);
-    let client = Client::new(common::config(dir.path()))
-        .await
-        .expect("seeder");
-    client
-        .add(metainfo.clone(), AddOptions::default())
-        .await
-        .expect("seed");
+    let (client, dir) = common::seeder(&metainfo, files).await;
     (client, metainfo, dir)
 }
 
@@ -65,9 +58,7 @@ async fn chosen_files_only_then_the_rest() {
     let files = files();
     let (seeder, metainfo, _seed_dir) = seeder("sel", &files).await;
     let dst = tempfile::tempdir().expect("tempdir");
-    let leecher = Client::new(common::config(dst.path()))
-        .await
-        .expect("leecher");
+    let leecher = common::client(dst.path()).await;
     let mut options = AddOptions::default();
     options.select = Some(vec![FileRange::single(1), FileRange::single(3)]);
     options.peers = vec![seeder.local_addr()];
@@ -146,9 +137,7 @@ async fn a_selection_survives_a_restart() {
     check_files(dst.path(), "restart", &files, &[0, 1]);
 
     // No peer now: what was verified, part files included, is found again on disk.
-    let leecher = Client::new(common::config(dst.path()))
-        .await
-        .expect("leecher");
+    let leecher = common::client(dst.path()).await;
     let mut options = AddOptions::default();
     options.select = select;
     let download = leecher.add(metainfo.clone(), options).await.expect("add");
@@ -161,16 +150,10 @@ async fn a_selection_survives_a_restart() {
 async fn a_magnet_so_parameter_selects_files() {
     let files = files();
     let (seeder, metainfo, _seed_dir) = seeder("so", &files).await;
-    let magnet = Magnet::parse(&format!(
-        "magnet:?xt=urn:btih:{}&x.pe={}&so=2",
-        metainfo.info_hashes().wire().to_hex(),
-        seeder.local_addr()
-    ))
-    .expect("magnet");
+    let mut magnet = common::magnet(&metainfo, seeder.local_addr());
+    magnet.select_only = vec![FileRange::single(2)];
     let dst = tempfile::tempdir().expect("tempdir");
-    let leecher = Client::new(common::config(dst.path()))
-        .await
-        .expect("leecher");
+    let leecher = common::client(dst.path()).await;
     let download = leecher
         .add_magnet(&magnet, AddOptions::default())
         .await

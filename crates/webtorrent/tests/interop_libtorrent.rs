@@ -182,10 +182,7 @@ async fn libtorrent_seeds_we_download(version: MetaVersion) {
         .await
         .expect("download from libtorrent finishes in time");
     client.shutdown().await.expect("shutdown");
-    for (path, bytes) in &files {
-        let got = std::fs::read(dir.path().join("interop").join(path)).expect("read");
-        assert!(got == *bytes, "{path} differs");
-    }
+    common::assert_files(dir.path(), "interop", &files);
 }
 
 async fn we_seed_libtorrent_downloads(version: MetaVersion) {
@@ -216,10 +213,7 @@ async fn we_seed_libtorrent_downloads(version: MetaVersion) {
     lt.expect("\"done\"").await;
     assert!(seeding.stats().uploaded > 0);
     client.shutdown().await.expect("shutdown");
-    for (path, bytes) in &files {
-        let got = std::fs::read(lt_dir.path().join("interop").join(path)).expect("read");
-        assert!(got == *bytes, "{path} differs");
-    }
+    common::assert_files(lt_dir.path(), "interop", &files);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -258,10 +252,7 @@ async fn libtorrent_seeds_we_download_by_magnet() {
     let fetched = download.metainfo().expect("metadata");
     assert_eq!(fetched.info().raw(), metainfo.info().raw());
     client.shutdown().await.expect("shutdown");
-    for (path, bytes) in &files {
-        let got = std::fs::read(dir.path().join("interop").join(path)).expect("read");
-        assert!(got == *bytes, "{path} differs");
-    }
+    common::assert_files(dir.path(), "interop", &files);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -299,10 +290,7 @@ async fn libtorrent_downloads_from_us_by_magnet() {
     lt.port().await;
     lt.expect("\"done\"").await;
     client.shutdown().await.expect("shutdown");
-    for (path, bytes) in &files {
-        let got = std::fs::read(lt_dir.path().join("interop").join(path)).expect("read");
-        assert!(got == *bytes, "{path} differs");
-    }
+    common::assert_files(lt_dir.path(), "interop", &files);
 }
 
 /// Files for the v2 magnet tests, in 16 KiB pieces: one file of 513 pieces (so its layer
@@ -361,10 +349,7 @@ async fn libtorrent_seeds_we_download_by_v2_magnet() {
         assert_eq!(fetched.piece_layer(file), metainfo.piece_layer(file));
     }
     client.shutdown().await.expect("shutdown");
-    for (path, bytes) in &files {
-        let got = std::fs::read(dir.path().join("interop").join(path)).expect("read");
-        assert!(got == *bytes, "{path} differs");
-    }
+    common::assert_files(dir.path(), "interop", &files);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -400,8 +385,5 @@ async fn libtorrent_downloads_from_us_by_v2_magnet() {
     lt.port().await;
     lt.expect("\"done\"").await;
     client.shutdown().await.expect("shutdown");
-    for (path, bytes) in &files {
-        let got = std::fs::read(lt_dir.path().join("interop").join(path)).expect("read");
-        assert!(got == *bytes, "{path} differs");
-    }
+    common::assert_files(lt_dir.path(), "interop", &files);
 }

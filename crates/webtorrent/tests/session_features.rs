@@ -373,27 +373,12 @@ async fn magnet_download_fetches_the_metadata_from_a_peer() {
         ("m/two.bin", common::data(72, 33)),
     ];
     let metainfo = common::torrent("magnetic", 32 * 1024, &files);
-    let seed_dir = tempfile::tempdir().expect("tempdir");
-    common::write_files(seed_dir.path(), "magnetic", &files);
-    let seeder = Client::new(common::config(seed_dir.path()))
-        .await
-        .expect("seeder");
-    seeder
-        .add(metainfo.clone(), AddOptions::default())
-        .await
-        .expect("seed");
+    let (seeder, _seed_dir) = common::seeder(&metainfo, &files).await;
 
     // Only the info-hash and the seeder's address: no tracker, no .torrent.
-    let magnet = webtorrent::magnet::Magnet::parse(&format!(
-        "magnet:?xt=urn:btih:{}&x.pe={}",
-        metainfo.info_hashes().wire().to_hex(),
-        seeder.local_addr()
-    ))
-    .expect("magnet");
+    let magnet = common::magnet(&metainfo, seeder.local_addr());
     let dst = tempfile::tempdir().expect("tempdir");
-    let leecher = Client::new(common::config(dst.path()))
-        .await
-        .expect("leecher");
+    let leecher = common::client(dst.path()).await;
     let download = leecher
         .add_magnet(&magnet, AddOptions::default())
         .await
@@ -403,10 +388,7 @@ async fn magnet_download_fetches_the_metadata_from_a_peer() {
         .expect("the download completes");
     let fetched = download.metainfo().expect("the metadata is in");
     assert_eq!(fetched.info().raw(), metainfo.info().raw());
-    for (path, bytes) in &files {
-        let got = std::fs::read(dst.path().join("magnetic").join(path)).expect("file");
-        assert!(got == *bytes, "{path} differs");
-    }
+    common::assert_files(dst.path(), "magnetic", &files);
     leecher.shutdown().await.expect("shutdown");
     seeder.shutdown().await.expect("shutdown");
 }
@@ -467,10 +449,7 @@ async fn v2_only_magnet_download_fetches_the_piece_layers() {
     }
     let exported = webtorrent::metainfo::Metainfo::from_bytes(&fetched.to_bytes()).expect("export");
     assert_eq!(exported.info_hashes(), hashes);
-    for (path, bytes) in &files {
-        let got = std::fs::read(dst.path().join("v2only").join(path)).expect("file");
-        assert!(got == *bytes, "{path} differs");
-    }
+    common::assert_files(dst.path(), "v2only", &files);
 
     // A third client fetches everything from the leecher alone, hashes included.
     seeder.shutdown().await.expect("shutdown");
@@ -491,10 +470,7 @@ async fn v2_only_magnet_download_fetches_the_piece_layers() {
     tokio::time::timeout(LIMIT, again.wait_done())
         .await
         .expect("the download from the leecher completes");
-    for (path, bytes) in &files {
-        let got = std::fs::read(third_dir.path().join("v2only").join(path)).expect("file");
-        assert!(got == *bytes, "{path} differs");
-    }
+    common::assert_files(third_dir.path(), "v2only", &files);
     third.shutdown().await.expect("shutdown");
     leecher.shutdown().await.expect("shutdown");
 }

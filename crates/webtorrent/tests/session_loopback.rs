@@ -62,10 +62,7 @@ async fn seeder_to_leecher_multi_file() {
 
     leecher.shutdown().await.expect("leecher shutdown");
     seeder.shutdown().await.expect("seeder shutdown");
-    for (path, bytes) in &files {
-        let got = std::fs::read(leech_dir.path().join("multi").join(path)).expect("read");
-        assert!(got == *bytes, "{path} differs");
-    }
+    common::assert_files(leech_dir.path(), "multi", &files);
 
     // Added again, the torrent is complete at once (resume data or recheck).
     let again = Client::new(common::config(leech_dir.path()))
@@ -217,9 +214,6 @@ async fn swarm_of_one_seeder_and_two_leechers() {
     b.shutdown().await.expect("shutdown");
     seeder.shutdown().await.expect("shutdown");
     for dir in [dir_a.path(), dir_b.path()] {
-        for (path, bytes) in &files {
-            let got = std::fs::read(dir.join("multi").join(path)).expect("read");
-            assert!(got == *bytes, "{path} differs");
-        }
+        common::assert_files(dir, "multi", &files);
     }
 }

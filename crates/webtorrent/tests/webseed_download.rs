@@ -161,10 +161,7 @@ async fn a_web_seed_alone_completes_a_download() {
     tokio::time::timeout(LIMIT, download.wait_done())
         .await
         .expect("the web seed completes the download");
-    for (path, bytes) in &files {
-        let got = std::fs::read(dir.path().join("ws").join(path)).expect("file");
-        assert!(got == *bytes, "{path} differs");
-    }
+    common::assert_files(dir.path(), "ws", &files);
     assert!(requests.load(std::sync::atomic::Ordering::Relaxed) > 0);
     client.shutdown().await.expect("shutdown");
 }
@@ -201,10 +198,7 @@ async fn lying_web_seeds_give_way_to_an_honest_one() {
     tokio::time::timeout(LIMIT, download.wait_done())
         .await
         .expect("the honest web seed completes the download");
-    for (path, bytes) in &files {
-        let got = std::fs::read(dir.path().join("ws2").join(path)).expect("file");
-        assert!(got == *bytes, "{path} differs");
-    }
+    common::assert_files(dir.path(), "ws2", &files);
     // Pieces from the corrupt seed failed their check, and it was banned.
     let mut seen = Vec::new();
     while let Ok(event) = events.try_recv() {

@@ -78,3 +78,46 @@ pub(crate) fn logs() {
             .try_init();
     }
 }
+
+/// Checks that `root/name` holds `files` (paths relative to the torrent's folder) byte for
+/// byte.
+pub(crate) fn assert_files(root: &Path, name: &str, files: &[(&'static str, Vec<u8>)]) {
+    for (path, bytes) in files {
+        let got = std::fs::read(root.join(name).join(path))
+            .unwrap_or_else(|e| panic!("cannot read the downloaded {path}: {e}"));
+        assert!(got == *bytes, "{path} differs");
+    }
+}
+
+/// A client of [`config`] for `dir`.
+pub(crate) async fn client(dir: &Path) -> webtorrent::session::Client {
+    webtorrent::session::Client::new(config(dir))
+        .await
+        .expect("the client starts")
+}
+
+/// A client seeding `metainfo` from `files`, written under a fresh folder (kept alive by
+/// the returned guard).
+pub(crate) async fn seeder(
+    metainfo: &Metainfo,
+    files: &[(&'static str, Vec<u8>)],
+) -> (webtorrent::session::Client, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_files(dir.path(), metainfo.info().name(), files);
+    let client = client(dir.path()).await;
+    client
+        .add(metainfo.clone(), webtorrent::session::AddOptions::default())
+        .await
+        .expect("seed");
+    (client, dir)
+}
+
+/// The bare magnet link of `metainfo` (its wire info-hash, v1 or truncated v2, as `btih`)
+/// naming `peer` in `x.pe`.
+pub(crate) fn magnet(metainfo: &Metainfo, peer: SocketAddr) -> webtorrent::magnet::Magnet {
+    webtorrent::magnet::Magnet::parse(&format!(
+        "magnet:?xt=urn:btih:{}&x.pe={peer}",
+        metainfo.info_hashes().wire().to_hex()
+    ))
+    .expect("magnet")
+}
