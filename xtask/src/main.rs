@@ -10,6 +10,7 @@ mod setup;
 mod swarm;
 mod swarm4;
 mod util;
+mod webseed;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
