@@ -4,8 +4,10 @@
 mod download;
 mod procfs;
 mod report;
+mod webseed;
 
 pub(crate) use download::{Options as DownloadOptions, download};
+pub(crate) use webseed::{Options as WebseedOptions, webseed};
 
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};

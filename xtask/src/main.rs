@@ -63,14 +63,16 @@ enum Cmd {
         target: Option<String>,
     },
     /// Benchmarks: `create` (webtorrent create vs libtorrent), `download` (1 GiB over loopback
-    /// by seeder -> leecher pairs of ours, libtorrent and qBittorrent) or `hash` (cargo bench).
+    /// by seeder -> leecher pairs of ours, libtorrent and qBittorrent), `webseed` (1 GiB from
+    /// a local nginx web seed: ours vs aria2) or `hash` (cargo bench).
     Bench {
         #[arg(value_enum, default_value = "create")]
         what: BenchWhat,
         /// Size of the generated file (create) or tree (download), MiB.
         #[arg(long, default_value_t = 1024)]
         size_mib: u64,
-        /// Runs of each tool or pair; the median is reported [default: create 5, download 3].
+        /// Runs of each tool or pair; the median is reported [default: create 5, download 3,
+        /// webseed 5].
         #[arg(long)]
         runs: Option<usize>,
         /// create: v1, v2 or hybrid (download always uses v1).
@@ -86,14 +88,17 @@ enum Cmd {
         /// download: also write the figures to FILE as JSON.
         #[arg(long, value_name = "FILE")]
         json: Option<std::path::PathBuf>,
-        /// download: seconds a seeder may take to get ready, and a transfer to finish.
+        /// webseed: HTTP connections aria2 opens per server (`-x`, `-s`; 1-16).
+        #[arg(long, default_value_t = 16)]
+        connections: u32,
+        /// download, webseed: seconds a seeder may take to get ready, and a transfer to finish.
         #[arg(long, default_value_t = 300)]
         timeout: u64,
-        /// download: folder for the generated tree and the leechers' data
-        /// [default: <target dir>/bench-download].
+        /// download, webseed: folder for the generated tree and the leechers' data
+        /// [default: <target dir>/bench-download or bench-webseed].
         #[arg(long, value_name = "DIR")]
         dir: Option<std::path::PathBuf>,
-        /// download: this `webtorrent` binary instead of a release build of the work tree.
+        /// download, webseed: this `webtorrent` binary instead of a release build of the work tree.
         #[arg(long, value_name = "PATH")]
         webtorrent: Option<std::path::PathBuf>,
     },
@@ -104,6 +109,7 @@ enum BenchWhat {
     Create,
     Download,
     Hash,
+    Webseed,
 }
 
 fn main() -> std::process::ExitCode {
@@ -155,6 +161,7 @@ fn run(cli: Cli) -> Result<()> {
             piece_length,
             pairs,
             json,
+            connections,
             timeout,
             dir,
             webtorrent,
@@ -172,6 +179,15 @@ fn run(cli: Cli) -> Result<()> {
                 piece_length,
                 pairs,
                 json,
+                timeout: std::time::Duration::from_secs(timeout),
+                dir,
+                webtorrent,
+            }),
+            BenchWhat::Webseed => bench::webseed(&bench::WebseedOptions {
+                size_mib,
+                runs: runs.unwrap_or(5),
+                piece_length,
+                connections,
                 timeout: std::time::Duration::from_secs(timeout),
                 dir,
                 webtorrent,

@@ -339,6 +339,11 @@ impl Nginx {
         Ok(this)
     }
 
+    /// The master process's id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.proc.id()
+    }
+
     /// nginx's access log so far.
     pub(crate) fn access_log(&self) -> String {
         std::fs::read(self.dir.join("access.log"))
@@ -367,7 +372,8 @@ pid {d}/nginx.pid;
 error_log {d}/error.log warn;
 events {{ worker_connections 1024; }}
 http {{
-    access_log {d}/access.log;
+    log_format conn '$remote_addr $connection \"$request\" $status $body_bytes_sent';
+    access_log {d}/access.log conn;
     client_body_temp_path {d}/tmp/body;
     proxy_temp_path {d}/tmp/proxy;
     fastcgi_temp_path {d}/tmp/fastcgi;
