@@ -2,11 +2,13 @@
 //! against libtorrent and qBittorrent, and the hash benchmarks.
 
 mod download;
+mod magnet;
 mod procfs;
 mod report;
 mod webseed;
 
 pub(crate) use download::{Options as DownloadOptions, download};
+pub(crate) use magnet::{Options as MagnetOptions, magnet};
 pub(crate) use webseed::{Options as WebseedOptions, webseed};
 
 use std::fs::File;

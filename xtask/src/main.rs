@@ -64,7 +64,8 @@ enum Cmd {
     },
     /// Benchmarks: `create` (webtorrent create vs libtorrent), `download` (1 GiB over loopback
     /// by seeder -> leecher pairs of ours, libtorrent and qBittorrent), `webseed` (1 GiB from
-    /// a local nginx web seed: ours vs aria2) or `hash` (cargo bench).
+    /// a local nginx web seed: ours vs aria2), `magnet` (magnet -> metadata time, ours vs
+    /// libtorrent) or `hash` (cargo bench).
     Bench {
         #[arg(value_enum, default_value = "create")]
         what: BenchWhat,
@@ -72,7 +73,7 @@ enum Cmd {
         #[arg(long, default_value_t = 1024)]
         size_mib: u64,
         /// Runs of each tool or pair; the median is reported [default: create 5, download 3,
-        /// webseed 5].
+        /// webseed 5, magnet 25].
         #[arg(long)]
         runs: Option<usize>,
         /// create: v1, v2 or hybrid (download always uses v1).
@@ -88,17 +89,20 @@ enum Cmd {
         /// download: also write the figures to FILE as JSON.
         #[arg(long, value_name = "FILE")]
         json: Option<std::path::PathBuf>,
+        /// magnet: files of the torrent with the big info dictionary.
+        #[arg(long, default_value_t = 8000)]
+        files: usize,
         /// webseed: HTTP connections aria2 opens per server (`-x`, `-s`; 1-16).
         #[arg(long, default_value_t = 16)]
         connections: u32,
-        /// download, webseed: seconds a seeder may take to get ready, and a transfer to finish.
+        /// download, webseed, magnet: seconds a seeder may take to get ready, and a transfer to finish.
         #[arg(long, default_value_t = 300)]
         timeout: u64,
-        /// download, webseed: folder for the generated tree and the leechers' data
-        /// [default: <target dir>/bench-download or bench-webseed].
+        /// download, webseed, magnet: folder for the generated data
+        /// [default: <target dir>/bench-download, bench-webseed or bench-magnet].
         #[arg(long, value_name = "DIR")]
         dir: Option<std::path::PathBuf>,
-        /// download, webseed: this `webtorrent` binary instead of a release build of the work tree.
+        /// download, webseed, magnet: this `webtorrent` binary instead of a release build of the work tree.
         #[arg(long, value_name = "PATH")]
         webtorrent: Option<std::path::PathBuf>,
     },
@@ -110,6 +114,7 @@ enum BenchWhat {
     Download,
     Hash,
     Webseed,
+    Magnet,
 }
 
 fn main() -> std::process::ExitCode {
@@ -162,6 +167,7 @@ fn run(cli: Cli) -> Result<()> {
             pairs,
             json,
             connections,
+            files,
             timeout,
             dir,
             webtorrent,
@@ -188,6 +194,13 @@ fn run(cli: Cli) -> Result<()> {
                 runs: runs.unwrap_or(5),
                 piece_length,
                 connections,
+                timeout: std::time::Duration::from_secs(timeout),
+                dir,
+                webtorrent,
+            }),
+            BenchWhat::Magnet => bench::magnet(&bench::MagnetOptions {
+                runs: runs.unwrap_or(25),
+                files,
                 timeout: std::time::Duration::from_secs(timeout),
                 dir,
                 webtorrent,
