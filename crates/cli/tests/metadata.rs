@@ -254,6 +254,28 @@ fn a_hybrid_magnets_metadata_is_fetched_and_described() {
     assert_eq!(v["files"], 1);
     assert_eq!(v["total_length"], 300_000);
     assert_eq!(v["torrent"], serde_json::Value::Null);
+
+    // Written, with a warning that its v2 piece layers are missing.
+    let (status, _, err) = run(
+        root,
+        root,
+        &[
+            "metadata",
+            &link,
+            "-o",
+            "one.torrent",
+            "--listen",
+            "127.0.0.1:0",
+            "--timeout",
+            "50",
+        ],
+    );
+    assert!(status.success(), "metadata failed ({status}): {err}");
+    assert!(
+        err.contains("warning: one.torrent has no v2 piece layers"),
+        "{err}"
+    );
+    assert!(root.join("one.torrent").is_file());
 }
 
 #[test]
