@@ -12,7 +12,8 @@
 //! - CPU: the client's user + system time from our own `cutime + cstime` (it is our waited
 //!   child), nginx's from `/proc` (master and workers) over the same span; peak RSS: the last
 //!   `VmHWM` read while the client ran (polled every 20 ms);
-//! - HTTP connections: the distinct connection numbers in nginx's access log for the run;
+//! - HTTP connections and requests: the distinct connection numbers and the lines in nginx's
+//!   access log for the run;
 //! - every run's files are compared with the originals before they are deleted.
 
 use std::path::{Path, PathBuf};
@@ -73,6 +74,7 @@ struct Run {
     server_cpu: f64,
     rss_kib: u64,
     connections: usize,
+    requests: usize,
 }
 
 struct Env {
@@ -217,7 +219,9 @@ fn one_run(tool: Tool, env: &Env, nginx: &Nginx, ticks: f64) -> Result<Run> {
         util::last_lines(&err, 5)
     );
     let log = nginx.access_log();
-    let conns = connections(log.get(log_before..).unwrap_or_default());
+    let this_run = log.get(log_before..).unwrap_or_default();
+    let conns = connections(this_run);
+    let requests = this_run.lines().count();
     for (rel, len) in &env.layout {
         let got = env.out.join(TREE).join(rel);
         ensure!(
@@ -235,6 +239,7 @@ fn one_run(tool: Tool, env: &Env, nginx: &Nginx, ticks: f64) -> Result<Run> {
         server_cpu: server_after.saturating_sub(server_before) as f64 / ticks,
         rss_kib,
         connections: conns,
+        requests,
     })
 }
 
@@ -360,7 +365,7 @@ pub(crate) fn webseed(o: &Options) -> Result<()> {
                 Ok(run) => {
                     eprintln!(
                         "run {}: {:<22} {:>6.2} s {:>7.1} MB/s, CPU s {:.2} (nginx {:.2}), \
-                         peak RSS {:.1} MiB, {} connections",
+                         peak RSS {:.1} MiB, {} connections, {} requests",
                         i + 1,
                         tool.label(),
                         run.secs,
@@ -368,7 +373,8 @@ pub(crate) fn webseed(o: &Options) -> Result<()> {
                         run.cpu,
                         run.server_cpu,
                         run.rss_kib as f64 / 1024.0,
-                        run.connections
+                        run.connections,
+                        run.requests
                     );
                     runs.push(run);
                 }
@@ -393,8 +399,8 @@ pub(crate) fn webseed(o: &Options) -> Result<()> {
         o.runs
     );
     println!(
-        "  {:<22} {:>5} {:>9} {:>8} {:>9} {:>9} {:>9} {:>6}",
-        "tool", "runs", "MB/s", "s", "CPU s", "nginx s", "RSS MiB", "conns"
+        "  {:<22} {:>5} {:>9} {:>8} {:>9} {:>9} {:>9} {:>6} {:>9}",
+        "tool", "runs", "MB/s", "s", "CPU s", "nginx s", "RSS MiB", "conns", "requests"
     );
     let ours = results
         .iter()
@@ -411,7 +417,7 @@ pub(crate) fn webseed(o: &Options) -> Result<()> {
             (_, Some(o)) => format!("   throughput ours/this {:.2}x", secs / o),
         };
         println!(
-            "  {:<22} {:>5} {:>9.1} {:>8.2} {:>9.2} {:>9.2} {:>9.1} {:>6}{ratio}",
+            "  {:<22} {:>5} {:>9.1} {:>8.2} {:>9.2} {:>9.2} {:>9.1} {:>6} {:>9}{ratio}",
             tool.label(),
             runs.len(),
             mb / secs,
@@ -420,6 +426,7 @@ pub(crate) fn webseed(o: &Options) -> Result<()> {
             median(runs.iter().map(|r| r.server_cpu).collect()),
             median(runs.iter().map(|r| r.rss_kib as f64 / 1024.0).collect()),
             median(runs.iter().map(|r| r.connections as f64).collect()),
+            median(runs.iter().map(|r| r.requests as f64).collect()),
         );
     }
     if results.iter().any(|(_, r)| r.len() < o.runs) {
