@@ -43,7 +43,7 @@ const MULTI: &[(&str, u64)] = &[
 const PIECE_LENGTH: &str = "65536";
 
 /// Time limit of one scenario.
-const TIMEOUT: Duration = Duration::from_secs(60);
+const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The bad locations of the liars scenario, in the order they are listed in the torrent.
 const LIARS: &[&str] = &["missing", "broken", "short", "norange"];
