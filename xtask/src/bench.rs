@@ -9,6 +9,8 @@ mod webseed;
 
 pub(crate) use download::{Options as DownloadOptions, download};
 pub(crate) use magnet::{Options as MagnetOptions, magnet};
+#[cfg(test)]
+pub(crate) use procfs::parse_stat;
 pub(crate) use webseed::{Options as WebseedOptions, webseed};
 
 use std::fs::File;

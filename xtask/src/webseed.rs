@@ -352,6 +352,24 @@ impl Nginx {
     }
 }
 
+impl Drop for Nginx {
+    /// A killed master leaves its workers running: ask it to stop (SIGTERM, nginx's fast
+    /// shutdown, which stops the workers first) and wait; `Proc` kills it only if it is
+    /// still there after that.
+    fn drop(&mut self) {
+        if matches!(self.proc.exited(), Ok(None)) {
+            // `kill -TERM` signals only the master we started, by its id.
+            let sent = Command::new("kill")
+                .args(["-TERM", &self.proc.id().to_string()])
+                .status()
+                .is_ok_and(|s| s.success());
+            if sent {
+                let _ = self.proc.wait_for(Duration::from_secs(10));
+            }
+        }
+    }
+}
+
 fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
@@ -415,6 +433,64 @@ mod tests {
             assert!(line.contains("/t/n/"), "{line}");
         }
         assert!(config(Path::new("/t/n"), Path::new("/w"), 1, 1, true).starts_with("user root;"));
+    }
+
+    /// The ids of the live processes whose parent is `pid`.
+    fn children(pid: u32) -> Vec<u32> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir("/proc").expect("/proc") {
+            let Ok(entry) = entry else { continue };
+            let Some(p) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let Ok(line) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
+                continue;
+            };
+            if crate::bench::parse_stat(&line).is_ok_and(|s| s.ppid == pid) {
+                out.push(p);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_dropped_nginx_takes_its_workers_along() {
+        if !util::on_path("nginx") && !Path::new("/usr/sbin/nginx").is_file() {
+            eprintln!("nginx is not installed (cargo xtask ci --only setup): not checked");
+            return;
+        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        let www = dir.path().join("www");
+        std::fs::create_dir_all(www.join("good")).expect("www");
+        std::fs::write(www.join("good/f.txt"), b"hello").expect("file");
+        let logs = Logs::default();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let nginx = Nginx::start(&dir.path().join("n"), &www, 2, &logs, Some(deadline))
+            .expect("nginx starts");
+        let master = nginx.pid();
+        let mut workers = Vec::new();
+        wait_until(Some(deadline), "two workers", || {
+            workers = children(master);
+            Ok(workers.len() == 2)
+        })
+        .expect("nginx runs two workers");
+        drop(nginx);
+        for pid in workers.iter().chain([&master]) {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // Gone, or at worst a zombie about to be reaped by init.
+            assert!(
+                stat.is_empty()
+                    || stat
+                        .rsplit(')')
+                        .next()
+                        .is_some_and(|r| r.trim_start().starts_with('Z')),
+                "process {pid} outlived its nginx: {stat}"
+            );
+        }
     }
 
     #[test]
