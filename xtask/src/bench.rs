@@ -2,10 +2,16 @@
 //! against libtorrent and qBittorrent, and the hash benchmarks.
 
 mod download;
+mod magnet;
 mod procfs;
 mod report;
+mod webseed;
 
 pub(crate) use download::{Options as DownloadOptions, download};
+pub(crate) use magnet::{Options as MagnetOptions, magnet};
+#[cfg(test)]
+pub(crate) use procfs::parse_stat;
+pub(crate) use webseed::{Options as WebseedOptions, webseed};
 
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};

@@ -452,6 +452,7 @@ fn scenarios() -> Result<Vec<Scenario>> {
     all.extend(fixture_scenarios()?);
     all.extend(crate::swarm::scenarios());
     all.extend(crate::swarm4::scenarios());
+    all.extend(crate::webseed::scenarios());
     Ok(all)
 }
 

@@ -10,6 +10,7 @@ mod setup;
 mod swarm;
 mod swarm4;
 mod util;
+mod webseed;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -62,14 +63,17 @@ enum Cmd {
         target: Option<String>,
     },
     /// Benchmarks: `create` (webtorrent create vs libtorrent), `download` (1 GiB over loopback
-    /// by seeder -> leecher pairs of ours, libtorrent and qBittorrent) or `hash` (cargo bench).
+    /// by seeder -> leecher pairs of ours, libtorrent and qBittorrent), `webseed` (1 GiB from
+    /// a local nginx web seed: ours vs aria2), `magnet` (magnet -> metadata time, ours vs
+    /// libtorrent) or `hash` (cargo bench).
     Bench {
         #[arg(value_enum, default_value = "create")]
         what: BenchWhat,
         /// Size of the generated file (create) or tree (download), MiB.
         #[arg(long, default_value_t = 1024)]
         size_mib: u64,
-        /// Runs of each tool or pair; the median is reported [default: create 5, download 3].
+        /// Runs of each tool or pair; the median is reported [default: create 5, download 3,
+        /// webseed 5, magnet 25].
         #[arg(long)]
         runs: Option<usize>,
         /// create: v1, v2 or hybrid (download always uses v1).
@@ -85,14 +89,20 @@ enum Cmd {
         /// download: also write the figures to FILE as JSON.
         #[arg(long, value_name = "FILE")]
         json: Option<std::path::PathBuf>,
-        /// download: seconds a seeder may take to get ready, and a transfer to finish.
+        /// magnet: files of the torrent with the big info dictionary.
+        #[arg(long, default_value_t = 8000)]
+        files: usize,
+        /// webseed: HTTP connections aria2 opens per server (`-x`, `-s`; 1-16).
+        #[arg(long, default_value_t = 16)]
+        connections: u32,
+        /// download, webseed, magnet: seconds a seeder may take to get ready, and a transfer to finish.
         #[arg(long, default_value_t = 300)]
         timeout: u64,
-        /// download: folder for the generated tree and the leechers' data
-        /// [default: <target dir>/bench-download].
+        /// download, webseed, magnet: folder for the generated data
+        /// [default: <target dir>/bench-download, bench-webseed or bench-magnet].
         #[arg(long, value_name = "DIR")]
         dir: Option<std::path::PathBuf>,
-        /// download: this `webtorrent` binary instead of a release build of the work tree.
+        /// download, webseed, magnet: this `webtorrent` binary instead of a release build of the work tree.
         #[arg(long, value_name = "PATH")]
         webtorrent: Option<std::path::PathBuf>,
     },
@@ -103,6 +113,8 @@ enum BenchWhat {
     Create,
     Download,
     Hash,
+    Webseed,
+    Magnet,
 }
 
 fn main() -> std::process::ExitCode {
@@ -154,6 +166,8 @@ fn run(cli: Cli) -> Result<()> {
             piece_length,
             pairs,
             json,
+            connections,
+            files,
             timeout,
             dir,
             webtorrent,
@@ -171,6 +185,22 @@ fn run(cli: Cli) -> Result<()> {
                 piece_length,
                 pairs,
                 json,
+                timeout: std::time::Duration::from_secs(timeout),
+                dir,
+                webtorrent,
+            }),
+            BenchWhat::Webseed => bench::webseed(&bench::WebseedOptions {
+                size_mib,
+                runs: runs.unwrap_or(5),
+                piece_length,
+                connections,
+                timeout: std::time::Duration::from_secs(timeout),
+                dir,
+                webtorrent,
+            }),
+            BenchWhat::Magnet => bench::magnet(&bench::MagnetOptions {
+                runs: runs.unwrap_or(25),
+                files,
                 timeout: std::time::Duration::from_secs(timeout),
                 dir,
                 webtorrent,

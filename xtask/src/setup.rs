@@ -9,7 +9,8 @@ use anyhow::{Context, Result, bail};
 use crate::util::{self, cargo, cmd, on_path, run, run_status};
 
 /// Debian packages the interop drivers use: libtorrent 2.0 and the venv for 2.1, then the
-/// clients and the tracker of the `swarm-*` scenarios (curl drives qBittorrent's WebUI API).
+/// clients and the tracker of the `swarm-*` scenarios (curl drives qBittorrent's WebUI API), and the HTTP
+/// server of the `webseed-*` scenarios.
 const APT_PACKAGES: &[&str] = &[
     "python3-libtorrent",
     "transmission-cli",
@@ -19,6 +20,7 @@ const APT_PACKAGES: &[&str] = &[
     "transmission-daemon",
     "opentracker",
     "curl",
+    "nginx",
 ];
 /// The libtorrent wheel the venv pins.
 pub(crate) const LIBTORRENT_PYPI: &str = "2.1.1";

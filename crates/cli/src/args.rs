@@ -29,6 +29,9 @@ pub(crate) enum Command {
     /// Share a file or folder (or the data of a .torrent) until Ctrl-C, announcing to the
     /// torrent's trackers.
     Seed(SeedArgs),
+    /// Fetch a magnet link's metadata from peers, print what the torrent holds, optionally
+    /// write it as a .torrent, and exit (no data is kept).
+    Metadata(crate::metadata::MetadataArgs),
 }
 
 /// Where the session listens for peers.

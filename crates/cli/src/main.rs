@@ -8,6 +8,7 @@
 mod args;
 mod create;
 mod info;
+mod metadata;
 mod output;
 mod session;
 mod units;
@@ -27,6 +28,7 @@ fn main() -> ExitCode {
         Command::Info(a) => info::run(&a).map(|()| ExitCode::SUCCESS),
         Command::Download(a) => session::download(&a),
         Command::Seed(a) => session::seed(&a),
+        Command::Metadata(a) => metadata::run(&a),
     };
     match result {
         Ok(code) => code,

@@ -96,7 +96,7 @@ fn write_content(path: &Path, rel: &str, len: u64) -> Result<()> {
 
 /// Writes the files of `layout` under `dir` that are missing or have another length.
 /// Returns whether any was written.
-fn generate_tree(dir: &Path, layout: &[(String, u64)]) -> Result<bool> {
+pub(super) fn generate_tree(dir: &Path, layout: &[(String, u64)]) -> Result<bool> {
     let mut wrote = false;
     for (rel, len) in layout {
         let path = dir.join(rel);
@@ -111,7 +111,7 @@ fn generate_tree(dir: &Path, layout: &[(String, u64)]) -> Result<bool> {
 }
 
 /// Reads every file once so that the seeders find them in the page cache.
-fn warm(dir: &Path, layout: &[(String, u64)]) -> Result<()> {
+pub(super) fn warm(dir: &Path, layout: &[(String, u64)]) -> Result<()> {
     let mut buf = vec![0u8; 1 << 20];
     for (rel, _) in layout {
         let mut f = File::open(dir.join(rel))?;

@@ -1119,6 +1119,34 @@ impl Torrent {
         self.metainfo.get().cloned()
     }
 
+    /// Waits until the torrent's metainfo is known: at once for a .torrent, for a magnet once
+    /// its info dictionary has arrived and hashed to the info-hash. `None` if the torrent
+    /// stops first. The metainfo is looked at every few milliseconds, and whenever the
+    /// torrent reports an event.
+    pub async fn wait_metadata(&self) -> Option<Arc<Metainfo>> {
+        const POLL: Duration = Duration::from_millis(5);
+        let mut events = self.events.subscribe();
+        loop {
+            if let Some(meta) = self.metainfo() {
+                return Some(meta);
+            }
+            if self.tx.is_closed() {
+                return None;
+            }
+            tokio::select! {
+                event = events.recv() => {
+                    if matches!(
+                        event,
+                        Ok(TorrentEvent::Stopped) | Err(broadcast::error::RecvError::Closed)
+                    ) {
+                        return self.metainfo();
+                    }
+                }
+                () = tokio::time::sleep(POLL) => {}
+            }
+        }
+    }
+
     /// Connects to a peer, and again after failures until the torrent stops.
     pub async fn add_peer(&self, addr: SocketAddr) -> Result<(), SessionError> {
         self.add_peers(vec![addr], true).await
