@@ -338,6 +338,17 @@ impl WebSeed {
         Ok(out)
     }
 
+    /// Fetches `spans` (each `(piece, offset, length)` inside one piece) with as few
+    /// requests as the files allow (see [`WebSeedUrl::plan_spans`]): their bytes one after
+    /// another.
+    ///
+    /// # Errors
+    /// See [`WebSeedError`]; nothing is returned unless every span arrived.
+    pub async fn fetch_spans(&self, spans: &[(u32, u64, u64)]) -> Result<Vec<u8>, WebSeedError> {
+        let plan = self.url.plan_spans(&self.layout, spans)?;
+        self.client.run_limited(&plan, Some(&self.permits)).await
+    }
+
     /// Fetches `length` bytes at `offset` of piece `piece`.
     ///
     /// # Errors

@@ -186,6 +186,31 @@ impl WebSeedUrl {
         Ok(plan)
     }
 
+    /// The requests fetching `spans` (each `(piece, offset, length)` inside one piece), one
+    /// after another in the buffer. Spans that continue each other in a file (the end of a
+    /// piece and the start of the next, say) share one `Range` request.
+    ///
+    /// # Errors
+    /// [`WebSeedError::Layout`] when a span is not inside its piece; an empty list plans
+    /// nothing.
+    pub fn plan_spans(
+        &self,
+        layout: &Layout,
+        spans: &[(u32, u64, u64)],
+    ) -> Result<FetchPlan, WebSeedError> {
+        let (piece, offset) = spans.first().map_or((0, 0), |&(p, o, _)| (p, o));
+        let mut plan = FetchPlan {
+            piece,
+            offset,
+            length: 0,
+            requests: Vec::new(),
+        };
+        for &(piece, offset, length) in spans {
+            self.append(layout, piece, offset, length, &mut plan)?;
+        }
+        Ok(plan)
+    }
+
     /// The requests fetching the whole pieces `pieces`, one after another in the buffer.
     ///
     /// BEP 19 recommends few large requests over many small ones: the runs of one file
@@ -509,6 +534,43 @@ mod tests {
                 ("http://h/t/d", 2_500, 1_500, 0..1_500),
             ]
         );
+    }
+
+    #[test]
+    fn spans_merged_across_pieces() {
+        // 16 KiB pieces over a (1 000), b (40 000), c (10 000).
+        let l = layout(
+            "t",
+            &[("a", 1_000), ("b", 40_000), ("c", 10_000)],
+            MetaVersion::V1,
+        );
+        let seed = WebSeedUrl::url_list("http://h/").unwrap();
+        // The tail of piece 0 and the head of piece 1 follow each other in b.
+        let plan = seed
+            .plan_spans(&l, &[(0, 8_192, 8_192), (1, 0, 4_000), (2, 0, 100)])
+            .unwrap();
+        assert_eq!(plan.length, 12_292);
+        let got: Vec<_> = plan
+            .requests
+            .iter()
+            .map(|r| {
+                (
+                    r.url.as_str(),
+                    r.buffer_offset,
+                    r.range.clone().unwrap().bytes,
+                )
+            })
+            .collect();
+        // Piece 2 starts at 32 768, inside b: a second request, for it alone.
+        assert_eq!(
+            got,
+            [
+                ("http://h/t/b", 0, 7_192..19_384),
+                ("http://h/t/b", 12_192, 31_768..31_868),
+            ]
+        );
+        assert!(seed.plan_spans(&l, &[(0, 16_000, 1_000)]).is_err());
+        assert_eq!(seed.plan_spans(&l, &[]).unwrap().length, 0);
     }
 
     #[test]

@@ -721,6 +721,9 @@ impl Task {
         let mut slot = self.new_slot(tx, SocketAddr::from(([0, 0, 0, 0], 0)), id, now);
         slot.outbound = true;
         slot.web_seed = true;
+        // An HTTP server needs no slow start: its worker merges what it is given into few
+        // large requests, the more the better.
+        slot.pipeline = slot.max_pipeline;
         self.peers.insert(key, slot);
         tracing::debug!(url = url.as_str(), "web seed added");
         let seed = client.seed(url, Arc::new(self.storage.layout().clone()));
@@ -1274,9 +1277,13 @@ impl Task {
             // Enough requests in flight to cover the peer's rate for a while.
             let blocks = down * PIPELINE_SECONDS / u64::from(BLOCK_SIZE);
             let max = peer.max_pipeline;
-            peer.pipeline = usize::try_from(blocks)
-                .unwrap_or(usize::MAX)
-                .clamp(MIN_PIPELINE.min(max), max);
+            peer.pipeline = if peer.web_seed && !peer.snubbed {
+                max
+            } else {
+                usize::try_from(blocks)
+                    .unwrap_or(usize::MAX)
+                    .clamp(MIN_PIPELINE.min(max), max)
+            };
             if peer.in_flight > 0
                 && !peer.snubbed
                 && now.saturating_duration_since(peer.last_block) >= SNUB_TIMEOUT
