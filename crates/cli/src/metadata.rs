@@ -12,7 +12,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use webtorrent::bencode::OwnedValue;
 use webtorrent::magnet::Magnet;
-use webtorrent::metainfo::Metainfo;
+use webtorrent::metainfo::{MetaVersion, Metainfo};
 use webtorrent::session::{AddOptions, Client, ClientConfig};
 
 use crate::args::ListenArgs;
@@ -83,11 +83,12 @@ pub(crate) fn run(args: &MetadataArgs) -> Result<ExitCode> {
     let info = meta.info();
     if let Some(out) = &args.output {
         crate::create::write_torrent(out, &bytes, args.force)?;
-        if info.version().has_v2() && info.files().iter().any(|f| f.length > info.piece_length()) {
+        if info.version() == MetaVersion::Hybrid
+            && info.files().iter().any(|f| f.length > info.piece_length())
+        {
             eprintln!(
-                "warning: {} has no v2 piece layers: they are not part of a magnet link's \
-                 metadata, and readers that require them (webtorrent info among them) refuse \
-                 the file",
+                "note: {} has no v2 piece layers (they are not part of a magnet link's \
+                 metadata): its v1 hashes verify it",
                 out.display()
             );
         }

@@ -272,10 +272,13 @@ fn a_hybrid_magnets_metadata_is_fetched_and_described() {
     );
     assert!(status.success(), "metadata failed ({status}): {err}");
     assert!(
-        err.contains("warning: one.torrent has no v2 piece layers"),
+        err.contains("note: one.torrent has no v2 piece layers"),
         "{err}"
     );
     assert!(root.join("one.torrent").is_file());
+    // It loads: the v1 hashes verify it.
+    let info = common::ok(&common::webtorrent(root, &["info", "one.torrent"]));
+    assert!(info.contains("meta version:  hybrid"), "{info}");
 }
 
 #[test]

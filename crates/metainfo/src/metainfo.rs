@@ -311,7 +311,9 @@ fn parse_web_seeds(top: &Dict<'_>) -> Vec<String> {
 
 /// Reads `piece layers` and checks it against the files (BEP 52): every file longer than a
 /// piece needs a layer of `32 * ceil(length / piece length)` bytes whose Merkle root is the
-/// file's `pieces root`. Layers for unknown roots are ignored.
+/// file's `pieces root`. Layers for unknown roots are ignored. A hybrid torrent may lack
+/// layers (one made from a magnet link's metadata has none): its v1 hashes verify every
+/// piece, and a layer it has must still be right.
 fn parse_piece_layers(
     top: &Dict<'_>,
     info: &Info,
@@ -337,12 +339,15 @@ fn parse_piece_layers(
                 continue;
             }
         };
-        let bytes = layers
-            .and_then(|l| l.get(&root))
-            .and_then(Value::as_bytes)
-            .ok_or_else(|| MetainfoError::MissingPieceLayer {
+        let Some(bytes) = layers.and_then(|l| l.get(&root)).and_then(Value::as_bytes) else {
+            if info.version().has_v1() {
+                out.push(None);
+                continue;
+            }
+            return Err(MetainfoError::MissingPieceLayer {
                 path: file.path.clone(),
-            })?;
+            });
+        };
         let expected = file.length.div_ceil(pl) * 32;
         if bytes.len() as u64 != expected {
             return Err(MetainfoError::PieceLayerLength {

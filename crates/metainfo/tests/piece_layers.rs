@@ -75,3 +75,26 @@ fn v1_torrents_take_no_layer() {
         Err(MetainfoError::NoPieceLayer { index: 0 })
     ));
 }
+
+#[test]
+fn a_hybrid_torrent_without_layers_loads_and_a_v2_one_does_not() {
+    for version in [MetaVersion::Hybrid, MetaVersion::V2] {
+        let original = torrent(version);
+        // What a .torrent made from a magnet link's metadata holds: the info dictionary
+        // and nothing of the layers.
+        let bare = Metainfo::from_info(Info::from_bytes(original.info().raw()).unwrap());
+        let loaded = Metainfo::from_bytes(&bare.to_bytes());
+        match version {
+            MetaVersion::Hybrid => {
+                let loaded = loaded.expect("the v1 hashes are enough");
+                assert_eq!(loaded.info_hashes(), original.info_hashes());
+                assert!(!loaded.has_all_piece_layers());
+                assert_eq!(loaded.piece_layer(0), None);
+            }
+            _ => assert!(
+                matches!(loaded, Err(MetainfoError::MissingPieceLayer { .. })),
+                "{loaded:?}"
+            ),
+        }
+    }
+}
