@@ -319,21 +319,16 @@ async fn wait_for_metadata(
         return Ok(Some(meta));
     }
     eprintln!("fetching the metadata from peers");
-    let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
-    let mut tick = tokio::time::interval(Duration::from_millis(100));
-    loop {
-        tokio::select! {
-            r = &mut ctrl_c => {
-                r.context("cannot wait for Ctrl-C")?;
-                return Ok(None);
-            }
-            e = failure(events) => return Err(e),
-            _ = tick.tick() => {
-                if let Some(meta) = torrent.metainfo() {
-                    return Ok(Some(meta));
-                }
-            }
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => {
+            r.context("cannot wait for Ctrl-C")?;
+            Ok(None)
         }
+        e = failure(events) => Err(e),
+        meta = torrent.wait_metadata() => match meta {
+            Some(meta) => Ok(Some(meta)),
+            None => bail!("the torrent stopped before its metadata arrived"),
+        },
     }
 }
 
@@ -362,6 +357,10 @@ fn chosen_files(info: &webtorrent::metainfo::Info, ranges: &[FileRange]) -> Vec<
 fn list_selection(info: &webtorrent::metainfo::Info, ranges: &[FileRange]) {
     let files = info.files();
     let chosen = chosen_files(info, ranges);
+    if chosen.is_empty() {
+        // The engine refuses the torrent: its error says why.
+        return;
+    }
     let real = files.iter().filter(|f| !f.is_pad()).count();
     eprintln!("selected {} of {real} files:", chosen.len());
     for i in chosen {

@@ -146,7 +146,8 @@ pub(super) async fn run(setup: MagnetSetup, mut rx: mpsc::Receiver<Command>) {
             task.run(rx).await;
         }
         Err(e) => {
-            tracing::error!(info_hash = %setup.info_hash, "cannot start the torrent: {e}");
+            // Reported to the application by the Failed event.
+            tracing::info!(info_hash = %setup.info_hash, "cannot start the torrent: {e}");
             let _ = setup.events.send(TorrentEvent::Failed(e.to_string()));
             // Answer a shutdown, then end: the handle reports the torrent stopped.
             while let Some(command) = rx.recv().await {
@@ -176,6 +177,7 @@ async fn start(
     }
     let metainfo = Arc::new(metainfo);
     let _ = setup.metainfo.set(Arc::clone(&metainfo));
+    let _ = setup.events.send(TorrentEvent::MetadataReceived);
     if metainfo.info().private()
         && let Some(lsd) = setup.shared.lsd.get()
     {

@@ -377,6 +377,8 @@ pub enum TorrentEvent {
     PieceFailed(u32),
     /// Every wanted piece is verified (every piece, unless files are skipped).
     Completed,
+    /// A magnet link's metadata arrived and was verified: [`Torrent::metainfo`] has it.
+    MetadataReceived,
     /// The torrent's files could not be written.
     StorageError(String),
     /// The torrent cannot run (a magnet link's files cannot be opened, or its file
@@ -1120,29 +1122,19 @@ impl Torrent {
     }
 
     /// Waits until the torrent's metainfo is known: at once for a .torrent, for a magnet once
-    /// its info dictionary has arrived and hashed to the info-hash. `None` if the torrent
-    /// stops first. The metainfo is looked at every few milliseconds, and whenever the
-    /// torrent reports an event.
+    /// its info dictionary has arrived and hashed to the info-hash
+    /// ([`TorrentEvent::MetadataReceived`]). `None` if the torrent stops first.
     pub async fn wait_metadata(&self) -> Option<Arc<Metainfo>> {
-        const POLL: Duration = Duration::from_millis(5);
+        // Subscribed before looking, so that the event cannot slip in between.
         let mut events = self.events.subscribe();
         loop {
             if let Some(meta) = self.metainfo() {
                 return Some(meta);
             }
-            if self.tx.is_closed() {
-                return None;
-            }
-            tokio::select! {
-                event = events.recv() => {
-                    if matches!(
-                        event,
-                        Ok(TorrentEvent::Stopped) | Err(broadcast::error::RecvError::Closed)
-                    ) {
-                        return self.metainfo();
-                    }
-                }
-                () = tokio::time::sleep(POLL) => {}
+            match events.recv().await {
+                Ok(TorrentEvent::Stopped | TorrentEvent::Failed(_))
+                | Err(broadcast::error::RecvError::Closed) => return self.metainfo(),
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
             }
         }
     }
