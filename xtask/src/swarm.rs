@@ -2,9 +2,11 @@
 //! torrent from, and seeds it to, qBittorrent-nox, libtorrent 2.0 (python), Transmission and
 //! aria2, once by direct address and once through a local opentracker (HTTP, then UDP).
 //!
-//! Names: `swarm-<client>-<seeds|leeches>-<direct|http|udp>[-hybrid]`, where the verb is what
-//! the other client does (`swarm-aria2-seeds-http`: aria2 seeds, we download, both find each
-//! other through the HTTP tracker). The tree and its torrents are made once per run, the
+//! Names: `swarm-<client>-<seeds|leeches>-<direct|http|udp>[-hybrid|-magnet]`, where the verb
+//! is what the other client does (`swarm-aria2-seeds-http`: aria2 seeds, we download, both find
+//! each other through the HTTP tracker). In `-magnet` scenarios our download is given only a
+//! magnet link with the info-hash and the tracker (`tr=`): the tracker names the seeder, which
+//! is then the only source of the metadata. The tree and its torrents are made once per run, the
 //! tracker and the clients once per scenario, in the interop work folder; every process is
 //! killed when its scenario ends, and on failure the tail of each log is printed.
 //!
@@ -98,6 +100,8 @@ struct Spec {
     role: Role,
     discovery: Discovery,
     meta: Meta,
+    /// Our download gets a magnet link naming the tracker, not the .torrent.
+    magnet: bool,
 }
 
 impl Spec {
@@ -106,9 +110,10 @@ impl Spec {
             Role::Seed => "seeds",
             Role::Leech => "leeches",
         };
-        let suffix = match self.meta {
-            Meta::V1 => "",
-            Meta::Hybrid => "-hybrid",
+        let suffix = match (self.meta, self.magnet) {
+            (_, true) => "-magnet",
+            (Meta::V1, false) => "",
+            (Meta::Hybrid, false) => "-hybrid",
         };
         format!(
             "swarm-{}-{verb}-{}{suffix}",
@@ -154,6 +159,7 @@ pub(crate) fn scenarios() -> Vec<Scenario> {
                     role,
                     discovery,
                     meta: Meta::V1,
+                    magnet: false,
                 });
             }
         }
@@ -167,6 +173,17 @@ pub(crate) fn scenarios() -> Vec<Scenario> {
                 role,
                 discovery: Discovery::Direct,
                 meta: Meta::Hybrid,
+                magnet: false,
+            });
+        }
+        // A magnet link whose only hint is the tracker.
+        for discovery in [Discovery::Http, Discovery::Udp] {
+            specs.push(Spec {
+                client,
+                role: Role::Seed,
+                discovery,
+                meta: Meta::V1,
+                magnet: true,
             });
         }
     }
@@ -442,6 +459,21 @@ fn run(ctx: &Ctx, fx: &Fixture, spec: Spec, logs: &Logs) -> Result<Vec<String>> 
                 Discovery::Direct => vec![them.addr()],
                 Discovery::Http | Discovery::Udp => vec![],
             };
+            let source = if spec.magnet {
+                let tracker = match spec.discovery {
+                    Discovery::Udp => format!("udp://127.0.0.1:{}", fx.tracker_port),
+                    _ => format!("http://127.0.0.1:{}/announce", fx.tracker_port),
+                };
+                let link = format!(
+                    "magnet:?xt=urn:btih:{}&tr={}",
+                    fx.info_hash,
+                    procs::percent_encode(tracker.as_bytes())
+                );
+                notes.push(format!("magnet: {link}"));
+                link.into()
+            } else {
+                torrent.as_os_str().to_owned()
+            };
             let started = Instant::now();
             let mut download = ours(
                 ctx,
@@ -449,7 +481,7 @@ fn run(ctx: &Ctx, fx: &Fixture, spec: Spec, logs: &Logs) -> Result<Vec<String>> 
                 &dir,
                 &[
                     "download".as_ref(),
-                    torrent.as_os_str(),
+                    source.as_os_str(),
                     "-o".as_ref(),
                     out.as_os_str(),
                 ],
@@ -631,6 +663,7 @@ mod tests {
             role: Role::Leech,
             discovery: Discovery::Udp,
             meta: Meta::V1,
+            magnet: false,
         };
         assert_eq!(spec.name(), "swarm-aria2-leeches-udp");
         let spec = Spec {
@@ -638,10 +671,18 @@ mod tests {
             role: Role::Seed,
             discovery: Discovery::Direct,
             meta: Meta::Hybrid,
+            magnet: false,
         };
         assert_eq!(spec.name(), "swarm-libtorrent-seeds-direct-hybrid");
+        let spec = Spec {
+            discovery: Discovery::Udp,
+            meta: Meta::V1,
+            magnet: true,
+            ..spec
+        };
+        assert_eq!(spec.name(), "swarm-libtorrent-seeds-udp-magnet");
         let names: Vec<String> = scenarios().into_iter().map(|s| s.name).collect();
-        assert_eq!(names.len(), 28);
+        assert_eq!(names.len(), 32);
         let unique: std::collections::BTreeSet<&String> = names.iter().collect();
         assert_eq!(unique.len(), names.len());
     }
