@@ -874,7 +874,9 @@ impl Backoff {
         let jitter_nanos = u64::try_from(self.jitter.as_nanos()).unwrap_or(u64::MAX);
         // u128 arithmetic cannot overflow here: both factors fit in 64 bits.
         let extra = u128::from(jitter_nanos) * u128::from(random) / u128::from(u64::MAX);
-        delay + Duration::from_nanos(u64::try_from(extra).unwrap_or(u64::MAX))
+        delay.saturating_add(Duration::from_nanos(
+            u64::try_from(extra).unwrap_or(u64::MAX),
+        ))
     }
 
     /// Failures since the last reset.
