@@ -321,3 +321,57 @@ async fn reconnects_and_reannounces_after_a_tracker_restart() {
         Some((0, 1))
     );
 }
+
+#[tokio::test]
+async fn one_client_on_two_trackers_and_two_torrents() {
+    if tracker_missing() {
+        return;
+    }
+    let ((_n1, p1), (_n2, p2)) = (start(0), start(0));
+    let (u1, u2) = (
+        format!("ws://127.0.0.1:{p1}"),
+        format!("ws://127.0.0.1:{p2}"),
+    );
+    let client = WsTracker::new(WsConfig::default()).expect("client");
+    let other = InfoHashV1([0x42; 20]);
+    // Two torrents share the first tracker's connection; the first is also on the second.
+    let mut a1 = client
+        .add_torrent(&u1, HASH, peer_id(1))
+        .await
+        .expect("add");
+    let mut b1 = client
+        .add_torrent(&u1, other, peer_id(1))
+        .await
+        .expect("add");
+    let mut a2 = client
+        .add_torrent(&u2, HASH, peer_id(1))
+        .await
+        .expect("add");
+    a1.announce(stats(0), Event::Started, Vec::new())
+        .expect("announce");
+    b1.announce(stats(9), Event::Started, Vec::new())
+        .expect("announce");
+    a2.announce(stats(9), Event::Started, Vec::new())
+        .expect("announce");
+    assert_eq!(counts(&mut a1).await, (Some(1), Some(0)));
+    assert_eq!(counts(&mut b1).await, (Some(0), Some(1)));
+    assert_eq!(counts(&mut a2).await, (Some(0), Some(1)));
+    // Each tracker knows only what was announced to it.
+    let s1 = client.scrape(&u1, &[HASH, other]).await.expect("scrape");
+    let s2 = client.scrape(&u2, &[HASH, other]).await.expect("scrape");
+    let pair =
+        |s: &webtorrent_tracker::ScrapeResponse, h| s.get(&h).map(|s| (s.complete, s.incomplete));
+    assert_eq!(
+        (pair(&s1, HASH), pair(&s1, other)),
+        (Some((1, 0)), Some((0, 1)))
+    );
+    assert_eq!(
+        (pair(&s2, HASH), pair(&s2, other)),
+        (Some((0, 1)), Some((0, 0)))
+    );
+    // Dropping one torrent leaves the other on the shared connection.
+    drop(a1);
+    b1.announce(stats(0), Event::Completed, Vec::new())
+        .expect("announce");
+    assert_eq!(counts(&mut b1).await, (Some(1), Some(0)));
+}
