@@ -66,7 +66,9 @@ pub use tiers::{AnnounceSchedule, TierList};
 #[cfg(feature = "udp")]
 pub use udp_client::UdpTracker;
 #[cfg(feature = "ws")]
-pub use ws_client::{WsConfig, WsEvent, WsStats, WsTorrent, WsTracker};
+pub use ws::{WsConfig, WsEvent};
+#[cfg(feature = "ws")]
+pub use ws_client::{WsStats, WsTorrent, WsTracker};
 
 /// The README examples, run as doctests.
 #[cfg(doctest)]

@@ -4,8 +4,7 @@
 //! that URL shares it. The task ends when its last torrent is dropped and no
 //! scrape is waiting, or when every handle to it is gone.
 
-use std::collections::hash_map::Entry;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher, RandomState};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -22,65 +21,10 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use webtorrent_types::{InfoHashV1, PeerId};
 
 use crate::ws::{
-    self, Backoff, ClientMessage, MAX_FRAME_BYTES, MAX_SCRAPE_HASHES, OfferId, ServerMessage,
-    Signal, WsAnnounce, WsAnnounceReply, WsAnswer, WsOffer,
+    MAX_FRAME_BYTES, MAX_SCRAPE_HASHES, OfferId, ScrapeId, Signal, WsAnnounce, WsAnswer, WsConfig,
+    WsConnection, WsEvent, WsOffer, WsOutput,
 };
 use crate::{Event, ScrapeResponse, TrackerError};
-
-/// Settings of [`WsTracker`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct WsConfig {
-    /// Time allowed for TCP, TLS and the WebSocket handshake together.
-    pub connect_timeout: Duration,
-    /// First delay before reconnecting after a failure (doubled per failure).
-    pub reconnect_base: Duration,
-    /// Longest delay before reconnecting, before jitter.
-    pub reconnect_max: Duration,
-    /// Most random time added to each reconnection delay.
-    pub reconnect_jitter: Duration,
-    /// How long an offer's id is kept to route its answer.
-    pub offer_timeout: Duration,
-    /// How long a scrape waits for its reply.
-    pub scrape_timeout: Duration,
-    /// Events buffered per torrent; beyond this, new events are dropped
-    /// (a relayed offer then simply goes unanswered).
-    pub event_capacity: usize,
-}
-
-impl Default for WsConfig {
-    /// bittorrent-tracker's client timings: reconnect after 10 s doubling to
-    /// an hour with up to 5 minutes of jitter, offers kept 50 s.
-    fn default() -> Self {
-        Self {
-            connect_timeout: Duration::from_secs(15),
-            reconnect_base: Duration::from_secs(10),
-            reconnect_max: Duration::from_secs(3600),
-            reconnect_jitter: Duration::from_secs(300),
-            offer_timeout: Duration::from_secs(50),
-            scrape_timeout: Duration::from_secs(15),
-            event_capacity: 256,
-        }
-    }
-}
-
-impl WsConfig {
-    /// The same settings with other reconnection delays.
-    #[must_use]
-    pub const fn with_reconnect(mut self, base: Duration, max: Duration, jitter: Duration) -> Self {
-        self.reconnect_base = base;
-        self.reconnect_max = max;
-        self.reconnect_jitter = jitter;
-        self
-    }
-
-    /// The same settings with another scrape timeout.
-    #[must_use]
-    pub const fn with_scrape_timeout(mut self, timeout: Duration) -> Self {
-        self.scrape_timeout = timeout;
-        self
-    }
-}
 
 /// The counters of an announce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -93,43 +37,6 @@ pub struct WsStats {
     pub left: Option<u64>,
     /// Peers wanted (bittorrent-tracker relays one offer per peer instead).
     pub numwant: Option<u32>,
-}
-
-/// What a WebSocket tracker tells one torrent.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum WsEvent {
-    /// The connection is up (again). Announces made while it was down were
-    /// sent now; after a reconnection the torrent was re-announced as
-    /// `started` without offers, so this is the moment to announce fresh
-    /// offers.
-    Connected,
-    /// The reply to an announce: interval and swarm counts.
-    Announced(WsAnnounceReply),
-    /// Another peer's offer, relayed by the tracker: answer it with
-    /// [`WsTorrent::answer`].
-    Offer {
-        /// The peer that made it.
-        peer_id: PeerId,
-        /// To give back with the answer.
-        offer_id: OfferId,
-        /// The SDP offer.
-        offer: Signal,
-    },
-    /// The answer to one of our offers, found by its offer id.
-    Answer {
-        /// The peer that answered.
-        peer_id: PeerId,
-        /// Our offer.
-        offer_id: OfferId,
-        /// The SDP answer.
-        answer: Signal,
-    },
-    /// A refusal ([`TrackerError::Failure`]), a bad frame
-    /// ([`TrackerError::Frame`], [`TrackerError::ResponseTooLarge`]) or a
-    /// lost connection ([`TrackerError::Transport`], [`TrackerError::Timeout`]);
-    /// the client reconnects by itself.
-    Error(TrackerError),
 }
 
 type ScrapeReply = oneshot::Sender<Result<ScrapeResponse, TrackerError>>;
@@ -284,7 +191,7 @@ impl WsTracker {
     }
 
     /// Scrapes the tracker at `url` for these torrents (at most
-    /// [`ws::MAX_SCRAPE_HASHES`]). Waits for the connection if it is being
+    /// [`MAX_SCRAPE_HASHES`]). Waits for the connection if it is being
     /// set up.
     ///
     /// # Errors
@@ -491,61 +398,29 @@ async fn connect(url: &str, tls: &Arc<rustls::ClientConfig>) -> Result<Socket, T
     Ok(socket)
 }
 
-struct Torrent {
-    peer_id: PeerId,
-    events: mpsc::Sender<WsEvent>,
-    /// The latest announce, and whether this connection has sent it.
-    last: Option<(WsAnnounce, bool)>,
-    tracker_id: Option<String>,
-}
-
-impl Torrent {
-    fn emit(&self, event: WsEvent) {
-        if self.events.try_send(event).is_err() {
-            tracing::debug!("WebSocket tracker event dropped: queue full or torrent gone");
-        }
-    }
-}
-
-struct PendingScrape {
-    hashes: Vec<InfoHashV1>,
-    deadline: Instant,
-    sent: bool,
-    reply: ScrapeReply,
-}
-
-/// How a connected session ended.
-enum End {
-    /// The connection failed: reconnect after the back-off.
-    Lost,
-    /// Nothing is left to do: the task ends.
-    Done,
-}
-
+/// The task of one tracker URL: a socket when connected, the
+/// [`WsConnection`] state machine, and the torrents' event queues.
 struct Connection {
     url: String,
     inner: Arc<Inner>,
     commands: mpsc::UnboundedReceiver<Command>,
-    torrents: HashMap<InfoHashV1, Torrent>,
-    offers: HashMap<OfferId, (InfoHashV1, Instant)>,
-    scrapes: VecDeque<PendingScrape>,
-    backoff: Backoff,
+    machine: WsConnection,
+    events: HashMap<InfoHashV1, mpsc::Sender<WsEvent>>,
+    scrapes: HashMap<ScrapeId, ScrapeReply>,
     random: RandomState,
     counter: u64,
 }
 
 impl Connection {
     fn new(url: String, inner: Arc<Inner>, commands: mpsc::UnboundedReceiver<Command>) -> Self {
-        let c = &inner.config;
-        let backoff = Backoff::new(c.reconnect_base, c.reconnect_max, c.reconnect_jitter);
+        let machine = WsConnection::new(inner.config.clone());
         Self {
             url,
             inner,
             commands,
-            torrents: HashMap::new(),
-            offers: HashMap::new(),
-            scrapes: VecDeque::new(),
-            backoff,
+            machine,
+            events: HashMap::new(),
+            scrapes: HashMap::new(),
             random: RandomState::new(),
             counter: 0,
         }
@@ -558,17 +433,12 @@ impl Connection {
         h.finish()
     }
 
-    /// Nothing to serve: no torrent, no scrape, and no command queued.
-    fn idle(&self) -> bool {
-        self.torrents.is_empty() && self.scrapes.is_empty() && self.commands.is_empty()
-    }
-
-    /// When idle, closes the command channel so that the next command
-    /// starts a new task, and says whether this task may end. The check and
-    /// the close happen under the lock `WsTracker` sends under, so no
-    /// command is lost in between.
+    /// When nothing is left to serve, closes the command channel so that
+    /// the next command starts a new task, and says whether this task may
+    /// end. The check and the close happen under the lock `WsTracker` sends
+    /// under, so no command is lost in between.
     fn finish(&mut self) -> bool {
-        if !self.idle() {
+        if !self.machine.is_idle() || !self.commands.is_empty() {
             return false;
         }
         let mut connections = self
@@ -584,136 +454,8 @@ impl Connection {
         true
     }
 
-    fn broadcast(&self, error: &TrackerError) {
-        for t in self.torrents.values() {
-            t.emit(WsEvent::Error(error.clone()));
-        }
-    }
-
-    fn config(&self) -> &WsConfig {
-        &self.inner.config
-    }
-
-    async fn run(mut self) {
-        // The command that started the task is already queued.
-        match self.commands.recv().await {
-            Some(c) => self.offline(c),
-            None => return,
-        }
-        loop {
-            if self.finish() {
-                break;
-            }
-            let connected = tokio::time::timeout(
-                self.config().connect_timeout,
-                connect(&self.url, &self.inner.tls),
-            )
-            .await;
-            let error = match connected {
-                Ok(Ok(socket)) => match self.session(socket).await {
-                    End::Done => break,
-                    End::Lost => None,
-                },
-                Ok(Err(e)) => Some(e),
-                Err(_) => Some(TrackerError::Timeout {
-                    attempts: 1,
-                    waited: self.config().connect_timeout,
-                }),
-            };
-            if let Some(e) = error {
-                tracing::debug!(url = %self.url, error = %e, "WebSocket tracker connection failed");
-                self.broadcast(&e);
-            }
-            let random = self.random();
-            let delay = self.backoff.next_delay(random);
-            tracing::debug!(url = %self.url, ?delay, "reconnecting to WebSocket tracker");
-            if !self.wait(Instant::now() + delay).await {
-                break;
-            }
-        }
-        tracing::debug!(url = %self.url, "WebSocket tracker connection task ends");
-    }
-
-    /// Waits until `until` while disconnected; `false` if the task should end.
-    async fn wait(&mut self, until: Instant) -> bool {
-        loop {
-            self.expire(Instant::now());
-            if self.finish() {
-                return false;
-            }
-            let next = self.next_deadline().map_or(until, |d| d.min(until));
-            tokio::select! {
-                command = self.commands.recv() => match command {
-                    Some(c) => self.offline(c),
-                    None => return false,
-                },
-                () = tokio::time::sleep_until(next) => {
-                    if Instant::now() >= until {
-                        return true;
-                    }
-                }
-            }
-        }
-    }
-
-    fn next_deadline(&self) -> Option<Instant> {
-        let offers = self.offers.values().map(|(_, d)| *d);
-        let scrapes = self.scrapes.iter().map(|s| s.deadline);
-        offers.chain(scrapes).min()
-    }
-
-    /// Drops offers nobody answered and fails scrapes nobody replied to.
-    fn expire(&mut self, now: Instant) {
-        self.offers.retain(|_, (_, deadline)| *deadline > now);
-        let waited = self.inner.config.scrape_timeout;
-        let (expired, kept): (VecDeque<_>, VecDeque<_>) =
-            self.scrapes.drain(..).partition(|s| s.deadline <= now);
-        self.scrapes = kept;
-        for s in expired {
-            let _ = s.reply.send(Err(TrackerError::Timeout {
-                attempts: 1,
-                waited,
-            }));
-        }
-    }
-
-    fn add(
-        &mut self,
-        info_hash: InfoHashV1,
-        peer_id: PeerId,
-        events: mpsc::Sender<WsEvent>,
-    ) -> Result<(), TrackerError> {
-        match self.torrents.entry(info_hash) {
-            Entry::Occupied(_) => Err(TrackerError::AlreadyAnnounced),
-            Entry::Vacant(v) => {
-                v.insert(Torrent {
-                    peer_id,
-                    events,
-                    last: None,
-                    tracker_id: None,
-                });
-                Ok(())
-            }
-        }
-    }
-
-    fn remove(&mut self, info_hash: InfoHashV1) {
-        self.torrents.remove(&info_hash);
-        self.offers.retain(|_, (h, _)| *h != info_hash);
-    }
-
-    fn push_scrape(&mut self, hashes: Vec<InfoHashV1>, reply: ScrapeReply) {
-        self.scrapes.push_back(PendingScrape {
-            hashes,
-            deadline: Instant::now() + self.inner.config.scrape_timeout,
-            sent: false,
-            reply,
-        });
-    }
-
-    /// A command while disconnected: announces and scrapes wait for the
-    /// connection, answers are dropped (their offer went with it).
-    fn offline(&mut self, command: Command) {
+    fn command(&mut self, command: Command) {
+        let now = std::time::Instant::now();
         match command {
             Command::Add {
                 info_hash,
@@ -721,271 +463,152 @@ impl Connection {
                 events,
                 reply,
             } => {
-                let _ = reply.send(self.add(info_hash, peer_id, events));
-            }
-            Command::Remove(h) => self.remove(h),
-            Command::Announce(a) => {
-                if let Some(t) = self.torrents.get_mut(&a.info_hash) {
-                    t.last = Some((*a, false));
+                let added = self.machine.add_torrent(info_hash, peer_id);
+                if added.is_ok() {
+                    self.events.insert(info_hash, events);
                 }
+                let _ = reply.send(added);
             }
-            Command::Answer(_) => {
-                tracing::debug!(url = %self.url, "answer dropped: WebSocket tracker not connected");
+            Command::Remove(h) => {
+                self.machine.remove_torrent(h);
+                self.events.remove(&h);
             }
-            Command::Scrape(hashes, reply) => self.push_scrape(hashes, reply),
+            Command::Announce(a) => self.machine.announce(now, *a),
+            Command::Answer(a) => self.machine.answer(*a),
+            Command::Scrape(hashes, reply) => match self.machine.scrape(now, hashes) {
+                Ok(id) => {
+                    self.scrapes.insert(id, reply);
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+            },
         }
     }
 
-    async fn send(socket: &mut Socket, message: &ClientMessage) -> Result<(), TrackerError> {
-        let frame = ws::encode_client(message);
-        socket
-            .send(Message::text(frame))
-            .await
-            .map_err(|e| ws_error(&e))
+    /// Carries out what the machine wants: frames to send (when connected),
+    /// events for torrents, scrape results. A failed send ends the
+    /// connection.
+    async fn flush(&mut self, socket: &mut Option<Socket>) {
+        while let Some(output) = self.machine.poll_output() {
+            match output {
+                WsOutput::Send(frame) => {
+                    let Some(s) = socket.as_mut() else { continue };
+                    if let Err(e) = s.send(Message::text(frame)).await {
+                        *socket = None;
+                        self.lost(&ws_error(&e));
+                    }
+                }
+                WsOutput::Event(h, event) => {
+                    if let Some(tx) = self.events.get(&h)
+                        && tx.try_send(event).is_err()
+                    {
+                        tracing::debug!(url = %self.url, "WebSocket tracker event dropped: queue full");
+                    }
+                }
+                WsOutput::Scraped(id, result) => {
+                    if let Some(reply) = self.scrapes.remove(&id) {
+                        // The caller may have given up.
+                        let _ = reply.send(result);
+                    }
+                }
+            }
+        }
     }
 
-    /// Sends an announce, recording its offers for the answers.
-    async fn send_announce(
+    fn lost(&mut self, error: &TrackerError) {
+        tracing::debug!(url = %self.url, error = %error, "WebSocket tracker connection lost");
+        let random = self.random();
+        self.machine
+            .on_disconnected(std::time::Instant::now(), error, random);
+    }
+
+    async fn connect(&mut self) -> Option<Socket> {
+        let timeout = self.inner.config.connect_timeout;
+        let error = match tokio::time::timeout(timeout, connect(&self.url, &self.inner.tls)).await {
+            Ok(Ok(socket)) => {
+                tracing::debug!(url = %self.url, "connected to WebSocket tracker");
+                self.machine.on_connected(std::time::Instant::now());
+                return Some(socket);
+            }
+            Ok(Err(e)) => e,
+            Err(_) => TrackerError::Timeout {
+                attempts: 1,
+                waited: timeout,
+            },
+        };
+        self.lost(&error);
+        None
+    }
+
+    /// One frame (or the end) from the socket.
+    fn incoming(
         &mut self,
-        socket: &mut Socket,
-        mut announce: WsAnnounce,
-    ) -> Result<(), TrackerError> {
-        let Some(t) = self.torrents.get_mut(&announce.info_hash) else {
-            return Ok(());
-        };
-        announce.trackerid.clone_from(&t.tracker_id);
-        t.last = Some((announce.clone(), true));
-        let deadline = Instant::now() + self.inner.config.offer_timeout;
-        for o in &announce.offers {
-            self.offers
-                .insert(o.offer_id, (announce.info_hash, deadline));
-        }
-        Self::send(socket, &ClientMessage::Announce(announce)).await
-    }
-
-    /// What to send on a fresh connection: pending announces as they are,
-    /// announces already sent on a previous connection again as `started`
-    /// without their (stale) offers, and the waiting scrapes.
-    async fn on_connect(&mut self, socket: &mut Socket) -> Result<(), TrackerError> {
-        let mut announces = Vec::new();
-        for t in self.torrents.values_mut() {
-            t.emit(WsEvent::Connected);
-            match t.last.take() {
-                Some((a, false)) => announces.push(a),
-                Some((mut a, true)) if a.event != Event::Stopped => {
-                    a.event = Event::Started;
-                    a.offers.clear();
-                    announces.push(a);
+        socket: &mut Option<Socket>,
+        message: Option<Result<Message, tungstenite::Error>>,
+    ) {
+        let now = std::time::Instant::now();
+        let error = match message {
+            Some(Ok(Message::Text(text))) => {
+                self.machine.on_frame(now, text.as_str());
+                return;
+            }
+            Some(Ok(Message::Binary(bytes))) => {
+                match std::str::from_utf8(&bytes) {
+                    Ok(text) => self.machine.on_frame(now, text),
+                    Err(_) => self.machine.on_bad_frame(&TrackerError::Malformed {
+                        what: "binary WebSocket frame is not UTF-8",
+                    }),
                 }
-                other => t.last = other,
+                return;
             }
-        }
-        for a in announces {
-            self.send_announce(socket, a).await?;
-        }
-        for i in 0..self.scrapes.len() {
-            let Some(s) = self.scrapes.get_mut(i) else {
-                break;
-            };
-            if !s.sent {
-                s.sent = true;
-                let message = ClientMessage::Scrape(s.hashes.clone());
-                Self::send(socket, &message).await?;
-            }
-        }
-        Ok(())
-    }
-
-    async fn session(&mut self, mut socket: Socket) -> End {
-        tracing::debug!(url = %self.url, "connected to WebSocket tracker");
-        let end = match self.on_connect(&mut socket).await {
-            Ok(()) => self.serve(&mut socket).await,
-            Err(e) => {
-                self.broadcast(&e);
-                End::Lost
-            }
+            // Pings are answered by tungstenite.
+            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => return,
+            None | Some(Ok(Message::Close(_))) => transport("WebSocket", &"closed by the tracker"),
+            Some(Err(e)) => ws_error(&e),
         };
-        // Scrapes sent on this connection will not be answered now.
-        let (lost, kept): (VecDeque<_>, VecDeque<_>) = self.scrapes.drain(..).partition(|s| s.sent);
-        self.scrapes = kept;
-        for s in lost {
-            let _ = s
-                .reply
-                .send(Err(transport("WebSocket", &"connection lost")));
-        }
-        self.offers.clear();
-        if matches!(end, End::Done) {
-            // A polite close; the task ends either way.
-            let _ = tokio::time::timeout(Duration::from_secs(1), socket.close(None)).await;
-        }
-        end
+        *socket = None;
+        self.lost(&error);
     }
 
-    async fn serve(&mut self, socket: &mut Socket) -> End {
+    async fn run(mut self) {
+        let mut socket: Option<Socket> = None;
         loop {
-            self.expire(Instant::now());
+            self.flush(&mut socket).await;
             if self.finish() {
-                return End::Done;
+                break;
             }
-            let next = self.next_deadline();
+            let now = std::time::Instant::now();
+            if socket.is_none() && self.machine.wants_connect(now) {
+                socket = self.connect().await;
+                continue;
+            }
+            let deadline = self.machine.poll_timeout().map(Instant::from_std);
             let sleep = async {
-                match next {
+                match deadline {
                     Some(d) => tokio::time::sleep_until(d).await,
                     None => std::future::pending().await,
                 }
             };
+            let read = async {
+                match socket.as_mut() {
+                    Some(s) => s.next().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
-                message = socket.next() => {
-                    let result = match message {
-                        None => Err(transport("WebSocket", &"closed by the tracker")),
-                        Some(Err(e)) => Err(ws_error(&e)),
-                        Some(Ok(Message::Text(text))) => {
-                            self.frame(text.as_str());
-                            Ok(())
-                        }
-                        Some(Ok(Message::Binary(bytes))) => {
-                            match std::str::from_utf8(&bytes) {
-                                Ok(text) => self.frame(text),
-                                Err(_) => self.broadcast(&TrackerError::Malformed {
-                                    what: "binary WebSocket frame is not UTF-8",
-                                }),
-                            }
-                            Ok(())
-                        }
-                        Some(Ok(Message::Close(_))) => {
-                            Err(transport("WebSocket", &"closed by the tracker"))
-                        }
-                        // Pings are answered by tungstenite.
-                        Some(Ok(_)) => Ok(()),
-                    };
-                    if let Err(e) = result {
-                        tracing::debug!(url = %self.url, error = %e, "WebSocket tracker connection lost");
-                        self.broadcast(&e);
-                        return End::Lost;
-                    }
-                }
-                command = self.commands.recv() => {
-                    let Some(command) = command else { return End::Done };
-                    if let Err(e) = self.online(socket, command).await {
-                        self.broadcast(&e);
-                        return End::Lost;
-                    }
-                }
-                () = sleep => {}
+                message = read => self.incoming(&mut socket, message),
+                command = self.commands.recv() => match command {
+                    Some(c) => self.command(c),
+                    None => break,
+                },
+                () = sleep => self.machine.handle_timeout(std::time::Instant::now()),
             }
         }
-    }
-
-    async fn online(&mut self, socket: &mut Socket, command: Command) -> Result<(), TrackerError> {
-        match command {
-            Command::Announce(a) => {
-                if self.torrents.contains_key(&a.info_hash) {
-                    self.send_announce(socket, *a).await?;
-                }
-            }
-            Command::Answer(mut a) => {
-                if let Some(t) = self.torrents.get(&a.info_hash) {
-                    a.trackerid.clone_from(&t.tracker_id);
-                    Self::send(socket, &ClientMessage::Answer(*a)).await?;
-                }
-            }
-            Command::Scrape(hashes, reply) => {
-                let message = ClientMessage::Scrape(hashes.clone());
-                self.push_scrape(hashes, reply);
-                if let Some(s) = self.scrapes.back_mut() {
-                    s.sent = true;
-                }
-                Self::send(socket, &message).await?;
-            }
-            other => self.offline(other),
+        if let Some(mut s) = socket {
+            // A polite close; the task ends either way.
+            let _ = tokio::time::timeout(Duration::from_secs(1), s.close(None)).await;
         }
-        Ok(())
-    }
-
-    /// Handles one frame from the tracker.
-    fn frame(&mut self, text: &str) {
-        let message = match ws::decode_server(text) {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::debug!(url = %self.url, error = %e, "bad WebSocket tracker frame");
-                self.broadcast(&TrackerError::Frame(e));
-                return;
-            }
-        };
-        // The tracker speaks the protocol: back-off starts over.
-        self.backoff.reset();
-        match message {
-            ServerMessage::Announced { info_hash, reply } => {
-                if let Some(t) = self.torrents.get_mut(&info_hash) {
-                    if reply.tracker_id.is_some() {
-                        t.tracker_id.clone_from(&reply.tracker_id);
-                    }
-                    t.emit(WsEvent::Announced(reply));
-                }
-            }
-            ServerMessage::Offer {
-                info_hash,
-                peer_id,
-                offer_id,
-                offer,
-            } => match self.torrents.get(&info_hash) {
-                Some(t) if t.peer_id != peer_id => t.emit(WsEvent::Offer {
-                    peer_id,
-                    offer_id,
-                    offer,
-                }),
-                _ => tracing::debug!(url = %self.url, "offer for no torrent of ours ignored"),
-            },
-            ServerMessage::Answer {
-                info_hash,
-                peer_id,
-                offer_id,
-                answer,
-            } => {
-                let ours = self
-                    .offers
-                    .get(&offer_id)
-                    .is_some_and(|(h, _)| *h == info_hash);
-                match self.torrents.get(&info_hash) {
-                    Some(t) if ours && t.peer_id != peer_id => {
-                        self.offers.remove(&offer_id);
-                        t.emit(WsEvent::Answer {
-                            peer_id,
-                            offer_id,
-                            answer,
-                        });
-                    }
-                    _ => tracing::debug!(url = %self.url, "answer to no offer of ours ignored"),
-                }
-            }
-            ServerMessage::Scraped(files) => match self.scrapes.iter().position(|s| s.sent) {
-                Some(i) => {
-                    if let Some(s) = self.scrapes.remove(i) {
-                        let _ = s.reply.send(Ok(files));
-                    }
-                }
-                None => tracing::debug!(url = %self.url, "unrequested scrape reply ignored"),
-            },
-            ServerMessage::Failure {
-                info_hash,
-                scrape,
-                reason,
-            } => {
-                let error = TrackerError::Failure { reason };
-                if scrape {
-                    if let Some(i) = self.scrapes.iter().position(|s| s.sent)
-                        && let Some(s) = self.scrapes.remove(i)
-                    {
-                        let _ = s.reply.send(Err(error));
-                    }
-                } else if let Some(t) = info_hash.and_then(|h| self.torrents.get(&h)) {
-                    t.emit(WsEvent::Error(error));
-                } else {
-                    // A request the tracker could not even parse: it does
-                    // not say whose, so every torrent hears of it.
-                    self.broadcast(&error);
-                }
-            }
-        }
+        tracing::debug!(url = %self.url, "WebSocket tracker connection task ends");
     }
 }

@@ -1,5 +1,7 @@
 //! The WebTorrent WebSocket tracker protocol, sans-IO: the JSON frames both
-//! ways and the reconnection back-off.
+//! ways, the reconnection back-off, and [`WsConnection`], the state of one
+//! tracker connection (torrents, offers waiting for answers, scrapes
+//! waiting for replies) that the async `WsTracker` drives.
 //!
 //! Every frame is one JSON object in a text message. Binary ids (info-hash,
 //! peer id, offer id) travel as 20-character strings with one character per
@@ -54,6 +56,9 @@ use serde_json::{Map, Value};
 use webtorrent_types::{InfoHashV1, PeerId};
 
 use crate::{Event, ScrapeResponse, ScrapeStats};
+
+mod connection;
+pub use connection::{ScrapeId, WsConfig, WsConnection, WsEvent, WsOutput};
 
 /// The largest frame accepted, in bytes (offers with full SDP are a few KiB each).
 pub const MAX_FRAME_BYTES: usize = 256 * 1024;
