@@ -130,7 +130,6 @@ impl WsTracker {
     /// Sends `command` to the task of `url`, starting one if there is none
     /// (or the previous one ended).
     fn send(&self, url: &str, mut command: Command) -> Result<(), TrackerError> {
-        parse_url(url)?;
         let mut connections = self
             .inner
             .connections
@@ -143,6 +142,8 @@ impl WsTracker {
                 Err(mpsc::error::SendError(c)) => command = c,
             }
         }
+        // A URL with a task is known to be good; a new one is checked once.
+        parse_url(url)?;
         let (tx, rx) = mpsc::unbounded_channel();
         // The receiver is alive: the task is spawned below.
         let _ = tx.send(command);
