@@ -79,6 +79,14 @@ pub enum TrackerError {
         /// The underlying error's text.
         message: String,
     },
+    /// A WebSocket tracker sent a frame that cannot be decoded. The
+    /// connection stays up: each frame stands alone.
+    #[error("bad WebSocket tracker frame: {0}")]
+    Frame(#[from] crate::ws::WsDecodeError),
+    /// The torrent is already announced on this WebSocket tracker by the same
+    /// client (a tracker connection carries each info-hash once).
+    #[error("info-hash already announced on this WebSocket tracker")]
+    AlreadyAnnounced,
     /// The operation was cancelled because the client shut down.
     #[error("tracker client shut down")]
     Shutdown,

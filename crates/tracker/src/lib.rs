@@ -8,11 +8,17 @@
 //! - [`udp`]: the BEP 15 packet codec and [`udp::UdpTrackerMachine`], the
 //!   connect/announce/scrape state machine with retransmissions, driven by
 //!   a clock and a random source the caller supplies;
+//! - [`ws`]: the WebTorrent WebSocket tracker's JSON frames (announces with
+//!   WebRTC offers, relayed offers and answers, scrape, failures) and the
+//!   reconnection [`ws::Backoff`];
 //! - [`TierList`] (BEP 12 tiers) and [`AnnounceSchedule`] (when to
 //!   announce, with which event).
 //!
 //! Async clients are behind features: `http` (`HttpTracker`, reqwest with
-//! rustls) and `udp` (`UdpTracker`, tokio).
+//! rustls), `udp` (`UdpTracker`, tokio) and `ws` (`WsTracker`,
+//! tokio-tungstenite with rustls: one connection per tracker URL shared by
+//! every torrent announced on it, reconnection with back-off, events per
+//! torrent).
 //!
 //! ```
 //! use webtorrent_tracker::{AnnounceRequest, Event, http};
@@ -46,6 +52,9 @@ mod tiers;
 pub mod udp;
 #[cfg(feature = "udp")]
 mod udp_client;
+pub mod ws;
+#[cfg(feature = "ws")]
+mod ws_client;
 
 pub use announce::{
     AnnounceRequest, AnnounceResponse, DEFAULT_INTERVAL, Event, Peer, ScrapeResponse, ScrapeStats,
@@ -56,6 +65,10 @@ pub use http_client::{HttpConfig, HttpTracker};
 pub use tiers::{AnnounceSchedule, TierList};
 #[cfg(feature = "udp")]
 pub use udp_client::UdpTracker;
+#[cfg(feature = "ws")]
+pub use ws::{WsConfig, WsEvent};
+#[cfg(feature = "ws")]
+pub use ws_client::{WsStats, WsTorrent, WsTracker};
 
 /// The README examples, run as doctests.
 #[cfg(doctest)]
