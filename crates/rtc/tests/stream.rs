@@ -199,3 +199,49 @@ async fn a_reader_that_stops_makes_the_writer_wait() {
         .expect("writer");
     assert!(got[..] == data[..], "bytes differ");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unread_receive_queue_does_not_stall_our_writes() {
+    let rtc = Rtc::new(config());
+    let (a, b) = pair(&rtc).await;
+    let (mut a_read, mut a_write) = tokio::io::split(a);
+    let (mut b_read, mut b_write) = tokio::io::split(b);
+
+    // b floods a, and a reads nothing yet: a's receive queue fills and b's writer stalls.
+    let flood = pattern(6, 16 << 20);
+    let b_writer = {
+        let flood = flood.clone();
+        tokio::spawn(async move { b_write.write_all(&flood).await.map(|()| b_write) })
+    };
+
+    // a's own writes still go through: its low-water events queue behind the unread
+    // messages, so the writer must not depend on them alone.
+    let data = pattern(7, 4 << 20);
+    let b_reader = tokio::spawn(async move {
+        let mut got = vec![0u8; 4 << 20];
+        b_read.read_exact(&mut got).await.map(|_| got)
+    });
+    tokio::time::timeout(BOUND, a_write.write_all(&data))
+        .await
+        .expect("a's writes finish while its receive queue is full")
+        .expect("write");
+    let got = tokio::time::timeout(BOUND, b_reader)
+        .await
+        .expect("in time")
+        .expect("task")
+        .expect("read");
+    assert!(got == data, "a → b bytes differ");
+
+    // Now a drains the flood.
+    let mut received = vec![0u8; flood.len()];
+    tokio::time::timeout(BOUND, a_read.read_exact(&mut received))
+        .await
+        .expect("in time")
+        .expect("read");
+    assert!(received == flood, "b → a bytes differ");
+    tokio::time::timeout(BOUND, b_writer)
+        .await
+        .expect("in time")
+        .expect("task")
+        .expect("b writes");
+}
