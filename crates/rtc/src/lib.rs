@@ -134,3 +134,13 @@ pub enum Error {
     #[error("no random bytes available")]
     Random,
 }
+
+#[cfg(test)]
+mod tests {
+    /// The stream moves between tasks and splits like a TCP stream.
+    #[test]
+    fn stream_is_send_unpin_static() {
+        fn check<T: Send + Unpin + 'static + tokio::io::AsyncRead + tokio::io::AsyncWrite>() {}
+        check::<super::DataStream>();
+    }
+}

@@ -127,6 +127,8 @@ pub struct DataStream {
     capacity: Option<BoxFuture<io::Result<()>>>,
     /// The data-channel close started by `poll_shutdown`.
     closing: Option<BoxFuture<()>>,
+    /// The close started by `poll_shutdown` has finished.
+    shut_down: bool,
     write_closed: bool,
     pump: tokio::task::JoinHandle<()>,
     /// Kept for its `Drop`: closes the connection with the stream.
@@ -167,6 +169,7 @@ impl DataStream {
             sending: None,
             capacity: None,
             closing: None,
+            shut_down: false,
             write_closed: false,
             pump,
             _connection: connection,
@@ -343,6 +346,9 @@ impl AsyncWrite for DataStream {
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.shut_down {
+            return Poll::Ready(Ok(()));
+        }
         let flushed = ready!(self.poll_sending(cx));
         if self.closing.is_none() {
             self.write_closed = true;
@@ -359,6 +365,8 @@ impl AsyncWrite for DataStream {
         }
         if let Some(fut) = self.closing.as_mut() {
             ready!(fut.as_mut().poll(cx));
+            self.closing = None;
+            self.shut_down = true;
         }
         Poll::Ready(flushed)
     }

@@ -90,6 +90,7 @@ async fn shutdown_ends_both_directions() {
     let data = pattern(4, 300_000);
     a.write_all(&data).await.expect("write");
     a.shutdown().await.expect("shutdown");
+    a.shutdown().await.expect("a second shutdown is a no-op");
 
     // Writing after shutdown fails at once.
     let err = a.write(b"late").await.expect_err("write after shutdown");
