@@ -2,6 +2,8 @@
 //! default UDP buffers and with 4 MiB buffers.
 //!
 //! `cargo run --release -p webtorrent-rtc --example throughput -- [MiB] [runs]`
+//!
+//! `RTC_HIGH_KIB` and `RTC_LOW_KIB` override the send high- and low-water marks.
 
 use std::time::{Duration, Instant};
 
@@ -15,10 +17,21 @@ async fn pair(rtc: &Rtc) -> Result<(DataStream, DataStream), webtorrent_rtc::Err
     tokio::try_join!(offer.accept_answer(&answer_sdp), answer.connect())
 }
 
+/// A size in KiB from the environment, to try other flow-control marks.
+fn env_kib(name: &str) -> Option<usize> {
+    std::env::var(name).ok()?.parse().ok()
+}
+
 /// Sends `len` bytes one way and returns MB/s (10^6 bytes per second).
 async fn measure(buffers: Option<usize>, len: usize) -> Result<f64, Box<dyn std::error::Error>> {
     let mut config = RtcConfig::loopback();
     config.udp_buffer_size = buffers;
+    if let Some(kib) = env_kib("RTC_HIGH_KIB") {
+        config.send_high_water = kib << 10;
+    }
+    if let Some(kib) = env_kib("RTC_LOW_KIB") {
+        config.send_low_water = kib << 10;
+    }
     let rtc = Rtc::new(config);
     let (mut a, mut b) = pair(&rtc).await?;
     let data = vec![0x5a_u8; 1 << 20];
