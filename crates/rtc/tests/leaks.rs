@@ -1,4 +1,5 @@
-//! Hundreds of failed connection attempts leave no task and no socket behind.
+//! Hundreds of failed connection attempts, and closed connections, leave no task and no
+//! socket behind.
 //!
 //! Alone in its test binary so that the process-wide file-descriptor count is its own.
 
@@ -62,11 +63,21 @@ async fn failed_attempts_leave_nothing_behind() {
         }
     }
 
+    // Connections that did open, then went away: dropped, or shut down and dropped.
+    for i in 0..20 {
+        let (mut a, b) = pair(&rtc).await;
+        if i % 2 == 0 {
+            use tokio::io::AsyncWriteExt;
+            a.shutdown().await.expect("shutdown");
+        }
+        drop((a, b));
+    }
+
     let left = settle(baseline).await;
     assert_eq!(
         left,
         baseline,
-        "{attempts} failed attempts left {} tasks",
+        "{attempts} failed attempts and 20 closed connections left {} tasks",
         left - baseline
     );
     // Sockets are closed when the drivers stop; allow a few descriptors of slack for
