@@ -63,6 +63,11 @@ pub struct RtcConfig {
     pub gather_timeout: Duration,
     /// How long to wait for the data channel to open once both descriptions are set.
     pub connect_timeout: Duration,
+    /// Silence after which ICE considers the peer disconnected (`None`: the stack's 5 s).
+    pub ice_disconnected_timeout: Option<Duration>,
+    /// Further silence after which the connection fails and its streams end (`None`: the
+    /// stack's 25 s).
+    pub ice_failed_timeout: Option<Duration>,
     /// Received messages queued per stream before the channel stops being read.
     pub read_queue_messages: usize,
     /// Outstanding send bytes at which a write waits.
@@ -80,6 +85,8 @@ impl Default for RtcConfig {
             mdns: true,
             gather_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(30),
+            ice_disconnected_timeout: None,
+            ice_failed_timeout: None,
             read_queue_messages: 64,
             send_high_water: 1 << 20,
             send_low_water: 256 << 10,
@@ -192,6 +199,11 @@ impl Rtc {
         let settings = SettingEngineBuilder::new()
             .with_multicast_dns_mode(mdns)
             .with_include_loopback_candidate(loopback)
+            .with_ice_timeouts(
+                config.ice_disconnected_timeout,
+                config.ice_failed_timeout,
+                None,
+            )
             .build();
         let mut builder = PeerConnectionBuilder::new()
             .with_configuration(
