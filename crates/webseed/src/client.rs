@@ -36,7 +36,7 @@ impl Default for WebSeedConfig {
             connect_timeout: Duration::from_secs(15),
             idle_timeout: Duration::from_secs(20),
             max_redirects: 5,
-            max_concurrent_requests: 4,
+            max_concurrent_requests: 8,
             user_agent: concat!("webtorrent-rs/", env!("CARGO_PKG_VERSION")).to_owned(),
         }
     }

@@ -721,8 +721,11 @@ impl Task {
         let mut slot = self.new_slot(tx, SocketAddr::from(([0, 0, 0, 0], 0)), id, now);
         slot.outbound = true;
         slot.web_seed = true;
-        // An HTTP server needs no slow start: its worker merges what it is given into few
-        // large requests, the more the better.
+        // An HTTP server needs no slow start, and the more blocks its worker holds, the
+        // larger the requests it merges them into (servers answer each request on a
+        // keep-alive connection after a delay of their own: Debian's nginx, with
+        // `tcp_nopush`, takes 40 ms).
+        slot.max_pipeline = super::webseed::PIPELINE;
         slot.pipeline = slot.max_pipeline;
         self.peers.insert(key, slot);
         tracing::debug!(url = url.as_str(), "web seed added");

@@ -4,11 +4,11 @@
 //! picker assigns it blocks through the same orders a peer task gets, and the blocks it
 //! fetches come back as a peer's do, so they are written and verified the same way.
 //!
-//! BEP 19 asks for few large requests. The blocks ordered are queued, and at most
-//! [`MAX_FETCHES`] fetches run at once: each takes the longest run of consecutive queued
-//! blocks (across pieces, up to [`MAX_FETCH_BYTES`]), which the web seed crate turns into
-//! as few `Range` requests as the files allow. While fetches run, the orders that come in
-//! pile up into long runs, whatever the size of each order.
+//! BEP 19 asks for few large requests. A web seed is given [`PIPELINE`] blocks at once; they
+//! are queued, and at most [`MAX_FETCHES`] fetches run at once: each takes the longest run of
+//! consecutive queued blocks (across pieces, up to [`MAX_FETCH_BYTES`]), which the web seed
+//! crate turns into as few `Range` requests as the files allow. While fetches run, the
+//! orders that come in pile up into long runs, whatever the size of each order.
 //!
 //! A failing server is backed off (the seed reports itself choked until it may be tried
 //! again); a seed whose data fails a piece's check is banned like a peer, which closes it.
@@ -25,8 +25,12 @@ use webtorrent_webseed::{Backoff, BackoffConfig, WebSeed, WebSeedError};
 use super::peer::{Ended, PeerEvent, ToPeer};
 use super::torrent::{Command, PeerKey};
 
-/// The most fetches of one web seed at once.
-const MAX_FETCHES: usize = 2;
+/// The most fetches of one web seed at once (each on a connection of its own).
+const MAX_FETCHES: usize = 8;
+
+/// The blocks a web seed is given at once: 16 MiB, so that whole pieces wait in its queue
+/// and each fetch takes one or more of them.
+pub(super) const PIPELINE: usize = 1024;
 
 /// The most bytes one fetch asks for.
 const MAX_FETCH_BYTES: u64 = 8 * 1024 * 1024;
@@ -72,9 +76,12 @@ pub(super) async fn run(
                     break;
                 }
                 fetching += 1;
+                tracing::trace!(blocks = run.len(), queued = queued.len(), fetching, "web seed fetch");
                 let (seed, done_tx) = (Arc::clone(&seed), done_tx.clone());
                 tokio::spawn(async move {
+                    let started = Instant::now();
                     let result = fetch_run(&seed, &run).await;
+                    tracing::trace!(blocks = run.len(), took = ?started.elapsed(), "web seed fetch done");
                     let _ = done_tx.send((run, result));
                 });
             }
