@@ -76,7 +76,12 @@ pub(super) async fn run(
                     break;
                 }
                 fetching += 1;
-                tracing::trace!(blocks = run.len(), queued = queued.len(), fetching, "web seed fetch");
+                tracing::trace!(
+                    blocks = run.len(),
+                    queued = queued.len(),
+                    fetching,
+                    "web seed fetch"
+                );
                 let (seed, done_tx) = (Arc::clone(&seed), done_tx.clone());
                 tokio::spawn(async move {
                     let started = Instant::now();
