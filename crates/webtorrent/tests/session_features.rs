@@ -507,3 +507,47 @@ async fn peers_find_each_other_by_local_service_discovery() {
     leecher.shutdown().await.expect("shutdown");
     seeder.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hybrid_torrent_answers_to_its_v2_magnet_link() {
+    common::logs();
+    let files = [
+        ("h/one.bin", common::data(75, 150_000)),
+        ("h/two.bin", common::data(76, 40_000)),
+    ];
+    let metainfo = common::torrent("hybrid-by-v2", 16 * 1024, &files);
+    let (seeder, _seed_dir) = common::seeder(&metainfo, &files).await;
+    // Only the v2 info-hash: peers are met under its truncated form.
+    let v2 = metainfo
+        .info_hashes()
+        .v2
+        .expect("a hybrid torrent has a v2 hash");
+    let magnet = webtorrent::magnet::Magnet::parse(&format!(
+        "magnet:?xt=urn:btmh:{}&x.pe={}",
+        v2.to_multihash_hex(),
+        seeder.local_addr()
+    ))
+    .expect("magnet");
+    let dst = tempfile::tempdir().expect("tempdir");
+    let leecher = common::client(dst.path()).await;
+    let download = leecher
+        .add_magnet(&magnet, AddOptions::default())
+        .await
+        .expect("add magnet");
+    tokio::time::timeout(LIMIT, download.wait_done())
+        .await
+        .expect("the download completes");
+    common::assert_files(dst.path(), "hybrid-by-v2", &files);
+    // The seeder is registered under both hashes: adding it again by either is refused.
+    let again = webtorrent::magnet::Magnet::parse(&format!(
+        "magnet:?xt=urn:btmh:{}",
+        v2.to_multihash_hex()
+    ))
+    .expect("magnet");
+    assert!(matches!(
+        seeder.add_magnet(&again, AddOptions::default()).await,
+        Err(webtorrent::session::SessionError::Duplicate(_))
+    ));
+    leecher.shutdown().await.expect("shutdown");
+    seeder.shutdown().await.expect("shutdown");
+}

@@ -118,7 +118,7 @@ use tokio::task::JoinHandle;
 use webtorrent_magnet::FileRange;
 use webtorrent_metainfo::{CreateError, Info, Metainfo, TorrentBuilder};
 use webtorrent_storage::{FileStorage, Layout, ResumeError, StorageError};
-use webtorrent_types::{BlockRef, InfoHashV1, PeerId};
+use webtorrent_types::{BlockRef, InfoHashV1, InfoHashes, PeerId};
 use webtorrent_wire::{HANDSHAKE_LEN, Handshake, Reserved};
 
 use crate::choker::ChokerConfig;
@@ -649,7 +649,7 @@ impl Client {
             web_seeds: webtorrent_webseed::web_seeds(&metainfo),
             priorities,
         })?;
-        if !self.register(info_hash, &tx) {
+        if !self.register(metainfo.info_hashes(), &tx) {
             return Err(SessionError::Duplicate(info_hash));
         }
         tokio::spawn(task.run(rx));
@@ -722,7 +722,7 @@ impl Client {
         let metainfo = Arc::new(OnceLock::new());
         self.shared
             .set_torrent_limits(info_hash, options.upload_limit, options.download_limit);
-        if !self.register(info_hash, &tx) {
+        if !self.register(hashes, &tx) {
             return Err(SessionError::Duplicate(info_hash));
         }
         let setup = magnet::MagnetSetup {
@@ -763,17 +763,26 @@ impl Client {
         })
     }
 
-    /// Routes peers of `info_hash` to `tx`; `false` if the torrent is there already.
-    fn register(&self, info_hash: InfoHashV1, tx: &mpsc::Sender<Command>) -> bool {
+    /// Routes peers of the torrent named by `hashes` to `tx`: those naming its wire
+    /// info-hash, and for a hybrid torrent also those naming its truncated v2 info-hash
+    /// (BEP 52: a hybrid torrent answers to both, as peers that know only its v2 hash use
+    /// the latter). `false` if the torrent is there already.
+    fn register(&self, hashes: InfoHashes, tx: &mpsc::Sender<Command>) -> bool {
+        let mut keys = vec![hashes.wire()];
+        if let (Some(_), Some(v2)) = (hashes.v1, hashes.v2) {
+            keys.push(v2.truncated());
+        }
         let mut torrents = self
             .shared
             .torrents
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if torrents.contains_key(&info_hash) {
+        if keys.iter().any(|k| torrents.contains_key(k)) {
             return false;
         }
-        torrents.insert(info_hash, tx.clone());
+        for key in keys {
+            torrents.insert(key, tx.clone());
+        }
         true
     }
 
@@ -813,14 +822,20 @@ impl Client {
     /// is returned after every torrent has stopped.
     pub async fn shutdown(self) -> Result<(), SessionError> {
         self.listener.abort();
-        let torrents: Vec<_> = self
+        let mut torrents: Vec<mpsc::Sender<Command>> = Vec::new();
+        for (_, tx) in self
             .shared
             .torrents
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .drain()
-            .collect();
-        let stops = torrents.into_iter().map(|(_, tx)| async move {
+        {
+            // A hybrid torrent is there under both of its hashes: stopped once.
+            if !torrents.iter().any(|t| t.same_channel(&tx)) {
+                torrents.push(tx);
+            }
+        }
+        let stops = torrents.into_iter().map(|tx| async move {
             let (reply, done) = oneshot::channel();
             if tx.send(Command::Shutdown(reply)).await.is_err() {
                 return Ok(());
