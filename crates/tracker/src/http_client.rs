@@ -158,7 +158,9 @@ impl HttpTracker {
             if e.is_timeout() {
                 timeout(())
             } else {
-                transport(&e)
+                // The URL holds the announce parameters and maybe a passkey: errors are
+                // logged and shown, so it stays out of them.
+                transport(&e.without_url())
             }
         };
         let mut response = self.client.get(url).send().await.map_err(map)?;

@@ -358,3 +358,24 @@ async fn udp_retransmits_then_times_out() {
     ));
     assert_eq!(AddressFamily::of(&silent_addr), AddressFamily::V4);
 }
+
+#[tokio::test]
+async fn http_transport_errors_leave_the_url_out() {
+    // Nobody listens on the port of a socket just closed: the connection is refused.
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let client = HttpTracker::new(HttpConfig::default()).expect("client");
+    let err = client
+        .announce(
+            &format!("http://127.0.0.1:{port}/announce?passkey=secret0123456789"),
+            &request(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, TrackerError::Transport { .. }), "{err}");
+    let text = err.to_string();
+    assert!(!text.contains("secret0123456789"), "{text}");
+    assert!(!text.contains("info_hash"), "{text}");
+}

@@ -278,6 +278,30 @@ impl std::fmt::Debug for AnnounceSetup {
     }
 }
 
+/// A tracker URL as logs show it: private trackers put a passkey in the query or in a
+/// long path segment, and logs get shared, so the query becomes `?…` and every path
+/// segment of 16 characters or more `…`.
+fn for_logs(url: &str) -> String {
+    let (head, query) = match url.split_once('?') {
+        Some((head, _)) => (head, "?…"),
+        None => (url, ""),
+    };
+    let (scheme, rest) = head.split_once("://").unwrap_or(("", head));
+    let mut parts = rest.split('/');
+    let authority = parts.next().unwrap_or_default();
+    let mut out = if scheme.is_empty() {
+        authority.to_owned()
+    } else {
+        format!("{scheme}://{authority}")
+    };
+    for segment in parts {
+        out.push('/');
+        out.push_str(if segment.len() >= 16 { "…" } else { segment });
+    }
+    out.push_str(query);
+    out
+}
+
 /// A tracker's successful answer, summed up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct TrackerAnswer {
@@ -716,15 +740,15 @@ impl Task {
             entry.tracker_id.clone_from(&response.tracker_id);
         }
         if matches!(entry.status.last, Some(Err(_))) {
-            tracing::info!(tracker = %url, "tracker answers again");
+            tracing::info!(tracker = %for_logs(url), "tracker answers again");
         }
         if response.warning != entry.status.warning
             && let Some(warning) = &response.warning
         {
-            tracing::info!(tracker = %url, %warning, "tracker warning");
+            tracing::info!(tracker = %for_logs(url), %warning, "tracker warning");
         }
         tracing::debug!(
-            tracker = %url,
+            tracker = %for_logs(url),
             peers = response.peers.len(),
             interval = ?response.interval,
             "tracker answered"
@@ -759,9 +783,9 @@ impl Task {
         if let Some(Err(last)) = &entry.status.last
             && same_kind(last, &error)
         {
-            tracing::debug!(tracker = %url, %error, "tracker announce failed again");
+            tracing::debug!(tracker = %for_logs(url), %error, "tracker announce failed again");
         } else {
-            tracing::warn!(tracker = %url, %error, "tracker announce failed");
+            tracing::warn!(tracker = %for_logs(url), %error, "tracker announce failed");
         }
         entry.status.last = Some(Err(error));
         entry.status.failures = entry.status.failures.saturating_add(1);
@@ -1513,6 +1537,24 @@ mod tests {
             h.announcer.stop(Duration::from_secs(2)).await;
         })
         .await;
+    }
+
+    #[test]
+    fn passkeys_stay_out_of_logs() {
+        assert_eq!(
+            for_logs("http://t.example:8080/announce"),
+            "http://t.example:8080/announce"
+        );
+        assert_eq!(
+            for_logs("https://t.example/announce.php?passkey=0123456789abcdef&x=1"),
+            "https://t.example/announce.php?…"
+        );
+        assert_eq!(
+            for_logs("http://t.example/0123456789abcdef0123456789abcdef/announce"),
+            "http://t.example/…/announce"
+        );
+        assert_eq!(for_logs("udp://t.example:6969"), "udp://t.example:6969");
+        assert_eq!(for_logs("not a url"), "not a url");
     }
 
     #[tokio::test]
