@@ -110,10 +110,13 @@ impl ExtHandshake {
                     hs.m = decode_m(m);
                 }
                 b"v" => {
+                    // Checked after the lossy conversion, which may lengthen the name (each
+                    // invalid byte becomes a 3-byte U+FFFD): what we keep encodes within the
+                    // limit too.
                     hs.client = value
                         .as_bytes()
-                        .filter(|b| b.len() <= MAX_CLIENT_NAME_LEN)
-                        .map(|b| String::from_utf8_lossy(b).into_owned());
+                        .map(|b| String::from_utf8_lossy(b).into_owned())
+                        .filter(|name| name.len() <= MAX_CLIENT_NAME_LEN);
                 }
                 b"p" => hs.listen_port = int_in::<u16>(value).filter(|&p| p != 0),
                 b"yourip" => hs.your_ip = value.as_bytes().and_then(ip_from_bytes),
@@ -343,6 +346,21 @@ mod tests {
         payload.extend_from_slice(b"ee");
         let hs = ExtHandshake::decode(&payload).unwrap();
         assert_eq!(hs.m.len(), MAX_EXTENSION_NAMES);
+    }
+
+    #[test]
+    fn a_client_name_that_grows_when_made_valid_utf8_is_dropped() {
+        // 100 invalid bytes become 300 bytes of U+FFFD: over the limit once converted.
+        let mut payload = b"d1:md6:ut_pexi1ee1:v100:".to_vec();
+        payload.extend([0xff; 100]);
+        payload.push(b'e');
+        let hs = ExtHandshake::decode(&payload).unwrap();
+        assert_eq!(hs.client, None);
+        assert_eq!(ExtHandshake::decode(&hs.encode()).unwrap(), hs);
+        // A few invalid bytes fit: the name keeps its replacement characters.
+        let hs = ExtHandshake::decode(b"d1:v3:a\xffbe").unwrap();
+        assert_eq!(hs.client.as_deref(), Some("a\u{fffd}b"));
+        assert_eq!(ExtHandshake::decode(&hs.encode()).unwrap(), hs);
     }
 
     #[test]
