@@ -1354,12 +1354,7 @@ async fn hash_liar_is_dropped_and_the_v2_magnet_download_completes_from_an_hones
         (dir, client, torrent)
     };
     let liar = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let magnet = webtorrent::magnet::Magnet::parse(&format!(
-        "magnet:?xt=urn:btmh:{}&x.pe={}",
-        metainfo.info_hashes().v2.expect("v2").to_multihash_hex(),
-        liar.local_addr().expect("address")
-    ))
-    .expect("magnet");
+    let magnet = common::magnet_v2(&metainfo, liar.local_addr().expect("address"));
     let dst = tempfile::tempdir().expect("tempdir");
     let leecher = Client::new(common::config(dst.path()))
         .await

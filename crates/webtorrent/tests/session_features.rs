@@ -423,12 +423,7 @@ async fn v2_only_magnet_download_fetches_the_piece_layers() {
         .await
         .expect("seed");
 
-    let magnet = webtorrent::magnet::Magnet::parse(&format!(
-        "magnet:?xt=urn:btmh:{}&x.pe={}",
-        hashes.v2.expect("v2").to_multihash_hex(),
-        seeder.local_addr()
-    ))
-    .expect("magnet");
+    let magnet = common::magnet_v2(&metainfo, seeder.local_addr());
     let dst = tempfile::tempdir().expect("tempdir");
     let leecher = Client::new(common::config(dst.path()))
         .await
@@ -453,12 +448,7 @@ async fn v2_only_magnet_download_fetches_the_piece_layers() {
 
     // A third client fetches everything from the leecher alone, hashes included.
     seeder.shutdown().await.expect("shutdown");
-    let magnet = webtorrent::magnet::Magnet::parse(&format!(
-        "magnet:?xt=urn:btmh:{}&x.pe={}",
-        hashes.v2.expect("v2").to_multihash_hex(),
-        leecher.local_addr()
-    ))
-    .expect("magnet");
+    let magnet = common::magnet_v2(&metainfo, leecher.local_addr());
     let third_dir = tempfile::tempdir().expect("tempdir");
     let third = Client::new(common::config(third_dir.path()))
         .await
@@ -522,12 +512,7 @@ async fn a_hybrid_torrent_answers_to_its_v2_magnet_link() {
         .info_hashes()
         .v2
         .expect("a hybrid torrent has a v2 hash");
-    let magnet = webtorrent::magnet::Magnet::parse(&format!(
-        "magnet:?xt=urn:btmh:{}&x.pe={}",
-        v2.to_multihash_hex(),
-        seeder.local_addr()
-    ))
-    .expect("magnet");
+    let magnet = common::magnet_v2(&metainfo, seeder.local_addr());
     let dst = tempfile::tempdir().expect("tempdir");
     let leecher = common::client(dst.path()).await;
     let download = leecher

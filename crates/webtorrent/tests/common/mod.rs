@@ -121,3 +121,14 @@ pub(crate) fn magnet(metainfo: &Metainfo, peer: SocketAddr) -> webtorrent::magne
     ))
     .expect("magnet")
 }
+
+/// The bare v2 magnet link of `metainfo` (only its `btmh` info-hash) naming `peer` in
+/// `x.pe`.
+pub(crate) fn magnet_v2(metainfo: &Metainfo, peer: SocketAddr) -> webtorrent::magnet::Magnet {
+    let v2 = metainfo.info_hashes().v2.expect("a torrent with a v2 hash");
+    webtorrent::magnet::Magnet::parse(&format!(
+        "magnet:?xt=urn:btmh:{}&x.pe={peer}",
+        v2.to_multihash_hex()
+    ))
+    .expect("magnet")
+}
