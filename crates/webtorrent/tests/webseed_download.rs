@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -15,20 +16,26 @@ mod common;
 
 const LIMIT: Duration = Duration::from_secs(60);
 
+/// What a test server answered.
+#[derive(Default)]
+struct Served {
+    requests: AtomicUsize,
+    /// Body bytes of its `206` answers.
+    bytes: AtomicUsize,
+}
+
 /// Serves `files` (URL path → bytes) over HTTP/1.1 with single `Range` requests; every
-/// other path is a 404. Counts the requests it answered.
+/// other path is a 404. Counts the requests it answered and the body bytes it sent.
 ///
 /// Paths under `/site/` are served as they are; the same paths under other first folders
 /// misbehave: `/err/…` answers 500, `/corrupt/…` sends the range with every byte flipped,
 /// `/shifted/…` sends the range one byte later than asked (its `content-range` says so),
 /// and `/short/…` promises the range but closes after half of it.
-async fn http_server(
-    files: HashMap<String, Vec<u8>>,
-) -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+async fn http_server(files: HashMap<String, Vec<u8>>) -> (SocketAddr, Arc<Served>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let files = Arc::new(files);
-    let served = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let served = Arc::new(Served::default());
     let count = Arc::clone(&served);
     tokio::spawn(async move {
         loop {
@@ -64,7 +71,7 @@ async fn http_server(
                                 Some((a.parse::<usize>().unwrap_or(0), b.parse::<usize>().ok()));
                         }
                     }
-                    count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    count.requests.fetch_add(1, Ordering::Relaxed);
                     let (mode, rest) = path[1..].split_once('/').unwrap_or(("", ""));
                     let body = files.get(&format!("/site/{rest}"));
                     let answer = match (mode, body) {
@@ -93,6 +100,7 @@ async fn http_server(
                             if mode == "short" {
                                 data.truncate(data.len() / 2);
                             }
+                            count.bytes.fetch_add(data.len(), Ordering::Relaxed);
                             out.extend_from_slice(&data);
                             if mode == "short" {
                                 let _ = write.write_all(&out).await;
@@ -162,7 +170,7 @@ async fn a_web_seed_alone_completes_a_download() {
         .await
         .expect("the web seed completes the download");
     common::assert_files(dir.path(), "ws", &files);
-    assert!(requests.load(std::sync::atomic::Ordering::Relaxed) > 0);
+    assert!(requests.requests.load(Ordering::Relaxed) > 0);
     client.shutdown().await.expect("shutdown");
 }
 
@@ -219,6 +227,47 @@ async fn lying_web_seeds_give_way_to_an_honest_one() {
         seen.iter()
             .all(|e| !matches!(e, TorrentEvent::StorageError(_))),
         "{seen:?}"
+    );
+    client.shutdown().await.expect("shutdown");
+}
+
+/// Two honest web seeds of a torrent far smaller than a web seed's pipeline: each is given
+/// its share of the blocks, rather than the first one taking the torrent whole and the
+/// second one, in endgame, fetching it all again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_seeds_share_a_small_torrent() {
+    common::logs();
+    let size = 1_000_000;
+    let files = [("one.bin", common::data(95, size))];
+    let served: HashMap<String, Vec<u8>> = files
+        .iter()
+        .map(|(path, bytes)| (format!("/site/ws3/{path}"), bytes.clone()))
+        .collect();
+    let (first, first_served) = http_server(served.clone()).await;
+    let (second, second_served) = http_server(served).await;
+    let seeds = [
+        format!("http://{first}/site/"),
+        format!("http://{second}/site/"),
+    ];
+    let metainfo = torrent("ws3", &files, &seeds);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let client = Client::new(common::config(dir.path()))
+        .await
+        .expect("client");
+    let download = client
+        .add(metainfo, AddOptions::default())
+        .await
+        .expect("add");
+    tokio::time::timeout(LIMIT, download.wait_done())
+        .await
+        .expect("the web seeds complete the download");
+    common::assert_files(dir.path(), "ws3", &files);
+    let bytes = [&first_served, &second_served].map(|s| s.bytes.load(Ordering::Relaxed));
+    assert!(bytes.iter().all(|&b| b > 0), "bytes per seed: {bytes:?}");
+    // Endgame may ask both for the last blocks, not for half the torrent.
+    assert!(
+        bytes.iter().sum::<usize>() < size + size / 2,
+        "bytes per seed: {bytes:?}"
     );
     client.shutdown().await.expect("shutdown");
 }

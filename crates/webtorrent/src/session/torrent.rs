@@ -973,13 +973,24 @@ impl Task {
     /// endgame at the end (the picker decides); from its allowed-fast pieces while it chokes
     /// us.
     fn fill(&mut self, key: PeerKey, now: Instant) {
+        let share = match self.peers.get(&key) {
+            // In endgame a web seed takes blocks others are fetching only once it is idle:
+            // its fetches are large, and a duplicate is a whole range fetched twice.
+            Some(peer) if peer.web_seed && peer.in_flight > 0 && self.picker.in_endgame() => {
+                return;
+            }
+            Some(peer) if peer.web_seed => self.web_seed_share(),
+            Some(_) => usize::MAX,
+            None => return,
+        };
         let Some(peer) = self.peers.get_mut(&key) else {
             return;
         };
-        if !peer.am_interested || peer.in_flight >= peer.pipeline {
+        let limit = peer.pipeline.min(share);
+        if !peer.am_interested || peer.in_flight >= limit {
             return;
         }
-        let want = peer.pipeline - peer.in_flight;
+        let want = limit - peer.in_flight;
         let pk = picker::PeerKey(key);
         let blocks = if peer.unchoked_us {
             self.picker.pick_blocks(pk, want, now)
@@ -997,6 +1008,23 @@ impl Task {
         }
         peer.in_flight += blocks.len();
         let _ = peer.tx.send(ToPeer::Request(blocks));
+    }
+
+    /// The most blocks one web seed may hold: an even share of what is left among the web
+    /// seeds not backed off and the peers unchoking us, so that a web seed's deep pipeline
+    /// does not take a small torrent whole while the other sources wait (nor stall it behind
+    /// one slow server). At least [`MIN_PIPELINE`].
+    fn web_seed_share(&self) -> usize {
+        let sources = self
+            .peers
+            .values()
+            // A web seed counts until it backs off (it chokes us then, its pieces known).
+            .filter(|p| p.unchoked_us || (p.web_seed && p.wanted == 0))
+            .count()
+            .max(1);
+        let left = self.counters.left.load(Ordering::Relaxed);
+        let blocks = usize::try_from(left.div_ceil(u64::from(BLOCK_SIZE))).unwrap_or(usize::MAX);
+        blocks.div_ceil(sources).max(MIN_PIPELINE)
     }
 
     fn blocks(&mut self, key: PeerKey, blocks: Vec<(BlockRef, Vec<u8>)>, now: Instant) {
