@@ -35,13 +35,18 @@ pub(crate) struct Limits {
     pub(crate) low_water: usize,
 }
 
-/// State shared between the stream and its event pump.
+/// Messages accepted by `poll_write` and not yet handed to the channel by the writer task.
+const WRITE_QUEUE: usize = 4;
+
+/// State shared between the stream, its event pump and its writer.
 #[derive(Debug, Default)]
 struct Shared {
     /// Woken on every buffered-amount-low event and when the channel ends.
     low_water: Notify,
     /// Set once the channel or its connection has ended.
     ended: AtomicBool,
+    /// Set when the channel refused a message: later writes fail.
+    write_failed: AtomicBool,
 }
 
 /// Closes the peer connection when the last holder goes away.
@@ -112,8 +117,10 @@ impl Drop for ConnectionGuard {
 /// - Dropping the stream closes the channel and its peer connection at once; bytes not yet
 ///   delivered are lost (shut down first to deliver them).
 ///
-/// A write that returned `Ok(n)` has handed its bytes to the WebRTC stack; an error from the
-/// hand-off surfaces on the next write, flush or shutdown.
+/// A write that returned `Ok(n)` has queued its bytes for a task of the stream that hands
+/// them to the WebRTC stack in order, whether or not the stream is polled again (as with a
+/// TCP socket, no flush is needed); an error from the hand-off surfaces on the next write,
+/// flush or shutdown.
 pub struct DataStream {
     dc: Arc<dyn DataChannel>,
     shared: Arc<Shared>,
@@ -121,8 +128,12 @@ pub struct DataStream {
     incoming: mpsc::Receiver<Bytes>,
     /// Unread rest of the message at the head of the queue.
     partial: Bytes,
-    /// A send that was accepted but not yet handed over.
-    sending: Option<BoxFuture<io::Result<()>>>,
+    /// The writer task's queue; taken by `poll_shutdown`.
+    outgoing: Option<mpsc::Sender<BytesMut>>,
+    /// A wait for room in the writer's queue.
+    reserving: Option<BoxFuture<Result<mpsc::OwnedPermit<BytesMut>, ()>>>,
+    /// The task that hands queued messages to the channel.
+    writer: Option<tokio::task::JoinHandle<()>>,
     /// A wait for send capacity.
     capacity: Option<BoxFuture<io::Result<()>>>,
     /// The data-channel close started by `poll_shutdown`.
@@ -160,13 +171,17 @@ impl DataStream {
         let shared = Arc::new(Shared::default());
         let (tx, incoming) = mpsc::channel(limits.read_queue.max(1));
         let pump = tokio::spawn(pump(dc.clone(), tx, shared.clone(), state));
+        let (outgoing, queue) = mpsc::channel(WRITE_QUEUE);
+        let writer = tokio::spawn(writer(dc.clone(), queue, shared.clone()));
         Ok(Self {
             dc,
             shared,
             limits,
             incoming,
             partial: Bytes::new(),
-            sending: None,
+            outgoing: Some(outgoing),
+            reserving: None,
+            writer: Some(writer),
             capacity: None,
             closing: None,
             shut_down: false,
@@ -186,17 +201,29 @@ impl DataStream {
         self.dc.outstanding_bytes().await.unwrap_or(0)
     }
 
-    /// Drives a pending send to completion.
-    fn poll_sending(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if let Some(fut) = self.sending.as_mut() {
-            let result = ready!(fut.as_mut().poll(cx));
-            self.sending = None;
-            if result.is_err() {
-                self.write_closed = true;
-            }
-            return Poll::Ready(result);
+    /// `BrokenPipe` once the channel has refused a message.
+    fn write_error(&mut self) -> io::Result<()> {
+        if self.shared.write_failed.load(Ordering::Acquire) {
+            self.write_closed = true;
+            return Err(io::ErrorKind::BrokenPipe.into());
         }
-        Poll::Ready(Ok(()))
+        Ok(())
+    }
+}
+
+/// Hands queued messages to the channel in order. Ends when the stream stops writing (its
+/// queue closes) or the channel refuses a message.
+async fn writer(
+    dc: Arc<dyn DataChannel>,
+    mut queue: mpsc::Receiver<BytesMut>,
+    shared: Arc<Shared>,
+) {
+    while let Some(data) = queue.recv().await {
+        if let Err(error) = dc.send(data).await {
+            tracing::debug!(%error, "data channel send failed");
+            shared.write_failed.store(true, Ordering::Release);
+            break;
+        }
     }
 }
 
@@ -312,8 +339,8 @@ impl AsyncWrite for DataStream {
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        ready!(self.poll_sending(cx))?;
-        if self.capacity.is_none() {
+        self.write_error()?;
+        if self.capacity.is_none() && self.reserving.is_none() {
             let wait = wait_capacity(self.dc.clone(), self.shared.clone(), self.limits.high_water);
             self.capacity = Some(Box::pin(wait));
         }
@@ -325,36 +352,50 @@ impl AsyncWrite for DataStream {
                 return Poll::Ready(Err(error));
             }
         }
-        let n = buf.len().min(MAX_MESSAGE_SIZE);
-        let data = BytesMut::from(&buf[..n]);
-        let dc = self.dc.clone();
-        let mut send: BoxFuture<io::Result<()>> =
-            Box::pin(async move { dc.send(data).await.map_err(broken) });
-        match send.as_mut().poll(cx) {
-            Poll::Ready(Err(error)) => {
+        if self.reserving.is_none() {
+            let Some(outgoing) = self.outgoing.clone() else {
                 self.write_closed = true;
-                return Poll::Ready(Err(error));
-            }
-            Poll::Ready(Ok(())) => {}
-            Poll::Pending => self.sending = Some(send),
+                return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
+            };
+            self.reserving = Some(Box::pin(async move {
+                outgoing.reserve_owned().await.map_err(|_| ())
+            }));
         }
+        let Some(fut) = self.reserving.as_mut() else {
+            return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
+        };
+        let reserved = ready!(fut.as_mut().poll(cx));
+        self.reserving = None;
+        let Ok(permit) = reserved else {
+            // The writer has stopped: the channel refused a message.
+            self.write_closed = true;
+            return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
+        };
+        let n = buf.len().min(MAX_MESSAGE_SIZE);
+        permit.send(BytesMut::from(&buf[..n]));
         Poll::Ready(Ok(n))
     }
 
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.poll_sending(cx)
+    fn poll_flush(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(self.write_error())
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if self.shut_down {
             return Poll::Ready(Ok(()));
         }
-        let flushed = ready!(self.poll_sending(cx));
         if self.closing.is_none() {
             self.write_closed = true;
+            // The writer sends what is queued, then ends.
+            self.outgoing = None;
+            self.reserving = None;
+            let writer = self.writer.take();
             let dc = self.dc.clone();
             let shared = self.shared.clone();
             self.closing = Some(Box::pin(async move {
+                if let Some(writer) = writer {
+                    let _ = writer.await;
+                }
                 // Closing resets the SCTP stream at once, discarding what is not yet
                 // delivered, so first wait until the peer has acknowledged every byte.
                 drain(&*dc, &shared).await;
@@ -368,7 +409,7 @@ impl AsyncWrite for DataStream {
             self.closing = None;
             self.shut_down = true;
         }
-        Poll::Ready(flushed)
+        Poll::Ready(self.write_error())
     }
 }
 
@@ -377,5 +418,8 @@ impl Drop for DataStream {
         // The pump ends by itself once the connection guard has closed the connection;
         // aborting it here frees its queue at once.
         self.pump.abort();
+        if let Some(writer) = self.writer.take() {
+            writer.abort();
+        }
     }
 }

@@ -164,7 +164,10 @@ async fn answers_match_offers_by_id() {
     .expect("connect");
     a.write_all(b"ping").await.expect("write");
     let mut buf = [0u8; 4];
-    b.read_exact(&mut buf).await.expect("read");
+    tokio::time::timeout(SETUP, b.read_exact(&mut buf))
+        .await
+        .expect("read in time")
+        .expect("read");
     assert_eq!(&buf, b"ping");
 
     // Expiry drops old offers only.
@@ -250,6 +253,9 @@ async fn mdns_query_mode_still_connects_on_loopback() {
     let (mut a, mut b) = pair(&rtc).await;
     b.write_all(b"pong").await.expect("write");
     let mut buf = [0u8; 4];
-    a.read_exact(&mut buf).await.expect("read");
+    tokio::time::timeout(SETUP, a.read_exact(&mut buf))
+        .await
+        .expect("read in time")
+        .expect("read");
     assert_eq!(&buf, b"pong");
 }

@@ -246,3 +246,28 @@ async fn an_unread_receive_queue_does_not_stall_our_writes() {
         .expect("task")
         .expect("b writes");
 }
+
+/// A write that returned is delivered without a flush or any further use of the stream, as
+/// on TCP: each small message is read by the peer while the writer only waits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_are_delivered_without_a_flush() {
+    let rtc = Rtc::new(config());
+    let (mut a, mut b) = pair(&rtc).await;
+    let exchange = async {
+        for round in 0u32..200 {
+            let message = round.to_be_bytes();
+            let (writer, reader) = if round % 2 == 0 {
+                (&mut a, &mut b)
+            } else {
+                (&mut b, &mut a)
+            };
+            writer.write_all(&message).await.expect("write");
+            let mut got = [0u8; 4];
+            reader.read_exact(&mut got).await.expect("read");
+            assert_eq!(got, message);
+        }
+    };
+    tokio::time::timeout(BOUND, exchange)
+        .await
+        .expect("every message delivered without a flush");
+}
