@@ -11,10 +11,11 @@
 //     torrent>) and listed as {"event": "file", "path", "length", "sha256"}; exits 0 after.
 //   seed: the page seeds the files under DIR (their paths in the torrent start with DIR's own
 //     name, as a folder torrent's do); the .torrent the page made is written to FILE before
-//     the "ready" event; runs until stdin closes.
+//     the "ready" event; serves until stdin closes.
 // stdout, JSON lines (t: milliseconds since the Unix epoch): the page's events ("ready",
-//   "wire" with its type, "first-byte", "upload", "done", "file", "error"), and {"event":
-//   "listening", "url"} for the page server.
+//   "wire" with its type, "first-block", "first-upload", "done", "file", "error"), and
+//   {"event": "listening", "url"} for the page server.
+// Closing stdin closes the browser and exits (0 once a leecher is done, else 1).
 // stderr: the page's console (a status line every second) and errors.
 import fs from 'node:fs'
 import http from 'node:http'
@@ -145,6 +146,9 @@ page.on('crash', () => {
   quit(1)
 })
 let failed = false
+let finished = false
+process.stdin.on('end', () => quit(finished && !failed ? 0 : 1))
+process.stdin.resume()
 await page.exposeFunction('report', obj => {
   console.log(JSON.stringify(obj))
   if (obj.event === 'error') failed = true
@@ -163,9 +167,5 @@ try {
   log(`peer failed: ${e.message || e}`)
   await quit(1)
 }
-if (mode === 'leech') {
-  await quit(failed ? 1 : 0)
-} else {
-  process.stdin.on('end', () => quit(failed ? 1 : 0))
-  process.stdin.resume()
-}
+finished = true
+if (mode === 'leech') await quit(failed ? 1 : 0)

@@ -21,12 +21,21 @@ async function put (url, body) {
 
 function watch (torrent) {
   torrent.on('warning', e => console.warn(`warning: ${e.message || e}`))
+  let firstBlock = false
+  let firstUpload = false
   torrent.on('wire', (wire, addr) => {
     report({ event: 'wire', type: wire.type, addr: String(addr) })
     wire.on('close', () => console.log(`wire closed: ${wire.type} ${addr}`))
+    // A wire's `download`/`upload` events are piece blocks (the torrent's count every byte).
+    wire.once('download', () => {
+      if (!firstBlock) report({ event: 'first-block' })
+      firstBlock = true
+    })
+    wire.once('upload', () => {
+      if (!firstUpload) report({ event: 'first-upload' })
+      firstUpload = true
+    })
   })
-  torrent.once('download', () => report({ event: 'first-byte' }))
-  torrent.once('upload', () => report({ event: 'upload', uploaded: torrent.uploaded }))
   setInterval(() => {
     if (!torrent.ready) return console.log('status: waiting for metadata')
     console.log(`status: progress=${torrent.progress.toFixed(4)} peers=${torrent.numPeers} ` +

@@ -12,11 +12,12 @@
 // stdout, JSON lines (t: milliseconds since the Unix epoch):
 //   {"event": "ready", "t", "infoHash", "magnet", "name", "length", "pieces", "pieceLength"}
 //   {"event": "wire", "t", "type", "addr"}     a peer connection (type "webrtc" for WebRTC)
-//   {"event": "first-byte", "t"}               the first block downloaded (leech)
+//   {"event": "first-block", "t"}              the first piece block received
+//   {"event": "first-upload", "t"}             the first piece block served
 //   {"event": "done", "t", "downloaded", "uploaded"}  every piece verified
-//   {"event": "upload", "t", "uploaded"}       the first block served (seed)
 // stderr: a status line every second, warnings and errors.
 // A leecher exits 0 once done (its files closed); a seeder runs until stdin closes.
+// Run it with stdin open (a pipe): its end stops the peer.
 import fs from 'node:fs'
 import WebTorrent from 'webtorrent'
 
@@ -89,12 +90,21 @@ torrent.on('ready', () => {
     pieceLength: torrent.pieceLength
   })
 })
+let firstBlock = false
+let firstUpload = false
 torrent.on('wire', (wire, addr) => {
   say({ event: 'wire', type: wire.type, addr: String(addr) })
   wire.on('close', () => log(`wire closed: ${wire.type} ${addr}`))
+  // A wire's `download`/`upload` events are piece blocks (the torrent's count every byte).
+  wire.once('download', () => {
+    if (!firstBlock) say({ event: 'first-block' })
+    firstBlock = true
+  })
+  wire.once('upload', () => {
+    if (!firstUpload) say({ event: 'first-upload' })
+    firstUpload = true
+  })
 })
-torrent.once('download', () => say({ event: 'first-byte' }))
-torrent.once('upload', () => say({ event: 'upload', uploaded: torrent.uploaded }))
 torrent.on('done', () => {
   say({ event: 'done', downloaded: torrent.downloaded, uploaded: torrent.uploaded })
   if (mode === 'leech') {
@@ -112,7 +122,6 @@ setInterval(() => {
     `up=${torrent.uploaded}`)
 }, 1000).unref()
 
-if (mode === 'seed') {
-  process.stdin.on('end', () => client.destroy(() => process.exit(0)))
-  process.stdin.resume()
-}
+// Closing stdin stops a seeder (exit 0) or a leecher that is not done yet (exit 1).
+process.stdin.on('end', () => client.destroy(() => process.exit(mode === 'seed' ? 0 : 1)))
+process.stdin.resume()

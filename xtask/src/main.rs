@@ -6,10 +6,12 @@ mod bench;
 mod ci;
 mod fuzz;
 mod interop;
+mod netns;
 mod setup;
 mod swarm;
 mod swarm4;
 mod util;
+mod webrtc;
 mod webseed;
 
 use anyhow::Result;
