@@ -9,8 +9,10 @@ use anyhow::{Context, Result, bail};
 use crate::util::{self, cargo, cmd, on_path, run, run_status};
 
 /// Debian packages the interop drivers use: libtorrent 2.0 and the venv for 2.1, then the
-/// clients and the tracker of the `swarm-*` scenarios (curl drives qBittorrent's WebUI API), and the HTTP
-/// server of the `webseed-*` scenarios.
+/// clients and the tracker of the `swarm-*` scenarios (curl drives qBittorrent's WebUI API), the HTTP
+/// server of the `webseed-*` scenarios, and for the `webrtc-*` scenarios the browser (driven by
+/// playwright-core from `interop/node_modules`) and `ip`, which brings up the loopback interface of
+/// their network namespace.
 const APT_PACKAGES: &[&str] = &[
     "python3-libtorrent",
     "transmission-cli",
@@ -21,6 +23,8 @@ const APT_PACKAGES: &[&str] = &[
     "opentracker",
     "curl",
     "nginx",
+    "chromium",
+    "iproute2",
 ];
 /// The libtorrent wheel the venv pins.
 pub(crate) const LIBTORRENT_PYPI: &str = "2.1.1";

@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, anyhow, bail, ensure};
 use serde_json::Value;
 
 use crate::interop::{Ctx, Scenario};
@@ -215,12 +215,13 @@ fn run(ctx: &Ctx, kind: Kind, logs: &Logs) -> Result<Vec<String>> {
         tracker: &tracker,
         logs,
     };
-    match kind {
+    let r = match kind {
         Kind::TheySeed(other) => they_seed(&s, other),
         Kind::TheyLeech(other) => they_leech(&s, other),
         Kind::Bridge => bridge(&s),
         Kind::JsToChromium => js_to_chromium(&s),
-    }
+    };
+    r.map_err(|e| anyhow!("{e:#} [tracker: {}]", tracker.summary()))
 }
 
 /// What every scenario has.
@@ -349,8 +350,12 @@ fn they_leech(s: &Setup<'_>, other: Other) -> Result<Vec<String>> {
         ],
     )?;
     listening_addr(&mut seed, deadline)?;
-    s.tracker
-        .wait_announces(deadline, 1, "webtorrent seed's announce")?;
+    wait_until(deadline, "webtorrent seed's announce", || {
+        if let Some(status) = seed.exited()? {
+            bail!("webtorrent seed exited ({status})");
+        }
+        Ok(s.tracker.announces().iter().any(is_ours))
+    })?;
 
     let out = s.dir.join("theirs");
     std::fs::create_dir_all(&out)?;
@@ -456,7 +461,7 @@ fn bridge(s: &Setup<'_>) -> Result<Vec<String>> {
             "our download is not complete"
         };
         bail!(
-            "{e:#} (Chromium: {}; {ours_state}; qBittorrent: {qbt_progress})",
+            "{e:#} ({}; {ours_state}; qBittorrent: {qbt_progress})",
             browser.progress()
         );
     }
@@ -690,7 +695,7 @@ impl Peer {
             .rev()
             .find_map(|l| l.split_once("status: ").map(|(_, s)| s.to_owned()))
             .unwrap_or_else(|| "no status line".to_owned());
-        format!("{}: {status}", self.label)
+        format!("{}: {status}", self.other.label())
     }
 
     /// Checks that every connection JS or Chromium reports is a WebRTC one, and says how many.
@@ -779,16 +784,20 @@ impl Tracker {
             .collect()
     }
 
-    /// Waits for `n` announces (answers relayed for a peer do not count).
-    fn wait_announces(&self, deadline: Option<Instant>, n: usize, what: &str) -> Result<()> {
-        wait_until(deadline, what, || {
-            Ok(self
-                .announces()
-                .iter()
-                .filter(|a| a["answer"] != true)
-                .count()
-                >= n)
-        })
+    /// What the tracker saw of us and of the others, for a failure message: announces,
+    /// offers in them, answers relayed.
+    fn summary(&self) -> String {
+        let all = self.announces();
+        let side = |ours: bool| {
+            let of: Vec<&Value> = all.iter().filter(|a| is_ours(a) == ours).collect();
+            let answers = of.iter().filter(|a| a["answer"] == true).count();
+            let offers: u64 = of.iter().filter_map(|a| a["offers"].as_u64()).sum();
+            format!(
+                "{} announces with {offers} offers, {answers} answers",
+                of.len() - answers
+            )
+        };
+        format!("webtorrent {}; others {}", side(true), side(false))
     }
 
     /// Waits for `n` announces carrying offers.
@@ -809,6 +818,17 @@ impl Drop for Tracker {
         self.proc.close_stdin();
         let _ = self.proc.wait_for(Duration::from_secs(2));
     }
+}
+
+/// Hex of `-RW`, the start of our peer ids (`webtorrent_types::OUR_PEER_ID_PREFIX`), as the
+/// tracker logs the ids of WebSocket peers.
+const OUR_PEER_ID_HEX: &str = "2d5257";
+
+/// Whether a tracker log line is about one of our peer ids.
+fn is_ours(announce: &Value) -> bool {
+    announce["peer"]
+        .as_str()
+        .is_some_and(|p| p.starts_with(OUR_PEER_ID_HEX))
 }
 
 fn json_lines(text: &str) -> Vec<Value> {
@@ -940,6 +960,19 @@ mod tests {
         assert_ne!(total % piece, 0);
         assert!(TREE.iter().all(|(_, len)| *len > 0));
         assert!((3 * MIB..5 * MIB).contains(&total));
+    }
+
+    #[test]
+    fn our_peer_ids_are_recognised() {
+        let hex: String = b"-RW".iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex, OUR_PEER_ID_HEX);
+        assert!(is_ours(
+            &serde_json::json!({"peer": "2d5257303130302d6162"})
+        ));
+        assert!(!is_ours(
+            &serde_json::json!({"peer": "2d5757303330302d6162"})
+        ));
+        assert!(!is_ours(&serde_json::json!({"peer": "127.0.0.1:6881"})));
     }
 
     #[test]
