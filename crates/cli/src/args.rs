@@ -259,7 +259,12 @@ mod tests {
         let Command::Download(a) = cli.command else {
             panic!("not parsed as download")
         };
-        assert_eq!(a.listen.addr(), "0.0.0.0:6881".parse().expect("address"));
+        assert_eq!(
+            a.listen.addr(),
+            "0.0.0.0:6881"
+                .parse::<std::net::SocketAddr>()
+                .expect("address")
+        );
         assert_eq!(a.output, PathBuf::from("."));
         let cli = Cli::try_parse_from([
             "webtorrent",
@@ -274,7 +279,12 @@ mod tests {
         let Command::Seed(a) = cli.command else {
             panic!("not parsed as seed")
         };
-        assert_eq!(a.listen.addr(), "127.0.0.1:7000".parse().expect("address"));
+        assert_eq!(
+            a.listen.addr(),
+            "127.0.0.1:7000"
+                .parse::<std::net::SocketAddr>()
+                .expect("address")
+        );
         assert_eq!(a.trackers.len(), 1);
         assert!(
             Cli::try_parse_from([
