@@ -450,6 +450,15 @@ impl Announcer {
         }
     }
 
+    /// Fresh WebRTC offers to the WebSocket trackers now (see
+    /// [`Signaler::renew_offers`](super::webrtc::Signaler::renew_offers)).
+    #[cfg(feature = "webrtc")]
+    pub(crate) fn renew_offers(&self) {
+        if let Some(signaler) = &self.signaler {
+            signaler.renew_offers();
+        }
+    }
+
     /// Every tracker: URL, tier, last outcome, warning, next announce.
     pub(crate) fn status(&self) -> Vec<TrackerStatus> {
         #[allow(unused_mut)] // without the `webrtc` feature

@@ -98,6 +98,7 @@ pub(super) async fn run(setup: MagnetSetup, mut rx: mpsc::Receiver<Command>) {
         queue: Vec::new(),
         sticky: HashSet::new(),
         reached: HashSet::new(),
+        webrtc_peers: false,
         dialing: HashSet::new(),
         announcer: None,
         this: setup.this.clone(),
@@ -132,6 +133,12 @@ pub(super) async fn run(setup: MagnetSetup, mut rx: mpsc::Receiver<Command>) {
         let _ = conn.send(MetaOrder::Close);
     }
     let announcer = phase.announcer.take();
+    #[cfg(feature = "webrtc")]
+    if phase.webrtc_peers
+        && let Some(announcer) = &announcer
+    {
+        announcer.renew_offers();
+    }
     match start(&setup, info, layers, announcer, candidates).await {
         Ok(task) => {
             if !sticky.is_empty()
@@ -232,6 +239,8 @@ struct Phase {
     sticky: HashSet<SocketAddr>,
     /// Addresses we dialed and reached.
     reached: HashSet<SocketAddr>,
+    /// A WebRTC peer connected: once the torrent starts, fresh offers find it again.
+    webrtc_peers: bool,
     dialing: HashSet<SocketAddr>,
     announcer: Option<Announcer>,
     this: mpsc::WeakSender<Command>,
@@ -434,6 +443,8 @@ impl Phase {
                 }
                 if tcp {
                     self.known.insert(addr);
+                } else {
+                    self.webrtc_peers = true;
                 }
                 if handshake.peer_id == self.shared.peer_id || !handshake.reserved.extended() {
                     // Ourselves, or a peer that cannot send metadata.

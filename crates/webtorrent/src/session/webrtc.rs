@@ -67,6 +67,8 @@ pub(super) struct RtcContext {
 struct Signals {
     /// Bumped when the torrent wants peers soon.
     want: u64,
+    /// Bumped when fresh offers must go out now.
+    renew: u64,
     completed: bool,
     stop: bool,
 }
@@ -192,6 +194,12 @@ impl Signaler {
         self.signals.send_modify(|s| s.want += 1);
     }
 
+    /// Fresh offers now: the WebRTC peers of a magnet's metadata phase were let go when
+    /// the torrent started, and are best found again at once.
+    pub(super) fn renew_offers(&self) {
+        self.signals.send_modify(|s| s.renew += 1);
+    }
+
     /// Every WebSocket tracker's state.
     pub(super) fn status(&self) -> Vec<TrackerStatus> {
         self.context
@@ -244,6 +252,7 @@ async fn run_tracker(
     let mut last_sent: Option<tokio::time::Instant> = None;
     let mut completed_sent = complete_at_start;
     let mut want_seen = 0;
+    let mut renew_seen = 0;
     loop {
         tokio::select! {
             () = tokio::time::sleep_until(next_announce), if making.is_none() => {
@@ -361,6 +370,12 @@ async fn run_tracker(
                         let _ = tracker.announce(cx.stats(0), Event::Completed, Vec::new());
                     } else {
                         next_event = Event::Completed;
+                    }
+                }
+                if now.renew != renew_seen {
+                    renew_seen = now.renew;
+                    if making.is_none() {
+                        next_announce = tokio::time::Instant::now();
                     }
                 }
                 if now.want != want_seen {
