@@ -45,6 +45,29 @@ pub(crate) struct ListenArgs {
     pub(crate) listen: Option<SocketAddr>,
 }
 
+/// WebTorrent peers (WebRTC, signaled through the ws:// and wss:// trackers).
+#[derive(Args, Debug, Clone)]
+pub(crate) struct WebRtcArgs {
+    /// No WebRTC peers: ws:// and wss:// trackers are not used.
+    #[arg(long)]
+    pub(crate) no_webrtc: bool,
+    /// A STUN server for WebRTC, e.g. stun:stun.example.org:3478 (repeatable; none by
+    /// default: only this machine's own addresses are offered).
+    #[arg(long, value_name = "URL", value_parser = parse_stun, conflicts_with = "no_webrtc")]
+    pub(crate) stun: Vec<String>,
+}
+
+fn parse_stun(text: &str) -> Result<String, String> {
+    let rest = text
+        .strip_prefix("stun:")
+        .or_else(|| text.strip_prefix("stuns:"))
+        .ok_or_else(|| format!("`{text}` is not a STUN URL such as stun:host:3478"))?;
+    if rest.is_empty() || rest.contains('/') {
+        return Err(format!("`{text}` is not a STUN URL such as stun:host:3478"));
+    }
+    Ok(text.to_owned())
+}
+
 /// Rate limits of a session.
 #[derive(Args, Debug, Clone, Copy)]
 pub(crate) struct LimitArgs {
@@ -82,6 +105,8 @@ pub(crate) struct DownloadArgs {
     pub(crate) listen: ListenArgs,
     #[command(flatten)]
     pub(crate) limits: LimitArgs,
+    #[command(flatten)]
+    pub(crate) webrtc: WebRtcArgs,
     /// Keep seeding after the download completes, until Ctrl-C.
     #[arg(long)]
     pub(crate) seed: bool,
@@ -127,6 +152,8 @@ pub(crate) struct SeedArgs {
     pub(crate) listen: ListenArgs,
     #[command(flatten)]
     pub(crate) limits: LimitArgs,
+    #[command(flatten)]
+    pub(crate) webrtc: WebRtcArgs,
 }
 
 /// Which info-hashes the torrent gets.
@@ -259,7 +286,12 @@ mod tests {
         let Command::Download(a) = cli.command else {
             panic!("not parsed as download")
         };
-        assert_eq!(a.listen.addr(), "0.0.0.0:6881".parse().expect("address"));
+        assert_eq!(
+            a.listen.addr(),
+            "0.0.0.0:6881"
+                .parse::<std::net::SocketAddr>()
+                .expect("address")
+        );
         assert_eq!(a.output, PathBuf::from("."));
         let cli = Cli::try_parse_from([
             "webtorrent",
@@ -274,7 +306,12 @@ mod tests {
         let Command::Seed(a) = cli.command else {
             panic!("not parsed as seed")
         };
-        assert_eq!(a.listen.addr(), "127.0.0.1:7000".parse().expect("address"));
+        assert_eq!(
+            a.listen.addr(),
+            "127.0.0.1:7000"
+                .parse::<std::net::SocketAddr>()
+                .expect("address")
+        );
         assert_eq!(a.trackers.len(), 1);
         assert!(
             Cli::try_parse_from([

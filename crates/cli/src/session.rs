@@ -16,7 +16,7 @@ use webtorrent::metainfo::Metainfo;
 use webtorrent::ratelimit::Limit;
 use webtorrent::session::{AddOptions, Client, ClientConfig, Torrent, TorrentEvent, TorrentStats};
 
-use crate::args::{CreateArgs, DownloadArgs, LimitArgs, MetaVersionArg, SeedArgs};
+use crate::args::{CreateArgs, DownloadArgs, LimitArgs, MetaVersionArg, SeedArgs, WebRtcArgs};
 use crate::output::print_stdout;
 use crate::units::human;
 
@@ -124,9 +124,16 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-async fn start(dir: &Path, listen: SocketAddr, limits: LimitArgs) -> Result<Client> {
+async fn start(
+    dir: &Path,
+    listen: SocketAddr,
+    limits: LimitArgs,
+    webrtc: &WebRtcArgs,
+) -> Result<Client> {
     let mut config = ClientConfig::new(dir);
     config.listen = listen;
+    config.webrtc = !webrtc.no_webrtc;
+    config.stun.clone_from(&webrtc.stun);
     config.upload_limit = Limit::bytes_per_second(limits.upload_limit);
     config.download_limit = Limit::bytes_per_second(limits.download_limit);
     let client = Client::new(config).await?;
@@ -135,7 +142,7 @@ async fn start(dir: &Path, listen: SocketAddr, limits: LimitArgs) -> Result<Clie
 }
 
 async fn download_async(args: &DownloadArgs, source: Source) -> Result<ExitCode> {
-    let client = start(&args.output, args.listen.addr(), args.limits).await?;
+    let client = start(&args.output, args.listen.addr(), args.limits, &args.webrtc).await?;
     let mut options = AddOptions::default();
     options.peers.clone_from(&args.peers);
     options.trackers.clone_from(&args.trackers);
@@ -277,7 +284,7 @@ async fn seed_async(
 ) -> Result<ExitCode> {
     let name = meta.info().name().to_owned();
     let magnet = webtorrent::magnet_link(&meta);
-    let client = start(dir, args.listen.addr(), args.limits).await?;
+    let client = start(dir, args.listen.addr(), args.limits, &args.webrtc).await?;
     let mut options = AddOptions::default();
     options.peers.clone_from(&args.peers);
     if created {

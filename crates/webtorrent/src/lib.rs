@@ -43,6 +43,8 @@ pub use webtorrent_extensions as extensions;
 pub use webtorrent_hash as hash;
 pub use webtorrent_magnet as magnet;
 pub use webtorrent_metainfo as metainfo;
+#[cfg(feature = "webrtc")]
+pub use webtorrent_rtc as rtc;
 pub use webtorrent_storage as storage;
 pub use webtorrent_tracker as tracker;
 pub use webtorrent_types as types;

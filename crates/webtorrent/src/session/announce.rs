@@ -266,6 +266,9 @@ pub(crate) struct AnnounceSetup {
     pub(crate) progress: Box<dyn Fn() -> Progress + Send + Sync>,
     /// Receives the new peers of each answer (never empty, never with our own address).
     pub(crate) on_peers: Box<dyn FnMut(Vec<SocketAddr>) + Send>,
+    /// The torrent's WebSocket trackers (WebRTC signaling), run beside the others.
+    #[cfg(feature = "webrtc")]
+    pub(crate) signaler: Option<super::webrtc::Signaler>,
 }
 
 impl std::fmt::Debug for AnnounceSetup {
@@ -357,6 +360,8 @@ impl Shared {
 pub(crate) struct Announcer {
     shared: Arc<Shared>,
     task: Option<JoinHandle<()>>,
+    #[cfg(feature = "webrtc")]
+    signaler: Option<super::webrtc::Signaler>,
 }
 
 impl Drop for Announcer {
@@ -416,6 +421,8 @@ impl Announcer {
         Self {
             shared,
             task: Some(tokio::spawn(task.run())),
+            #[cfg(feature = "webrtc")]
+            signaler: setup.signaler,
         }
     }
 
@@ -425,6 +432,10 @@ impl Announcer {
     pub(crate) fn completed(&self) {
         self.shared.completed.store(true, Ordering::Release);
         self.shared.wake.notify_one();
+        #[cfg(feature = "webrtc")]
+        if let Some(signaler) = &self.signaler {
+            signaler.completed();
+        }
     }
 
     /// Asks every tier for peers soon: no sooner than [`TrackersConfig::min_interval`] and
@@ -433,21 +444,46 @@ impl Announcer {
     pub(crate) fn want_peers(&self) {
         self.shared.want_peers.store(true, Ordering::Release);
         self.shared.wake.notify_one();
+        #[cfg(feature = "webrtc")]
+        if let Some(signaler) = &self.signaler {
+            signaler.want_peers();
+        }
+    }
+
+    /// Fresh WebRTC offers to the WebSocket trackers now (see
+    /// [`Signaler::renew_offers`](super::webrtc::Signaler::renew_offers)).
+    #[cfg(feature = "webrtc")]
+    pub(crate) fn renew_offers(&self) {
+        if let Some(signaler) = &self.signaler {
+            signaler.renew_offers();
+        }
     }
 
     /// Every tracker: URL, tier, last outcome, warning, next announce.
     pub(crate) fn status(&self) -> Vec<TrackerStatus> {
-        self.shared
+        #[allow(unused_mut)] // without the `webrtc` feature
+        let mut status = self
+            .shared
             .status
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+            .clone();
+        #[cfg(feature = "webrtc")]
+        if let Some(signaler) = &self.signaler {
+            status.extend(signaler.status());
+        }
+        status
     }
 
     /// Stops: the announces in flight are dropped, `stopped` goes to every tracker that
     /// answered an announce, all in parallel, and the task ends. Returns once the trackers
     /// answered or `within` passed, whichever comes first.
     pub(crate) async fn stop(mut self, within: Duration) {
+        #[cfg(feature = "webrtc")]
+        let signaler = self
+            .signaler
+            .take()
+            .map(|s| tokio::spawn(s.stop(within.min(MAX_STOP_WAIT))));
         let deadline = Instant::now() + within.min(MAX_STOP_WAIT);
         *self
             .shared
@@ -463,6 +499,10 @@ impl Announcer {
             {
                 abort.abort();
             }
+        }
+        #[cfg(feature = "webrtc")]
+        if let Some(signaler) = signaler {
+            let _ = signaler.await;
         }
     }
 }
@@ -1166,6 +1206,8 @@ mod tests {
             port: OUR_PORT,
             progress: Box::new(move || *lock(&read)),
             on_peers: Box::new(move |p| lock(&delivered).push(p)),
+            #[cfg(feature = "webrtc")]
+            signaler: None,
         });
         Harness {
             trackers,

@@ -15,7 +15,6 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::{broadcast, mpsc, watch};
 use webtorrent_extensions::{
     ExtHandshake, FetchEvent, FetcherConfig, Incoming, MetadataFetcher, MetadataMessage, Registry,
@@ -31,8 +30,10 @@ use webtorrent_wire::{Decoder, Handshake, HashRequest, Message};
 
 use super::announce::Announcer;
 use super::hashes;
+use super::stream::PeerStream;
 use super::torrent::{self, Command, PeerKey};
 use super::{Counters, SessionError, Shared, TorrentEvent, resume_path};
+use crate::choker::Transport;
 
 /// How often idle metadata connections get a keep-alive, and dials are retried.
 const TICK: Duration = Duration::from_secs(1);
@@ -97,6 +98,7 @@ pub(super) async fn run(setup: MagnetSetup, mut rx: mpsc::Receiver<Command>) {
         queue: Vec::new(),
         sticky: HashSet::new(),
         reached: HashSet::new(),
+        webrtc_peers: false,
         dialing: HashSet::new(),
         announcer: None,
         this: setup.this.clone(),
@@ -131,6 +133,12 @@ pub(super) async fn run(setup: MagnetSetup, mut rx: mpsc::Receiver<Command>) {
         let _ = conn.send(MetaOrder::Close);
     }
     let announcer = phase.announcer.take();
+    #[cfg(feature = "webrtc")]
+    if phase.webrtc_peers
+        && let Some(announcer) = &announcer
+    {
+        announcer.renew_offers();
+    }
     match start(&setup, info, layers, announcer, candidates).await {
         Ok(task) => {
             if !sticky.is_empty()
@@ -231,6 +239,8 @@ struct Phase {
     sticky: HashSet<SocketAddr>,
     /// Addresses we dialed and reached.
     reached: HashSet<SocketAddr>,
+    /// A WebRTC peer connected: once the torrent starts, fresh offers find it again.
+    webrtc_peers: bool,
     dialing: HashSet<SocketAddr>,
     announcer: Option<Announcer>,
     this: mpsc::WeakSender<Command>,
@@ -426,11 +436,16 @@ impl Phase {
                 handshake,
                 outbound,
             } => {
-                if outbound {
+                let tcp = stream.transport() == Transport::Tcp;
+                if outbound && tcp {
                     self.dialing.remove(&addr);
                     self.reached.insert(addr);
                 }
-                self.known.insert(addr);
+                if tcp {
+                    self.known.insert(addr);
+                } else {
+                    self.webrtc_peers = true;
+                }
                 if handshake.peer_id == self.shared.peer_id || !handshake.reserved.extended() {
                     // Ourselves, or a peer that cannot send metadata.
                     self.shared.release_connection();
@@ -474,7 +489,7 @@ impl Phase {
         false
     }
 
-    fn connect(&mut self, stream: TcpStream, addr: SocketAddr, handshake: Handshake) {
+    fn connect(&mut self, stream: PeerStream, addr: SocketAddr, handshake: Handshake) {
         let Some(torrent) = self.this.upgrade() else {
             self.shared.release_connection();
             return;
@@ -537,7 +552,7 @@ impl Phase {
 /// A connection of the metadata phase.
 struct PeerTask {
     key: PeerKey,
-    stream: TcpStream,
+    stream: PeerStream,
     addr: SocketAddr,
     handshake: Handshake,
     shared: Arc<Shared>,
@@ -563,13 +578,13 @@ async fn talk(task: &mut PeerTask) -> Result<(), &'static str> {
     let mut registry = Registry::with_builtins();
     let mut ours = ExtHandshake::ours();
     ours.listen_port = Some(task.shared.port);
-    ours.your_ip = Some(task.addr.ip());
+    ours.your_ip = Some(task.addr.ip()).filter(|ip| !ip.is_unspecified());
     let mut out = Vec::new();
     registry.handshake(ours).encode(&mut out);
     if task.handshake.reserved.fast() {
         Message::HaveNone.encode(&mut out);
     }
-    let (mut read, mut write) = task.stream.split();
+    let (mut read, mut write) = tokio::io::split(&mut task.stream);
     write.write_all(&out).await.map_err(|_| "connection lost")?;
     let decoder = Decoder::new();
     let mut buf = Vec::with_capacity(32 * 1024);

@@ -100,7 +100,10 @@ mod hashes;
 mod lsd;
 mod magnet;
 mod peer;
+mod stream;
 mod torrent;
+#[cfg(feature = "webrtc")]
+mod webrtc;
 mod webseed;
 
 use std::collections::HashMap;
@@ -111,7 +114,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -182,6 +185,15 @@ pub struct ClientConfig {
     /// The application's own BEP 10 extensions, made for every peer connection (see
     /// [`ExtensionFactory`]).
     pub extensions: Vec<ExtensionFactory>,
+    /// WebTorrent peers (default true, with the `webrtc` feature): announce to the
+    /// torrents' `ws://`/`wss://` trackers with WebRTC offers, answer the offers they relay,
+    /// and trade pieces with browsers and other WebTorrent clients over data channels. A
+    /// loopback or specific [`listen`](Self::listen) address binds WebRTC to that address
+    /// too.
+    pub webrtc: bool,
+    /// STUN servers for WebRTC (`stun:host:port`), to learn our public address behind NAT.
+    /// None by default: host candidates only, nothing sent to a third party.
+    pub stun: Vec<String>,
 }
 
 impl ClientConfig {
@@ -201,6 +213,8 @@ impl ClientConfig {
             lsd_interface: Ipv4Addr::UNSPECIFIED,
             choker: ChokerConfig::default(),
             extensions: Vec::new(),
+            webrtc: true,
+            stun: Vec::new(),
         }
     }
 }
@@ -348,12 +362,14 @@ pub struct TorrentStats {
 pub enum TorrentEvent {
     /// A peer connection is up (handshakes exchanged).
     PeerConnected {
-        /// Its address.
+        /// Its address; the unspecified one for a WebRTC peer, which has none to show.
         addr: SocketAddr,
         /// Its peer id.
         peer_id: PeerId,
-        /// Whether we dialed it.
+        /// Whether we dialed it (for WebRTC: whether the offer was ours).
         outbound: bool,
+        /// What the wire runs over.
+        transport: crate::choker::Transport,
     },
     /// A peer connection ended.
     PeerDisconnected {
@@ -463,6 +479,18 @@ struct Shared {
     web_seeds: OnceLock<Option<webtorrent_webseed::WebSeedClient>>,
     /// Torrents by wire info-hash. Touched when a torrent is added or a peer connects only.
     torrents: Mutex<HashMap<InfoHashV1, mpsc::Sender<Command>>>,
+    /// WebTorrent peers are on.
+    #[cfg(feature = "webrtc")]
+    webrtc: bool,
+    /// The address peers are listened for on (WebRTC binds its IP when specific).
+    #[cfg(feature = "webrtc")]
+    listen: SocketAddr,
+    #[cfg(feature = "webrtc")]
+    stun: Vec<String>,
+    /// The WebRTC transport and WebSocket tracker client, made on first use (`None` if
+    /// they cannot be).
+    #[cfg(feature = "webrtc")]
+    rtc: OnceLock<Option<webrtc::RtcContext>>,
 }
 
 impl Shared {
@@ -504,6 +532,27 @@ impl Shared {
                 (n < self.max_connections).then_some(n + 1)
             })
             .is_ok()
+    }
+
+    /// Whether a connection slot is free now.
+    #[cfg(feature = "webrtc")]
+    fn has_room(&self) -> bool {
+        self.connections.load(Ordering::Acquire) < self.max_connections
+    }
+
+    /// The WebRTC side, made on first use.
+    #[cfg(feature = "webrtc")]
+    fn rtc(&self) -> Option<&webrtc::RtcContext> {
+        self.rtc
+            .get_or_init(|| {
+                let ws =
+                    webtorrent_tracker::WsTracker::new(webtorrent_tracker::WsConfig::default())
+                        .inspect_err(|e| tracing::warn!("WebSocket trackers cannot be used: {e}"))
+                        .ok()?;
+                let rtc = webtorrent_rtc::Rtc::new(webrtc::rtc_config(self.listen, &self.stun));
+                Some(webrtc::RtcContext { rtc, ws })
+            })
+            .as_ref()
     }
 
     /// Gives a connection slot back.
@@ -552,6 +601,14 @@ impl Client {
             web_seeds: OnceLock::new(),
             lsd: OnceLock::new(),
             torrents: Mutex::new(HashMap::new()),
+            #[cfg(feature = "webrtc")]
+            webrtc: config.webrtc,
+            #[cfg(feature = "webrtc")]
+            listen: local_addr,
+            #[cfg(feature = "webrtc")]
+            stun: config.stun,
+            #[cfg(feature = "webrtc")]
+            rtc: OnceLock::new(),
         });
         let listener = tokio::spawn(accept_loop(listener, Arc::clone(&shared)));
         if config.lsd
@@ -896,6 +953,21 @@ fn start_announcer(
             }
         }
     };
+    #[cfg(feature = "webrtc")]
+    let signaler = {
+        let urls = webrtc::ws_urls(&tiers);
+        match shared.rtc().filter(|_| shared.webrtc && !urls.is_empty()) {
+            Some(context) => webrtc::Signaler::start(webrtc::SignalSetup {
+                context: context.clone(),
+                shared: Arc::clone(shared),
+                urls,
+                info_hash,
+                progress: Arc::new(progress.clone()),
+                torrent: torrent.downgrade(),
+            }),
+            None => None,
+        }
+    };
     Announcer::start(AnnounceSetup {
         trackers: Arc::clone(&shared.trackers),
         tiers,
@@ -904,6 +976,8 @@ fn start_announcer(
         port: shared.port,
         progress: Box::new(progress),
         on_peers: Box::new(on_peers),
+        #[cfg(feature = "webrtc")]
+        signaler,
     })
 }
 
@@ -1086,7 +1160,7 @@ async fn inbound(
             .await
             .map_err(|_| "connection lost")?;
         tx.send(Command::Connected {
-            stream,
+            stream: stream::PeerStream::Tcp(stream),
             addr,
             handshake: theirs,
             outbound: false,
@@ -1103,7 +1177,7 @@ async fn inbound(
 }
 
 /// Reads the peer's 68-byte handshake; `None` if the connection fails or it is malformed.
-async fn read_handshake(stream: &mut TcpStream) -> Option<Handshake> {
+async fn read_handshake(stream: &mut (impl AsyncRead + Unpin)) -> Option<Handshake> {
     let mut buf = [0; HANDSHAKE_LEN];
     stream.read_exact(&mut buf).await.ok()?;
     match Handshake::decode(&buf) {

@@ -1,4 +1,4 @@
-//! The peer task: one wire connection over a TCP stream.
+//! The peer task: one wire connection over a TCP stream or a WebRTC data channel.
 //!
 //! A reader task decodes the socket's read half into a bounded channel of messages; the
 //! peer task feeds them to a [`Connection`], reports what matters to the torrent task,
@@ -11,9 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use webtorrent_extensions::{
     Builtin, DontHave, ExtHandshake, Incoming, MetadataServer, PexConfig, PexPeer, PexState,
@@ -26,6 +24,7 @@ use webtorrent_wire::{
 };
 
 use super::hashes::{HashServer, Refusal};
+use super::stream::PeerStream;
 use super::torrent::{Command, PeerKey};
 use super::{Counters, ExtensionFactory, ExtensionWaker, PeerInfo, REQUEST_TIMEOUT};
 use crate::ratelimit::{Grant, RateLimits};
@@ -174,10 +173,28 @@ impl std::fmt::Display for Ended {
 }
 
 /// Runs a connection until either side closes it, then tells the torrent why.
-pub(super) async fn run(cx: Context, stream: TcpStream) {
+pub(super) async fn run(cx: Context, stream: PeerStream) {
+    match stream {
+        // A TCP stream splits without a lock between its halves.
+        PeerStream::Tcp(tcp) => {
+            let (read, write) = tcp.into_split();
+            run_halves(cx, read, write).await;
+        }
+        #[cfg(feature = "webrtc")]
+        rtc @ PeerStream::Rtc(_) => {
+            let (read, write) = tokio::io::split(rtc);
+            run_halves(cx, read, write).await;
+        }
+    }
+}
+
+async fn run_halves<R, W>(cx: Context, read: R, write: W)
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     let torrent = cx.torrent.clone();
     let key = cx.key;
-    let (read, write) = stream.into_split();
     // Writes run on their own task, so that the next blocks are read from disk while the
     // previous ones go out: the socket never waits for the disk.
     let (out, outgoing) = mpsc::channel(WRITE_QUEUE);
@@ -216,7 +233,7 @@ pub(super) async fn run(cx: Context, stream: TcpStream) {
 /// from the download limits: a reader over its limit stops reading, and TCP slows the
 /// sender down.
 async fn read_loop(
-    mut read: OwnedReadHalf,
+    mut read: impl AsyncRead + Unpin,
     decoder: Decoder,
     frames: mpsc::Sender<Result<Message<'static>, DecodeError>>,
     limits: Limits,
@@ -295,7 +312,7 @@ async fn flush(conn: &mut Connection, out: &mpsc::Sender<Vec<u8>>) -> Result<(),
 
 /// Writes buffers to the socket until the channel closes or the socket fails, then shuts
 /// the socket down.
-async fn write_loop(mut write: OwnedWriteHalf, mut buffers: mpsc::Receiver<Vec<u8>>) {
+async fn write_loop(mut write: impl AsyncWrite + Unpin, mut buffers: mpsc::Receiver<Vec<u8>>) {
     while let Some(buf) = buffers.recv().await {
         if write.write_all(&buf).await.is_err() {
             return;

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+
+use super::stream::PeerStream;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use webtorrent_metainfo::{MetaVersion, Metainfo};
 use webtorrent_storage::{Bitfield, FileStorage, Layout, ResumeData, Storage};
@@ -57,6 +59,9 @@ const MAX_RETRY: Duration = Duration::from_secs(60);
 /// The most failed pieces kept for finding the peer that sent bad data.
 const MAX_SUSPECT_PIECES: usize = 32;
 
+/// How long two WebRTC connections to the same peer may both live before one is closed.
+const RTC_TWIN_GRACE: Duration = Duration::from_secs(10);
+
 /// What the torrent task is told.
 #[derive(Debug)]
 pub(super) enum Command {
@@ -67,7 +72,7 @@ pub(super) enum Command {
     },
     /// A peer whose handshake is done (ours sent, theirs read and matching).
     Connected {
-        stream: TcpStream,
+        stream: PeerStream,
         addr: SocketAddr,
         handshake: Handshake,
         outbound: bool,
@@ -147,6 +152,11 @@ struct PeerSlot {
     outbound: bool,
     /// A web seed rather than a connection: it holds no connection slot.
     web_seed: bool,
+    /// What the wire runs over. A WebRTC peer has no address of its own (`addr` is the
+    /// unspecified one) and is never shared over `ut_pex`.
+    transport: Transport,
+    /// When the connection was set up.
+    connected_at: Instant,
     /// The peer's pieces.
     pieces: Bitfield,
     /// Pieces the peer has that we lack (and want).
@@ -577,20 +587,29 @@ impl Task {
     /// A peer finished its handshake: keep it (its connection slot is reserved) or refuse it.
     fn connected(
         &mut self,
-        stream: TcpStream,
+        stream: PeerStream,
         addr: SocketAddr,
         handshake: &Handshake,
         outbound: bool,
     ) {
-        if outbound {
+        let transport = stream.transport();
+        if outbound && transport == Transport::Tcp {
             self.dialing.remove(&addr);
         }
         let id = handshake.peer_id;
+        let same_id = self.peers.values().filter(|p| p.id == id);
+        let (twins, all_webrtc) = same_id.fold((0, true), |(n, rtc), p| {
+            (n + 1, rtc && p.transport == Transport::WebRtc)
+        });
         let refusal = if id == self.shared.peer_id {
             Some("it is ourselves")
         } else if self.banned_ids.contains(&id) || self.banned_addrs.contains(&addr) {
             Some("it is banned")
-        } else if self.peers.values().any(|p| p.id == id) {
+        } else if twins > 0 && !(twins == 1 && all_webrtc && transport == Transport::WebRtc) {
+            // Two WebRTC peers that offered to each other at once end up with two
+            // connections, and each side may drop a different one. Both are kept for
+            // a while: the other side closes the one it does not want, or
+            // `drop_rtc_twins` picks one as the other side would.
             Some("it is connected already")
         } else if self.peers.len() >= self.shared.max_connections_per_torrent {
             Some("the torrent has its fill of peers")
@@ -602,9 +621,9 @@ impl Task {
             self.accept(stream, addr, handshake, outbound, torrent);
             return;
         }
-        tracing::debug!(%addr, "peer refused: {}", refusal.unwrap_or("the torrent stopped"));
+        tracing::debug!(%addr, ?transport, "peer refused: {}", refusal.unwrap_or("the torrent stopped"));
         self.shared.release_connection();
-        if outbound {
+        if outbound && transport == Transport::Tcp {
             // Never dial ourselves (or a duplicate) again through this address.
             self.known.insert(addr);
             self.sticky.remove(&addr);
@@ -613,37 +632,46 @@ impl Task {
 
     fn accept(
         &mut self,
-        stream: TcpStream,
+        stream: PeerStream,
         addr: SocketAddr,
         handshake: &Handshake,
         outbound: bool,
         torrent: mpsc::Sender<Command>,
     ) {
-        let _ = stream.set_nodelay(true);
+        let transport = stream.transport();
+        #[allow(irrefutable_let_patterns)] // without the `webrtc` feature
+        if let PeerStream::Tcp(tcp) = &stream {
+            let _ = tcp.set_nodelay(true);
+        }
         let now = Instant::now();
         let key = self.next_key;
         self.next_key += 1;
         let (tx, rx) = mpsc::unbounded_channel();
         let uploaded = Arc::new(AtomicU64::new(0));
-        self.known.insert(addr);
-        if let Some(retry) = self.sticky.get_mut(&addr) {
-            retry.1 = FIRST_RETRY;
+        let tcp = transport == Transport::Tcp;
+        if tcp {
+            self.known.insert(addr);
+            if let Some(retry) = self.sticky.get_mut(&addr) {
+                retry.1 = FIRST_RETRY;
+            }
         }
         let mut slot = self.new_slot(tx, addr, handshake.peer_id, now);
         slot.outbound = outbound;
-        slot.listen = outbound.then_some(addr);
+        slot.transport = transport;
+        slot.listen = (outbound && tcp).then_some(addr);
         slot.uploaded = Arc::clone(&uploaded);
         self.peers.insert(key, slot);
-        self.choker.add_peer(key, Transport::Tcp, now);
+        self.choker.add_peer(key, transport, now);
         self.drain_choker();
         self.counters
             .peers
             .store(self.peers.len(), Ordering::Relaxed);
-        tracing::debug!(%addr, peer = %handshake.peer_id, outbound, "peer connected");
+        tracing::debug!(%addr, peer = %handshake.peer_id, outbound, ?transport, "peer connected");
         self.emit(TorrentEvent::PeerConnected {
             addr,
             peer_id: handshake.peer_id,
             outbound,
+            transport,
         });
         tokio::spawn(peer::run(
             peer::Context {
@@ -685,6 +713,8 @@ impl Task {
             id,
             outbound: false,
             web_seed: false,
+            transport: Transport::Tcp,
+            connected_at: now,
             pieces: Bitfield::new(self.geometry.pieces()),
             wanted: 0,
             am_interested: false,
@@ -766,8 +796,10 @@ impl Task {
             addr: peer.addr,
             reason: ended.to_string(),
         });
-        self.forget(peer.addr);
-        if peer.outbound {
+        if peer.transport == Transport::Tcp {
+            self.forget(peer.addr);
+        }
+        if peer.outbound && peer.transport == Transport::Tcp {
             // An address we dialed that misbehaved is not dialed again.
             if ended.is_misbehaviour() {
                 self.banned_addrs.insert(peer.addr);
@@ -894,7 +926,9 @@ impl Task {
                         .and_then(|r| usize::try_from(r).ok())
                         .map_or(max, |r| r.clamp(1, max));
                     peer.pipeline = peer.pipeline.min(peer.max_pipeline);
-                    if let Some(port) = listen_port.filter(|&p| p != 0) {
+                    if let Some(port) =
+                        listen_port.filter(|&p| p != 0 && peer.transport == Transport::Tcp)
+                    {
                         peer.listen = Some(SocketAddr::new(peer.addr.ip(), port));
                     }
                     tracing::debug!(addr = %peer.addr, client = client.as_deref().unwrap_or("?"), "extension handshake");
@@ -1294,8 +1328,44 @@ impl Task {
 
     // ----- timers -----
 
+    /// Closes one of two WebRTC connections to the same peer once both have lived
+    /// [`RTC_TWIN_GRACE`]: the one offered by the peer whose id is the greater, a rule
+    /// the other side can apply too.
+    fn drop_rtc_twins(&mut self, now: Instant) {
+        let mut by_id: HashMap<PeerId, Vec<(PeerKey, bool)>> = HashMap::new();
+        for (&key, peer) in &self.peers {
+            if peer.transport == Transport::WebRtc
+                && now.saturating_duration_since(peer.connected_at) >= RTC_TWIN_GRACE
+            {
+                by_id.entry(peer.id).or_default().push((key, peer.outbound));
+            }
+        }
+        let we_are_lower = |theirs: &PeerId| self.shared.peer_id.0 < theirs.0;
+        for (id, twins) in by_id {
+            if twins.len() < 2 {
+                continue;
+            }
+            // Keep the connection the lower id offered: ours (outbound) if we are lower.
+            let keep_outbound = we_are_lower(&id);
+            let keep = twins
+                .iter()
+                .find(|(_, outbound)| *outbound == keep_outbound)
+                .or_else(|| twins.first())
+                .map(|&(key, _)| key);
+            for (key, _) in twins {
+                if Some(key) != keep
+                    && let Some(peer) = self.peers.get(&key)
+                {
+                    tracing::debug!(peer = %id, "closing a second WebRTC connection to the same peer");
+                    let _ = peer.tx.send(ToPeer::Close);
+                }
+            }
+        }
+    }
+
     /// Rates, snubs, pipelines, stats, dials.
     fn tick(&mut self, now: Instant) {
+        self.drop_rtc_twins(now);
         let mut total_up = 0;
         for (&key, peer) in &mut self.peers {
             let sent = peer.uploaded.load(Ordering::Relaxed);
@@ -1399,7 +1469,7 @@ pub(super) fn dial(
         };
         let command = match tokio::time::timeout(HANDSHAKE_TIMEOUT, connect).await {
             Ok(Some((stream, handshake))) => Command::Connected {
-                stream,
+                stream: PeerStream::Tcp(stream),
                 addr,
                 handshake,
                 outbound: true,
