@@ -11,7 +11,8 @@ it stops the torrent, which sends `stopped` to the trackers) or --timeout passes
 
 stdout, JSON lines (t: milliseconds since the Unix epoch):
   {"port": N}                              TCP peers on 127.0.0.1:N
-  {"event": "peer", "t", "addr"}           a peer connected (peer_connect_alert or incoming)
+  {"event": "peer", "t", "type", "addr"}   a peer connection (peer_connect_alert); type
+                                           "webrtc" when libtorrent marks it (RTC)
   {"event": "first-block", "t"}            the first payload byte received
   {"event": "first-upload", "t"}           the first payload byte served
   {"event": "complete", "t", "downloaded", "uploaded"}  every piece verified; printed once
@@ -89,9 +90,10 @@ def main() -> int:
     next_report = 0.0
     while time.monotonic() < deadline:
         for a in ses.pop_alerts():
-            if isinstance(a, (lt.peer_connect_alert, lt.incoming_connection_alert)):
-                addr = getattr(a, "endpoint", None) or getattr(a, "ip", None)
-                say({"event": "peer", "addr": str(addr), "alert": a.what()})
+            if isinstance(a, lt.peer_connect_alert):
+                # libtorrent marks WebRTC connections "(RTC)" in the message.
+                kind = "webrtc" if "(RTC)" in a.message() else "other"
+                say({"event": "peer", "type": kind, "addr": f"{a.ip[0]}:{a.ip[1]}"})
             log(f"{a.what()}: {a.message()}")
         status = handle.status()
         if not first_byte and status.total_payload_download > 0:

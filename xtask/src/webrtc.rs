@@ -3,6 +3,8 @@
 //! interop/node/rtc_tracker.mjs), with the downloaded bytes compared to the originals.
 //!
 //! - `webrtc-<peer>-seeds`: the other peer seeds, our `webtorrent download` gets the torrent;
+//! - `webrtc-<peer>-seeds-magnet`: the same from a magnet link (the metadata comes over
+//!   WebRTC too);
 //! - `webrtc-<peer>-leeches`: our `webtorrent seed` serves, the other peer downloads;
 //!
 //! where `<peer>` is `js` (JS WebTorrent 3 in Node: interop/node/wt_peer.mjs), `chromium`
@@ -108,8 +110,9 @@ impl Other {
 /// One scenario.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Kind {
-    /// The other peer seeds, we download.
-    TheySeed(Other),
+    /// The other peer seeds, we download; with `magnet`, from its magnet link (the metadata
+    /// then comes over WebRTC too).
+    TheySeed { other: Other, magnet: bool },
     /// We seed, the other peer downloads.
     TheyLeech(Other),
     /// qBittorrent seeds over TCP; we download from it and serve Chromium over WebRTC.
@@ -121,7 +124,11 @@ enum Kind {
 impl Kind {
     fn name(self) -> String {
         match self {
-            Self::TheySeed(o) => format!("webrtc-{}-seeds", o.name()),
+            Self::TheySeed { other, magnet } => format!(
+                "webrtc-{}-seeds{}",
+                other.name(),
+                if magnet { "-magnet" } else { "" }
+            ),
             Self::TheyLeech(o) => format!("webrtc-{}-leeches", o.name()),
             Self::Bridge => "webrtc-bridge-qbittorrent".to_owned(),
             Self::JsToChromium => "webrtc-js-to-chromium".to_owned(),
@@ -131,8 +138,17 @@ impl Kind {
     fn all() -> Vec<Self> {
         let mut all = vec![Self::JsToChromium];
         for other in [Other::Js, Other::Chromium, Other::Lt21] {
-            all.push(Self::TheySeed(other));
+            all.push(Self::TheySeed {
+                other,
+                magnet: false,
+            });
             all.push(Self::TheyLeech(other));
+        }
+        for other in [Other::Js, Other::Chromium, Other::Lt21] {
+            all.push(Self::TheySeed {
+                other,
+                magnet: true,
+            });
         }
         all.push(Self::Bridge);
         all
@@ -141,7 +157,7 @@ impl Kind {
     /// The WebRTC peers it needs besides ours.
     fn others(self) -> Vec<Other> {
         match self {
-            Self::TheySeed(o) | Self::TheyLeech(o) => vec![o],
+            Self::TheySeed { other, .. } | Self::TheyLeech(other) => vec![other],
             Self::Bridge => vec![Other::Chromium],
             Self::JsToChromium => vec![Other::Js, Other::Chromium],
         }
@@ -216,7 +232,7 @@ fn run(ctx: &Ctx, kind: Kind, logs: &Logs) -> Result<Vec<String>> {
         logs,
     };
     let r = match kind {
-        Kind::TheySeed(other) => they_seed(&s, other),
+        Kind::TheySeed { other, magnet } => they_seed(&s, other, magnet),
         Kind::TheyLeech(other) => they_leech(&s, other),
         Kind::Bridge => bridge(&s),
         Kind::JsToChromium => js_to_chromium(&s),
@@ -271,8 +287,9 @@ impl Setup<'_> {
 }
 
 /// The other peer seeds (JS and Chromium their own torrent, libtorrent one it made), we
-/// download.
-fn they_seed(s: &Setup<'_>, other: Other) -> Result<Vec<String>> {
+/// download the .torrent or, with `magnet`, a magnet link (JS's and Chromium's own; for
+/// libtorrent the one `webtorrent info` makes of its torrent: info-hash, name, tracker).
+fn they_seed(s: &Setup<'_>, other: Other, magnet: bool) -> Result<Vec<String>> {
     let deadline = s.deadline();
     let ws = s.tracker.ws_url();
     let (mut them, torrent) = match other {
@@ -302,6 +319,20 @@ fn they_seed(s: &Setup<'_>, other: Other) -> Result<Vec<String>> {
     them.wait_event(deadline, other.seed_ready(), "to be seeding")?;
     s.tracker
         .wait_offers(deadline, 1, &format!("{}'s offers", other.label()))?;
+    let mut notes = Vec::new();
+    let source = if magnet {
+        let link = match other {
+            Other::Js | Other::Chromium => them
+                .event("ready")
+                .and_then(|e| e["magnet"].as_str().map(String::from)),
+            Other::Lt21 => s.ctx.info(&torrent)?["magnet"].as_str().map(String::from),
+        }
+        .context("no magnet link")?;
+        notes.push(format!("magnet: {link}"));
+        link.into()
+    } else {
+        torrent.as_os_str().to_owned()
+    };
 
     let out = s.dir.join("ours");
     let started = now_ms();
@@ -309,7 +340,7 @@ fn they_seed(s: &Setup<'_>, other: Other) -> Result<Vec<String>> {
         "webtorrent-download",
         &[
             "download".as_ref(),
-            torrent.as_os_str(),
+            source.as_os_str(),
             "-o".as_ref(),
             out.as_os_str(),
         ],
@@ -325,14 +356,17 @@ fn they_seed(s: &Setup<'_>, other: Other) -> Result<Vec<String>> {
         }
     })?;
     let done = now_ms();
-    let mut notes = vec![transfer_note(
-        &format!("{} -> webtorrent", other.label()),
-        started,
-        them.event_ms("first-upload"),
-        done,
-    )];
+    notes.insert(
+        0,
+        transfer_note(
+            &format!("{} -> webtorrent", other.label()),
+            started,
+            them.event_ms("first-upload"),
+            done,
+        ),
+    );
     compare(&out, true)?;
-    notes.extend(them.wire_note()?);
+    notes.push(them.wire_note()?);
     Ok(notes)
 }
 
@@ -387,7 +421,7 @@ fn they_leech(s: &Setup<'_>, other: Other) -> Result<Vec<String>> {
         done,
     )];
     compare(&out, false)?;
-    notes.extend(them.wire_note()?);
+    notes.push(them.wire_note()?);
     drop(them);
     // Ctrl-C stops the seeder cleanly.
     match seed.interrupt(Duration::from_secs(5))? {
@@ -497,7 +531,7 @@ fn bridge(s: &Setup<'_>) -> Result<Vec<String>> {
     }
     compare(&out, true)?;
     compare(&out_browser, false)?;
-    notes.extend(browser.wire_note()?);
+    notes.push(browser.wire_note()?);
     drop(browser);
     match ours.interrupt(Duration::from_secs(5))? {
         Some(status) if status.success() => {}
@@ -536,7 +570,7 @@ fn js_to_chromium(s: &Setup<'_>) -> Result<Vec<String>> {
         done,
     )];
     compare(&out, false)?;
-    notes.extend(browser.wire_note()?);
+    notes.push(browser.wire_note()?);
     Ok(notes)
 }
 
@@ -698,34 +732,21 @@ impl Peer {
         format!("{}: {status}", self.other.label())
     }
 
-    /// Checks that every connection JS or Chromium reports is a WebRTC one, and says how many.
-    fn wire_note(&self) -> Result<Option<String>> {
+    /// Checks that every connection the peer reports is a WebRTC one, and says how many.
+    fn wire_note(&self) -> Result<String> {
         let wires: Vec<String> = self
             .events()
             .iter()
             .filter(|e| e["event"] == "wire" || e["event"] == "peer")
             .map(|e| e["type"].as_str().unwrap_or("?").to_owned())
             .collect();
-        match self.other {
-            Other::Js | Other::Chromium => {
-                ensure!(!wires.is_empty(), "{} reported no connection", self.label);
-                ensure!(
-                    wires.iter().all(|t| t == "webrtc"),
-                    "{} had connections that are not WebRTC: {wires:?}",
-                    self.label
-                );
-                Ok(Some(format!(
-                    "{}: {} WebRTC connection(s)",
-                    self.other.label(),
-                    wires.len()
-                )))
-            }
-            Other::Lt21 => Ok(Some(format!(
-                "{}: {} peer connection(s) (a ws:// tracker only: WebRTC)",
-                self.other.label(),
-                wires.len()
-            ))),
-        }
+        let label = self.other.label();
+        ensure!(!wires.is_empty(), "{label} reported no connection");
+        ensure!(
+            wires.iter().all(|t| t == "webrtc"),
+            "{label} had connections that are not WebRTC: {wires:?}"
+        );
+        Ok(format!("{label}: {} WebRTC connection(s)", wires.len()))
     }
 }
 
@@ -944,6 +965,9 @@ mod tests {
             "webrtc-chromium-leeches",
             "webrtc-libtorrent21-seeds",
             "webrtc-libtorrent21-leeches",
+            "webrtc-js-seeds-magnet",
+            "webrtc-chromium-seeds-magnet",
+            "webrtc-libtorrent21-seeds-magnet",
             "webrtc-bridge-qbittorrent",
             "webrtc-js-to-chromium",
         ] {
