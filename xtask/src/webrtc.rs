@@ -15,7 +15,9 @@
 //!   from it and at the same time serves Chromium over WebRTC, which no peer holding the data
 //!   could do at the start;
 //! - `webrtc-js-to-chromium`: a check of the harness itself (JS WebTorrent in Node seeds,
-//!   Chromium downloads; our client is not involved).
+//!   Chromium downloads; our client is not involved);
+//! - `webrtc-off-js-seeds`: JS WebTorrent seeds, `webtorrent download --no-webrtc` must neither
+//!   announce to the ws:// tracker nor connect (12 s), then stop on Ctrl-C.
 //!
 //! The torrent's only tracker is `ws://` (the bridge adds an `http://` one that only
 //! qBittorrent and our client use), so the WebRTC peers can only meet over WebRTC. Each
@@ -119,6 +121,8 @@ enum Kind {
     Bridge,
     /// Harness self-check: JS WebTorrent in Node seeds, Chromium downloads.
     JsToChromium,
+    /// JS WebTorrent seeds; `webtorrent download --no-webrtc` must not use the ws:// tracker.
+    Disabled,
 }
 
 impl Kind {
@@ -132,6 +136,7 @@ impl Kind {
             Self::TheyLeech(o) => format!("webrtc-{}-leeches", o.name()),
             Self::Bridge => "webrtc-bridge-qbittorrent".to_owned(),
             Self::JsToChromium => "webrtc-js-to-chromium".to_owned(),
+            Self::Disabled => "webrtc-off-js-seeds".to_owned(),
         }
     }
 
@@ -151,6 +156,7 @@ impl Kind {
             });
         }
         all.push(Self::Bridge);
+        all.push(Self::Disabled);
         all
     }
 
@@ -158,6 +164,7 @@ impl Kind {
     fn others(self) -> Vec<Other> {
         match self {
             Self::TheySeed { other, .. } | Self::TheyLeech(other) => vec![other],
+            Self::Disabled => vec![Other::Js],
             Self::Bridge => vec![Other::Chromium],
             Self::JsToChromium => vec![Other::Js, Other::Chromium],
         }
@@ -236,9 +243,14 @@ fn run(ctx: &Ctx, kind: Kind, logs: &Logs) -> Result<Vec<String>> {
         Kind::TheyLeech(other) => they_leech(&s, other),
         Kind::Bridge => bridge(&s),
         Kind::JsToChromium => js_to_chromium(&s),
+        Kind::Disabled => disabled(&s),
     };
     r.map_err(|e| anyhow!("{e:#} [tracker: {}]", tracker.summary()))
 }
+
+/// How long `webrtc-off-js-seeds` watches our download: longer than the tracker's WebSocket
+/// interval (10 s), so the seeder's offers went out at least once more meanwhile.
+const DISABLED_WATCH: Duration = Duration::from_secs(12);
 
 /// What every scenario has.
 struct Setup<'a> {
@@ -572,6 +584,58 @@ fn js_to_chromium(s: &Setup<'_>) -> Result<Vec<String>> {
     compare(&out, false)?;
     notes.push(browser.wire_note()?);
     Ok(notes)
+}
+
+/// JS WebTorrent seeds a torrent whose only tracker is ws://; `webtorrent download
+/// --no-webrtc` must neither announce there nor get any data, and stop on Ctrl-C (exit 130).
+fn disabled(s: &Setup<'_>) -> Result<Vec<String>> {
+    let deadline = s.deadline();
+    let torrent = s.dir.join("js.torrent");
+    let mut seeder = Peer::seed_tree(s, Other::Js, &s.tracker.ws_url(), &torrent)?;
+    seeder.wait_event(deadline, "ready", "to be seeding")?;
+    s.tracker
+        .wait_offers(deadline, 1, "JS WebTorrent's offers")?;
+    let out = s.dir.join("ours");
+    let mut download = s.ours(
+        "webtorrent-download",
+        &[
+            "download".as_ref(),
+            torrent.as_os_str(),
+            "-o".as_ref(),
+            out.as_os_str(),
+            "--no-webrtc".as_ref(),
+        ],
+    )?;
+    let until = Instant::now() + DISABLED_WATCH;
+    while Instant::now() < until {
+        if let Some(status) = download.exited()? {
+            bail!("webtorrent download --no-webrtc exited ({status}) with only a ws:// tracker");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let ours = s.tracker.announces().iter().filter(|a| is_ours(a)).count();
+    ensure!(
+        ours == 0,
+        "webtorrent download --no-webrtc announced {ours} time(s) to the ws:// tracker"
+    );
+    let wires = seeder
+        .events()
+        .iter()
+        .filter(|e| e["event"] == "wire")
+        .count();
+    ensure!(
+        wires == 0,
+        "JS WebTorrent got {wires} connection(s) from webtorrent download --no-webrtc"
+    );
+    match download.interrupt(Duration::from_secs(5))? {
+        Some(status) if status.code() == Some(130) => {}
+        Some(status) => bail!("webtorrent download exited with {status} on Ctrl-C, not 130"),
+        None => bail!("webtorrent download still runs 5 s after Ctrl-C"),
+    }
+    Ok(vec![format!(
+        "no announce to the ws:// tracker and no connection in {}; Ctrl-C exits 130",
+        crate::util::secs(DISABLED_WATCH)
+    )])
 }
 
 impl Other {
@@ -970,6 +1034,7 @@ mod tests {
             "webrtc-libtorrent21-seeds-magnet",
             "webrtc-bridge-qbittorrent",
             "webrtc-js-to-chromium",
+            "webrtc-off-js-seeds",
         ] {
             assert!(names.iter().any(|n| n == expected), "{expected} missing");
         }
