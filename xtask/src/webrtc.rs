@@ -26,9 +26,9 @@
 //! killed when the scenario ends; on failure the tail of each log is printed.
 //!
 //! Order of events: the seeder starts first and is waited for until the tracker has relayed an
-//! announce of it (with offers, for the other peers: JS WebTorrent in Node takes ~5 s to make
-//! an offer or an answer, and two peers whose offers cross both drop the second connection as
-//! a duplicate), then the downloader starts. Figures are noted: the whole transfer from the
+//! announce of it (for JS, Chromium and libtorrent, one carrying offers: JS WebTorrent in Node
+//! takes ~5 s to make an offer or an answer, and two JS peers whose offers cross each keep a
+//! different connection and close the other), then the downloader starts. Figures are noted: the whole transfer from the
 //! downloader's start, the time to the first piece block, and the rate after it.
 
 use std::ffi::OsStr;
@@ -51,7 +51,7 @@ use crate::util::{on_path, root};
 const TREE_NAME: &str = "rtc-tree";
 
 /// The tree: nesting, sizes off the 16 KiB block and the piece size (the last piece is short),
-/// about 3.8 MiB.
+/// 3.7 MiB.
 const TREE: &[(&str, u64)] = &[
     ("a.bin", MIB + 3),
     ("sub/b.bin", 2 * MIB - 777),
@@ -71,6 +71,10 @@ const SCRIPT_TIMEOUT: &str = "120";
 /// The tracker's announce interval for HTTP clients (ms); WebSocket clients are told a fifth:
 /// 10 s between announces, so a JS peer's offers (made in ~5 s) never overlap the next ones.
 const TRACKER_INTERVAL_MS: &str = "50000";
+
+/// How long `webrtc-off-js-seeds` watches our download: longer than the tracker's WebSocket
+/// interval (10 s), so the seeder's offers went out at least once more meanwhile.
+const DISABLED_WATCH: Duration = Duration::from_secs(12);
 
 /// Debian's Chromium.
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -247,10 +251,6 @@ fn run(ctx: &Ctx, kind: Kind, logs: &Logs) -> Result<Vec<String>> {
     };
     r.map_err(|e| anyhow!("{e:#} [tracker: {}]", tracker.summary()))
 }
-
-/// How long `webrtc-off-js-seeds` watches our download: longer than the tracker's WebSocket
-/// interval (10 s), so the seeder's offers went out at least once more meanwhile.
-const DISABLED_WATCH: Duration = Duration::from_secs(12);
 
 /// What every scenario has.
 struct Setup<'a> {
