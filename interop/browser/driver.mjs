@@ -13,8 +13,8 @@
 //     name, as a folder torrent's do); the .torrent the page made is written to FILE before
 //     the "ready" event; serves until stdin closes.
 // stdout, JSON lines (t: milliseconds since the Unix epoch): the page's events ("ready",
-//   "wire" with its type, "first-block", "first-upload", "done", "file", "error"), and
-//   {"event": "listening", "url"} for the page server.
+//   "wire" with its type, "first-block", "first-upload", "first-piece" with its index, "done",
+//   "file", "error"), and {"event": "listening", "url"} for the page server.
 // Closing stdin closes the browser and exits (0 once a leecher is done, else 1).
 // stderr: the page's console (a status line every second) and errors.
 import fs from 'node:fs'

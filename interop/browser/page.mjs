@@ -21,6 +21,7 @@ async function put (url, body) {
 
 function watch (torrent) {
   torrent.on('warning', e => console.warn(`warning: ${e.message || e}`))
+  torrent.once('verified', index => report({ event: 'first-piece', index }))
   let firstBlock = false
   let firstUpload = false
   torrent.on('wire', (wire, addr) => {

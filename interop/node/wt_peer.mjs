@@ -14,6 +14,7 @@
 //   {"event": "wire", "t", "type", "addr"}     a peer connection (type "webrtc" for WebRTC)
 //   {"event": "first-block", "t"}              the first piece block received
 //   {"event": "first-upload", "t"}             the first piece block served
+//   {"event": "first-piece", "t", "index"}     the first piece received and verified
 //   {"event": "done", "t", "downloaded", "uploaded"}  every piece verified
 // stderr: a status line every second, warnings and errors.
 // A leecher exits 0 once done (its files closed); a seeder runs until stdin closes.
@@ -105,6 +106,7 @@ torrent.on('wire', (wire, addr) => {
     firstUpload = true
   })
 })
+torrent.once('verified', index => say({ event: 'first-piece', index }))
 torrent.on('done', () => {
   say({ event: 'done', downloaded: torrent.downloaded, uploaded: torrent.uploaded })
   if (mode === 'leech') {

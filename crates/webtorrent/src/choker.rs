@@ -81,6 +81,17 @@ pub enum Transport {
     WebRtc,
 }
 
+impl std::fmt::Display for Transport {
+    /// `tcp`, `utp` or `webrtc`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Tcp => "tcp",
+            Self::Utp => "utp",
+            Self::WebRtc => "webrtc",
+        })
+    }
+}
+
 /// How many regular unchoke slots there are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -627,6 +638,15 @@ mod tests {
 
     fn drain(c: &mut Choker<u32>) -> Vec<Decision<u32>> {
         std::iter::from_fn(|| c.poll_decision()).collect()
+    }
+
+    #[test]
+    fn transports_print_their_short_names() {
+        let names: Vec<String> = [Transport::Tcp, Transport::Utp, Transport::WebRtc]
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(names, ["tcp", "utp", "webrtc"]);
     }
 
     fn unchoked(c: &Choker<u32>) -> Vec<u32> {

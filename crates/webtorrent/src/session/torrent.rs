@@ -666,7 +666,12 @@ impl Task {
         self.counters
             .peers
             .store(self.peers.len(), Ordering::Relaxed);
-        tracing::debug!(%addr, peer = %handshake.peer_id, outbound, ?transport, "peer connected");
+        if transport != Transport::WebRtc {
+            tracing::info!(%transport, %addr, peer = %handshake.peer_id, outbound, "peer connected");
+        } else {
+            // A WebRTC peer has no address we could dial.
+            tracing::info!(%transport, peer = %handshake.peer_id, outbound, "peer connected");
+        }
         self.emit(TorrentEvent::PeerConnected {
             addr,
             peer_id: handshake.peer_id,
