@@ -46,8 +46,11 @@
 //! ```
 
 mod bits;
+mod readahead;
 #[cfg(test)]
 mod tests;
+
+pub use readahead::{ASSUMED_RATE, MAX_WINDOW, MIN_WINDOW, ReadAhead, StreamId, WINDOW_SECONDS};
 
 use crate::rng::SplitMix64;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -515,6 +518,15 @@ impl PiecePicker {
     /// The priority of `piece`, `None` out of range.
     pub fn priority(&self, piece: PieceIndex) -> Option<u8> {
         self.pieces.get(piece as usize).map(|i| i.priority)
+    }
+
+    /// Blocks of `piece` neither requested nor received: all of a missing piece's, none
+    /// of a complete or verified one's (0 out of range).
+    pub fn free_blocks(&self, piece: PieceIndex) -> u32 {
+        if piece >= self.piece_count() {
+            return 0;
+        }
+        self.free_of(piece)
     }
 
     /// How many connected peers have `piece` (seeds included).

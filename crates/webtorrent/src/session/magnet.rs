@@ -77,6 +77,8 @@ pub(super) struct MagnetSetup {
     pub(super) events: broadcast::Sender<TorrentEvent>,
     pub(super) done: watch::Sender<bool>,
     pub(super) metainfo: Arc<OnceLock<Arc<Metainfo>>>,
+    /// Where file readers find the storage once it is open.
+    pub(super) storage_slot: watch::Sender<Option<Arc<webtorrent_storage::FileStorage>>>,
     pub(super) this: mpsc::WeakSender<Command>,
     /// Peers to dial, and whether they are the user's (dialed again after failures).
     pub(super) peers: Vec<(SocketAddr, bool)>,
@@ -208,6 +210,7 @@ async fn start(
     torrent::build(torrent::Setup {
         shared: Arc::clone(&setup.shared),
         storage: Arc::new(storage),
+        storage_slot: setup.storage_slot.clone(),
         info_hash: setup.info_hash,
         resume_path: resume,
         metainfo,
@@ -484,7 +487,8 @@ impl Phase {
                 return true;
             }
             // Nothing of the download runs yet.
-            Command::Peer(..) | Command::Written(_) | Command::Verified(_) => {}
+            Command::Peer(..) | Command::Written(_) | Command::Verified(_) | Command::Stream(_) => {
+            }
         }
         false
     }

@@ -100,6 +100,7 @@ mod hashes;
 mod lsd;
 mod magnet;
 mod peer;
+mod reader;
 mod stream;
 mod torrent;
 #[cfg(feature = "webrtc")]
@@ -130,6 +131,7 @@ use announce::{AnnounceSetup, Announcer, Progress, Trackers};
 use torrent::Command;
 
 pub use extension::{ExtensionFactory, ExtensionWaker, PeerInfo};
+pub use reader::{File, FileReader};
 
 /// The extensions our handshake announces: the fast extension (BEP 6) and the extension
 /// protocol (BEP 10: `ut_metadata`, `ut_pex`, `lt_donthave`). Not yet: the DHT and the
@@ -690,10 +692,12 @@ impl Client {
         let (events, _) = broadcast::channel(1024);
         let (tx, rx) = mpsc::channel(1024);
         let (done, done_rx) = watch::channel(false);
+        let (storage_slot, storage_rx) = watch::channel(None);
         let metainfo = Arc::new(torrent);
         let task = torrent::build(torrent::Setup {
             shared: Arc::clone(&self.shared),
             storage,
+            storage_slot,
             info_hash,
             resume_path: resume,
             metainfo: Arc::clone(&metainfo),
@@ -723,6 +727,7 @@ impl Client {
             done: done_rx,
             events,
             metainfo: Arc::new(OnceLock::from(metainfo)),
+            storage: storage_rx,
             info_hash,
         };
         if !options.peers.is_empty() {
@@ -776,6 +781,7 @@ impl Client {
         let (events, _) = broadcast::channel(1024);
         let (tx, rx) = mpsc::channel(1024);
         let (done, done_rx) = watch::channel(false);
+        let (storage_slot, storage_rx) = watch::channel(None);
         let metainfo = Arc::new(OnceLock::new());
         self.shared
             .set_torrent_limits(info_hash, options.upload_limit, options.download_limit);
@@ -794,6 +800,7 @@ impl Client {
             events: events.clone(),
             done,
             metainfo: Arc::clone(&metainfo),
+            storage_slot,
             this: tx.downgrade(),
             peers,
             web_seeds: magnet.web_seeds.clone(),
@@ -816,6 +823,7 @@ impl Client {
             done: done_rx,
             events,
             metainfo,
+            storage: storage_rx,
             info_hash,
         })
     }
@@ -1196,6 +1204,8 @@ pub struct Torrent {
     events: broadcast::Sender<TorrentEvent>,
     /// Set once known: at once for a .torrent, after the metadata phase for a magnet.
     metainfo: Arc<OnceLock<Arc<Metainfo>>>,
+    /// The torrent's storage once its files are open, for file readers.
+    storage: watch::Receiver<Option<Arc<FileStorage>>>,
     info_hash: InfoHashV1,
 }
 
@@ -1226,6 +1236,24 @@ impl Torrent {
                 Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
             }
         }
+    }
+
+    /// The torrent's files (pad files left out), each with its index among the info's
+    /// files; empty while a magnet link's metadata is being fetched.
+    pub fn files(&self) -> Vec<File> {
+        let Some(meta) = self.metainfo() else {
+            return Vec::new();
+        };
+        (0..meta.info().files().len())
+            .filter(|&i| !meta.info().files()[i].is_pad())
+            .filter_map(|i| File::new(self.clone(), i))
+            .collect()
+    }
+
+    /// File `index` of the info (pad files counted); `None` if there is no such file or
+    /// the metadata is not known yet. Read it with [`File::reader`].
+    pub fn file(&self, index: usize) -> Option<File> {
+        File::new(self.clone(), index)
     }
 
     /// Connects to a peer, and again after failures until the torrent stops.

@@ -27,7 +27,7 @@ use super::{
     TorrentEvent, read_handshake,
 };
 use crate::choker::{Choker, Decision, SNUB_TIMEOUT, Transport};
-use crate::picker::{self, PiecePicker};
+use crate::picker::{self, PiecePicker, ReadAhead, StreamId};
 use crate::ratelimit::RateMeter;
 use webtorrent_extensions::{PexFlags, PexPeer};
 use webtorrent_webseed::WebSeedUrl;
@@ -61,6 +61,11 @@ const MAX_SUSPECT_PIECES: usize = 32;
 
 /// How long two WebRTC connections to the same peer may both live before one is closed.
 const RTC_TWIN_GRACE: Duration = Duration::from_secs(10);
+
+/// While a file is streamed, the requests in flight to a peer cover this much of its rate
+/// (at least [`MIN_PIPELINE`]): a peer answers requests in order, so a shorter queue lets a
+/// piece a reader waits on overtake the others sooner.
+const STREAM_PIPELINE: Duration = Duration::from_millis(100);
 
 /// What the torrent task is told.
 #[derive(Debug)]
@@ -100,8 +105,25 @@ pub(super) enum Command {
     SetFilePriorities(Vec<u8>, oneshot::Sender<Result<(), SessionError>>),
     /// Report the priority of every file.
     FilePriorities(oneshot::Sender<Result<Vec<u8>, SessionError>>),
+    /// A reader of one of the torrent's files moved or closed.
+    Stream(StreamOrder),
     /// Stop: tell the trackers, close the peers, flush, save resume data.
     Shutdown(oneshot::Sender<Result<(), SessionError>>),
+}
+
+/// What a [`FileReader`](super::FileReader) tells its torrent.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum StreamOrder {
+    /// The reader reads at `pos` and stops at `end` (in the data layout), consuming `rate`
+    /// bytes per second (0: not measured yet).
+    Set {
+        id: u64,
+        pos: u64,
+        end: u64,
+        rate: u64,
+    },
+    /// The reader was dropped.
+    Close(u64),
 }
 
 /// The outcome of checking a piece.
@@ -119,6 +141,8 @@ pub(super) struct Verification {
 pub(super) struct Setup {
     pub(super) shared: Arc<Shared>,
     pub(super) storage: Arc<FileStorage>,
+    /// Where readers of the torrent's files find its storage once it is open.
+    pub(super) storage_slot: watch::Sender<Option<Arc<FileStorage>>>,
     pub(super) info_hash: InfoHashV1,
     pub(super) resume_path: PathBuf,
     pub(super) metainfo: Arc<Metainfo>,
@@ -226,6 +250,8 @@ pub(super) struct Task {
     suspects: HashMap<u32, Suspect>,
     /// The priority of each file of the info.
     priorities: Vec<u8>,
+    /// The file readers' positions, turned into piece deadlines.
+    readahead: ReadAhead,
     announcer: Option<Announcer>,
     down: RateMeter,
     up: RateMeter,
@@ -331,6 +357,7 @@ pub(super) fn build(setup: Setup) -> Result<Task, SessionError> {
         write_failed: HashSet::new(),
         suspects: HashMap::new(),
         priorities,
+        readahead: ReadAhead::new(piece_length, covered),
         announcer: setup.announcer,
         down: RateMeter::new(now),
         up: RateMeter::new(now),
@@ -339,6 +366,9 @@ pub(super) fn build(setup: Setup) -> Result<Task, SessionError> {
         done: setup.done,
         this: setup.this,
     };
+    setup
+        .storage_slot
+        .send_replace(Some(Arc::clone(&task.storage)));
     for addr in setup.candidates {
         task.learn(addr);
     }
@@ -414,11 +444,84 @@ impl Task {
                 Command::FilePriorities(reply) => {
                     let _ = reply.send(Ok(self.priorities.clone()));
                 }
+                Command::Stream(order) => self.stream(order),
                 Command::Shutdown(reply) => {
                     let _ = reply.send(self.shutdown().await);
                     return;
                 }
             }
+        }
+    }
+
+    /// A reader moved or closed: its window's pieces get deadlines (or lose them). A piece
+    /// a reader now waits on that nobody is fetching overtakes the requests already queued
+    /// at the peers that have it.
+    fn stream(&mut self, order: StreamOrder) {
+        let now = Instant::now();
+        let before = self.readahead.urgent(&self.picker);
+        match order {
+            StreamOrder::Set { id, pos, end, rate } => {
+                self.readahead.set(StreamId(id), pos, end, rate);
+            }
+            StreamOrder::Close(id) => self.readahead.remove(StreamId(id)),
+        }
+        self.readahead.apply(&mut self.picker, now);
+        let jumped: Vec<u32> = self
+            .readahead
+            .urgent(&self.picker)
+            .into_iter()
+            .filter(|p| !before.contains(p) && self.picker.free_blocks(*p) > 0)
+            .collect();
+        if !jumped.is_empty() {
+            self.preempt(&jumped);
+            self.fit_pipelines(now);
+        }
+        self.fill_all();
+    }
+
+    /// Cancels the requests for pieces without a deadline queued at the peers that have one
+    /// of `pieces`, so that the requests for these go first; the blocks cancelled go back to
+    /// the picker (a block already on its way is still taken).
+    fn preempt(&mut self, pieces: &[u32]) {
+        for (&key, peer) in &mut self.peers {
+            if peer.web_seed || !peer.unchoked_us || !pieces.iter().any(|&p| peer.pieces.has(p)) {
+                continue;
+            }
+            let pk = picker::PeerKey(key);
+            let queued: Vec<BlockRef> = self
+                .picker
+                .requests(pk)
+                .filter(|b| !self.readahead.applied().contains(&b.piece))
+                .collect();
+            for block in queued {
+                if self.picker.request_rejected(pk, block) {
+                    peer.in_flight = peer.in_flight.saturating_sub(1);
+                    let _ = peer.tx.send(ToPeer::Cancel(block));
+                }
+            }
+        }
+    }
+
+    /// Sizes the pipelines to the peers' rates (see [`tick`](Self::tick)).
+    fn fit_pipelines(&mut self, now: Instant) {
+        let streaming = !self.readahead.is_empty();
+        for peer in self.peers.values_mut() {
+            let down = peer.down.rate(now);
+            let max = peer.max_pipeline;
+            peer.pipeline = if peer.web_seed && !peer.snubbed {
+                max
+            } else {
+                // Enough requests in flight to cover the peer's rate for a while.
+                let cover = if streaming {
+                    STREAM_PIPELINE
+                } else {
+                    Duration::from_secs(PIPELINE_SECONDS)
+                };
+                let blocks = u128::from(down) * cover.as_millis() / 1000 / u128::from(BLOCK_SIZE);
+                usize::try_from(blocks)
+                    .unwrap_or(usize::MAX)
+                    .clamp(MIN_PIPELINE.min(max), max)
+            };
         }
     }
 
@@ -1371,6 +1474,7 @@ impl Task {
     /// Rates, snubs, pipelines, stats, dials.
     fn tick(&mut self, now: Instant) {
         self.drop_rtc_twins(now);
+        self.fit_pipelines(now);
         let mut total_up = 0;
         for (&key, peer) in &mut self.peers {
             let sent = peer.uploaded.load(Ordering::Relaxed);
@@ -1380,16 +1484,6 @@ impl Task {
             let down = peer.down.rate(now);
             let up = peer.up.rate(now);
             self.choker.set_rates(&key, down, up);
-            // Enough requests in flight to cover the peer's rate for a while.
-            let blocks = down * PIPELINE_SECONDS / u64::from(BLOCK_SIZE);
-            let max = peer.max_pipeline;
-            peer.pipeline = if peer.web_seed && !peer.snubbed {
-                max
-            } else {
-                usize::try_from(blocks)
-                    .unwrap_or(usize::MAX)
-                    .clamp(MIN_PIPELINE.min(max), max)
-            };
             if peer.in_flight > 0
                 && !peer.snubbed
                 && now.saturating_duration_since(peer.last_block) >= SNUB_TIMEOUT
