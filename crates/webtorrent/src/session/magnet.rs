@@ -487,7 +487,13 @@ impl Phase {
                 return true;
             }
             // Nothing of the download runs yet.
-            Command::Peer(..) | Command::Written(_) | Command::Verified(_) | Command::Stream(_) => {
+            Command::Peer(..)
+            | Command::Written(_)
+            | Command::Verified(_)
+            | Command::Stream(_)
+            | Command::Pause(_) => {}
+            Command::Peers(reply) => {
+                let _ = reply.send(Vec::new());
             }
         }
         false

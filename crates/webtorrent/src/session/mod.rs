@@ -111,7 +111,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -331,6 +331,7 @@ struct Counters {
     total_pieces: AtomicU32,
     download_rate: AtomicU64,
     upload_rate: AtomicU64,
+    paused: AtomicBool,
 }
 
 /// A snapshot of a torrent's progress.
@@ -404,6 +405,32 @@ pub enum TorrentEvent {
     Failed(String),
     /// The torrent stopped (the client shut down).
     Stopped,
+}
+
+/// One peer of a torrent; see [`Torrent::peers`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PeerStats {
+    /// Its address; the unspecified one for a WebRTC peer or a web seed.
+    pub addr: SocketAddr,
+    /// Its peer id (for a web seed, one made from its URL).
+    pub peer_id: PeerId,
+    /// What the wire runs over.
+    pub transport: crate::choker::Transport,
+    /// A web seed (BEP 19/17) rather than a peer.
+    pub web_seed: bool,
+    /// Whether we dialed it (for WebRTC: whether the offer was ours).
+    pub outbound: bool,
+    /// How many pieces it has.
+    pub pieces: u32,
+    /// Bytes per second it sends us.
+    pub download_rate: u64,
+    /// Bytes per second we send it.
+    pub upload_rate: u64,
+    /// Whether it lets us request.
+    pub unchoked_us: bool,
+    /// Whether it left our requests unanswered for a minute.
+    pub snubbed: bool,
 }
 
 /// One tracker of a torrent; see [`Torrent::trackers`].
@@ -882,10 +909,47 @@ impl Client {
         self.add(meta, options).await
     }
 
+    /// Removes a torrent: it stops as at [`shutdown`](Self::shutdown) (trackers hear
+    /// `stopped`, resume data is saved), and its info-hashes are free to be added again.
+    /// With `delete_files`, its files, its part files and its resume data are deleted,
+    /// and the folders of a multi-file torrent that are left empty.
+    pub async fn remove(&self, torrent: &Torrent, delete_files: bool) -> Result<(), SessionError> {
+        let info_hash = torrent.info_hash();
+        let found = {
+            let mut torrents = self
+                .shared
+                .torrents
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let before = torrents.len();
+            torrents.retain(|_, tx| !tx.same_channel(&torrent.tx));
+            torrents.len() < before
+        };
+        if !found {
+            return Err(SessionError::Stopped);
+        }
+        if let Some(lsd) = self.shared.lsd.get() {
+            lsd.remove(info_hash);
+        }
+        let (reply, done) = oneshot::channel();
+        let stopped = if torrent.tx.send(Command::Shutdown(reply)).await.is_ok() {
+            done.await.unwrap_or(Ok(()))
+        } else {
+            Ok(())
+        };
+        let storage = torrent.storage.borrow().clone();
+        if delete_files && let Some(storage) = storage {
+            tokio::task::spawn_blocking(move || delete_data(&storage, &info_hash))
+                .await
+                .map_err(|e| SessionError::Task(e.to_string()))??;
+        }
+        stopped
+    }
+
     /// Stops every torrent: announces `stopped` to the trackers (waiting at most 5 s),
     /// closes the connections, flushes the files and saves resume data. The first error
     /// is returned after every torrent has stopped.
-    pub async fn shutdown(self) -> Result<(), SessionError> {
+    pub async fn shutdown(&self) -> Result<(), SessionError> {
         self.listener.abort();
         let mut torrents: Vec<mpsc::Sender<Command>> = Vec::new();
         for (_, tx) in self
@@ -987,6 +1051,51 @@ fn start_announcer(
         #[cfg(feature = "webrtc")]
         signaler,
     })
+}
+
+/// Deletes a torrent's files, part files and resume data, then the folders of a
+/// multi-file torrent left empty (blocking).
+fn delete_data(storage: &FileStorage, info_hash: &InfoHashV1) -> Result<(), SessionError> {
+    use webtorrent_storage::Storage;
+    let gone = |r: io::Result<()>| match r {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    };
+    let fail = |path: &Path, e: io::Error| {
+        SessionError::Storage(StorageError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        })
+    };
+    let info = storage.layout().info();
+    let mut folders = Vec::new();
+    for (i, file) in info.files().iter().enumerate() {
+        if file.is_pad() {
+            continue;
+        }
+        if let Some(path) = storage.path(i) {
+            gone(std::fs::remove_file(path)).map_err(|e| fail(path, e))?;
+            folders.extend(path.parent().map(Path::to_path_buf));
+        }
+    }
+    let parts = storage.parts_dir();
+    gone(std::fs::remove_dir_all(&parts)).map_err(|e| fail(&parts, e))?;
+    let resume = resume_path(storage.root(), info_hash);
+    gone(std::fs::remove_file(&resume)).map_err(|e| fail(&resume, e))?;
+    if info.is_multi_file() {
+        // Deepest first; a folder still holding other files stays.
+        folders.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+        folders.dedup();
+        let top = storage.root().join(info.name());
+        for mut folder in folders {
+            while folder.starts_with(&top) && std::fs::remove_dir(&folder).is_ok() {
+                if !folder.pop() {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Where a torrent's resume data is saved.
@@ -1301,6 +1410,40 @@ impl Torrent {
             .await
             .map_err(|_| SessionError::Stopped)?;
         answer.await.map_err(|_| SessionError::Stopped)?
+    }
+
+    /// The torrent's connected peers and web seeds (none while a magnet link's metadata is
+    /// being fetched).
+    pub async fn peers(&self) -> Result<Vec<PeerStats>, SessionError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Command::Peers(reply))
+            .await
+            .map_err(|_| SessionError::Stopped)?;
+        answer.await.map_err(|_| SessionError::Stopped)
+    }
+
+    /// Pauses the torrent: its peer connections close, new ones are refused, nothing is
+    /// dialed or requested. Trackers go on being announced to. A magnet link still
+    /// fetching its metadata is not paused.
+    pub async fn pause(&self) -> Result<(), SessionError> {
+        self.tx
+            .send(Command::Pause(true))
+            .await
+            .map_err(|_| SessionError::Stopped)
+    }
+
+    /// Resumes a paused torrent: it dials the peers it knows again.
+    pub async fn resume(&self) -> Result<(), SessionError> {
+        self.tx
+            .send(Command::Pause(false))
+            .await
+            .map_err(|_| SessionError::Stopped)
+    }
+
+    /// Whether the torrent is paused.
+    pub fn is_paused(&self) -> bool {
+        self.counters.paused.load(Ordering::Relaxed)
     }
 
     /// The torrent's trackers and how their last announces went.

@@ -107,6 +107,10 @@ pub(super) enum Command {
     FilePriorities(oneshot::Sender<Result<Vec<u8>, SessionError>>),
     /// A reader of one of the torrent's files moved or closed.
     Stream(StreamOrder),
+    /// Report the connected peers.
+    Peers(oneshot::Sender<Vec<super::PeerStats>>),
+    /// Pause (close the peers, dial and request nothing) or resume.
+    Pause(bool),
     /// Stop: tell the trackers, close the peers, flush, save resume data.
     Shutdown(oneshot::Sender<Result<(), SessionError>>),
 }
@@ -252,6 +256,8 @@ pub(super) struct Task {
     priorities: Vec<u8>,
     /// The file readers' positions, turned into piece deadlines.
     readahead: ReadAhead,
+    /// Paused: no peer connections (web seeds are idle), nothing requested.
+    paused: bool,
     announcer: Option<Announcer>,
     down: RateMeter,
     up: RateMeter,
@@ -358,6 +364,7 @@ pub(super) fn build(setup: Setup) -> Result<Task, SessionError> {
         suspects: HashMap::new(),
         priorities,
         readahead: ReadAhead::new(piece_length, covered),
+        paused: false,
         announcer: setup.announcer,
         down: RateMeter::new(now),
         up: RateMeter::new(now),
@@ -445,11 +452,58 @@ impl Task {
                     let _ = reply.send(Ok(self.priorities.clone()));
                 }
                 Command::Stream(order) => self.stream(order),
+                Command::Peers(reply) => {
+                    let _ = reply.send(self.peer_stats(Instant::now()));
+                }
+                Command::Pause(paused) => self.pause(paused),
                 Command::Shutdown(reply) => {
                     let _ = reply.send(self.shutdown().await);
                     return;
                 }
             }
+        }
+    }
+
+    /// The connected peers and web seeds as the application sees them.
+    fn peer_stats(&mut self, now: Instant) -> Vec<super::PeerStats> {
+        self.peers
+            .values_mut()
+            .map(|p| super::PeerStats {
+                addr: p.addr,
+                peer_id: p.id,
+                transport: p.transport,
+                web_seed: p.web_seed,
+                outbound: p.outbound,
+                pieces: p.pieces.count(),
+                download_rate: p.down.rate(now),
+                upload_rate: p.up.rate(now),
+                unchoked_us: p.unchoked_us,
+                snubbed: p.snubbed,
+            })
+            .collect()
+    }
+
+    /// Pauses or resumes: a paused torrent closes its peer connections, refuses new ones,
+    /// dials none and requests nothing; resumed, it dials the peers it knows again.
+    fn pause(&mut self, paused: bool) {
+        if self.paused == paused {
+            return;
+        }
+        self.paused = paused;
+        self.counters.paused.store(paused, Ordering::Relaxed);
+        let now = Instant::now();
+        if paused {
+            for peer in self.peers.values().filter(|p| !p.web_seed) {
+                let _ = peer.tx.send(ToPeer::Close);
+            }
+        } else {
+            // The user's peers are dialed again at once; the others as they are learnt.
+            for (at, delay) in self.sticky.values_mut() {
+                *at = now;
+                *delay = FIRST_RETRY;
+            }
+            self.dial_more(now);
+            self.fill_all();
         }
     }
 
@@ -650,6 +704,9 @@ impl Task {
 
     /// Dials queued addresses while the torrent and the client have room.
     fn dial_more(&mut self, now: Instant) {
+        if self.paused {
+            return;
+        }
         let retry: Vec<SocketAddr> = self
             .sticky
             .iter()
@@ -704,7 +761,9 @@ impl Task {
         let (twins, all_webrtc) = same_id.fold((0, true), |(n, rtc), p| {
             (n + 1, rtc && p.transport == Transport::WebRtc)
         });
-        let refusal = if id == self.shared.peer_id {
+        let refusal = if self.paused {
+            Some("the torrent is paused")
+        } else if id == self.shared.peer_id {
             Some("it is ourselves")
         } else if self.banned_ids.contains(&id) || self.banned_addrs.contains(&addr) {
             Some("it is banned")
@@ -1101,7 +1160,7 @@ impl Task {
     }
 
     fn fill_all(&mut self) {
-        if self.have.is_full() {
+        if self.have.is_full() || self.paused {
             return;
         }
         let now = Instant::now();
