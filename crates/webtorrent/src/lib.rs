@@ -16,7 +16,8 @@
 //! | [`choker`] | tit-for-tat choker: regular and optimistic unchoke slots, seeding modes |
 //! | [`picker`] | piece picker: rarest first, priorities, streaming deadlines, endgame |
 //! | [`ratelimit`] | token-bucket rate limits (global and per torrent), rate meters |
-//! | [`session`] | the engine: TCP listener, torrents, magnets, trackers, PEX, download and seed |
+//! | [`session`] | the engine: TCP listener, torrents, magnets, trackers, PEX, download and seed, file readers |
+//! | `http` | (feature `http`) HTTP server: Range streaming, JSON API, metrics, web UI |
 //!
 //! Create a torrent from data in memory, then read it back and share its magnet link:
 //!
@@ -51,6 +52,8 @@ pub use webtorrent_types as types;
 pub use webtorrent_wire as wire;
 
 pub mod choker;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod picker;
 pub mod ratelimit;
 mod rng;

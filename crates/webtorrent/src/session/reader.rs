@@ -52,6 +52,11 @@ impl File {
         })
     }
 
+    /// The torrent the file belongs to.
+    pub fn torrent(&self) -> &Torrent {
+        &self.torrent
+    }
+
     /// The file's index among the info's files (pad files counted), as
     /// [`Torrent::set_file_priorities`] and BEP 53 selections count them.
     pub fn index(&self) -> usize {
