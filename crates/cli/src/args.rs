@@ -32,6 +32,15 @@ pub(crate) enum Command {
     /// Fetch a magnet link's metadata from peers, print what the torrent holds, optionally
     /// write it as a .torrent, and exit (no data is kept).
     Metadata(crate::metadata::MetadataArgs),
+    /// Run the client with its HTTP server until Ctrl-C: the web UI, the JSON API and file
+    /// streams (see docs/http.md).
+    Serve(crate::serve::ServeArgs),
+    /// Stream a file of a torrent over HTTP while it downloads: prints the URL, optionally
+    /// opens it in mpv or VLC.
+    Stream(crate::serve::StreamArgs),
+    /// Run a whole swarm on this machine: a local tracker, a seeder of a generated sample
+    /// video, and a leecher with the web UI streaming it.
+    Demo(crate::demo::DemoArgs),
 }
 
 /// Where the session listens for peers.

@@ -1,5 +1,5 @@
 //! `webtorrent`: create and inspect torrents (v1, v2 and hybrid) and magnet links, download
-//! and seed them.
+//! and seed them, stream them over HTTP with a web UI.
 //!
 //! Errors are printed as one line on stderr (`error: ...` with its causes) and exit with
 //! status 1; usage errors exit with status 2; a download stopped by Ctrl-C exits with 130.
@@ -7,9 +7,11 @@
 
 mod args;
 mod create;
+mod demo;
 mod info;
 mod metadata;
 mod output;
+mod serve;
 mod session;
 mod units;
 
@@ -29,6 +31,9 @@ fn main() -> ExitCode {
         Command::Download(a) => session::download(&a),
         Command::Seed(a) => session::seed(&a),
         Command::Metadata(a) => metadata::run(&a),
+        Command::Serve(a) => serve::serve(&a),
+        Command::Stream(a) => serve::stream(&a),
+        Command::Demo(a) => demo::run(&a),
     };
     match result {
         Ok(code) => code,

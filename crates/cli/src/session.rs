@@ -21,7 +21,7 @@ use crate::output::print_stdout;
 use crate::units::human;
 
 /// The exit status after Ctrl-C (128 + SIGINT), as shells report it.
-const INTERRUPTED: u8 = 130;
+pub(crate) const INTERRUPTED: u8 = 130;
 
 /// How often the progress line is refreshed.
 const TICK: Duration = Duration::from_millis(500);
@@ -117,14 +117,14 @@ fn create_for(args: &SeedArgs) -> Result<(Metainfo, PathBuf)> {
     Ok((meta, dir.to_path_buf()))
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")
 }
 
-async fn start(
+pub(crate) async fn start(
     dir: &Path,
     listen: SocketAddr,
     limits: LimitArgs,
