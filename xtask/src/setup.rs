@@ -12,7 +12,8 @@ use crate::util::{self, cargo, cmd, on_path, run, run_status};
 /// clients and the tracker of the `swarm-*` scenarios (curl drives qBittorrent's WebUI API), the HTTP
 /// server of the `webseed-*` scenarios, and for the `webrtc-*` scenarios the browser (driven by
 /// playwright-core from `interop/node_modules`) and `ip`, which brings up the loopback interface of
-/// their network namespace.
+/// their network namespace; ffmpeg makes the video `webtorrent demo` (and the `ui-stream`
+/// scenario) plays.
 const APT_PACKAGES: &[&str] = &[
     "python3-libtorrent",
     "transmission-cli",
@@ -25,6 +26,7 @@ const APT_PACKAGES: &[&str] = &[
     "nginx",
     "chromium",
     "iproute2",
+    "ffmpeg",
 ];
 /// The libtorrent wheel the venv pins.
 pub(crate) const LIBTORRENT_PYPI: &str = "2.1.1";

@@ -145,8 +145,10 @@ function renderList(list) {
   for (const t of list) {
     down += t.download_rate; up += t.upload_rate;
     const pct = Math.floor(t.progress * 1000) / 10;
-    const bar = el("div", { class: "bar" + (t.progress >= 1 ? " done" : ""), dataset: { progress: String(t.progress) } },
-      el("div", { style: "width:" + pct + "%" }));
+    // Set through the CSSOM: the page's Content-Security-Policy refuses style attributes.
+    const fill = el("div");
+    fill.style.width = pct + "%";
+    const bar = el("div", { class: "bar" + (t.progress >= 1 ? " done" : ""), dataset: { progress: String(t.progress) } }, fill);
     const state = el("span", { class: "state" + (t.state === "error" ? " error" : "") },
       t.state === "error" ? "error: " + t.error : t.state);
     const paused = t.state === "paused";
