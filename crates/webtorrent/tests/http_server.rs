@@ -386,15 +386,28 @@ async fn stream_ranges_and_the_api() {
     assert_eq!(get(addr, &path).await.status, 404);
     assert!(!dir.path().join("clips").exists());
 
-    // Added again from the .torrent's bytes.
+    // Added again from the .torrent's bytes, with the seeder as a peer.
     let upload = request(
         addr,
-        "POST /api/torrents HTTP/1.1\r\nContent-Type: application/x-bittorrent",
+        &format!(
+            "POST /api/torrents?peer={} HTTP/1.1\r\nContent-Type: application/x-bittorrent",
+            seeder.local_addr()
+        ),
         &metainfo.to_bytes(),
     )
     .await;
     assert_eq!(upload.status, 201);
     assert_eq!(upload.json()["name"], "clips");
+    let body = get(addr, &path).await;
+    assert!(body.body == data);
+    let pieces = get(addr, &format!("/api/torrents/{hex}/pieces"))
+        .await
+        .json();
+    assert_eq!(pieces["pieces"], 16);
+    assert_eq!(pieces["verified"], 16);
+    assert_eq!(pieces["bitfield"], "ffff");
+    let bad_peer = request(addr, "POST /api/torrents?peer=nowhere HTTP/1.1", b"d").await;
+    assert_eq!(bad_peer.status, 400);
 
     web.shutdown().await.expect("shutdown");
     seeder.shutdown().await.expect("shutdown");

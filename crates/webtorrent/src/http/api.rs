@@ -143,6 +143,19 @@ pub(super) async fn add(
     State(shared): State<Arc<Shared>>,
     request: Request,
 ) -> Result<Response, ApiError> {
+    let mut options = AddOptions::default();
+    // `?peer=IP:PORT`, repeatable: peers for a torrent sent as bytes.
+    for pair in request.uri().query().unwrap_or_default().split('&') {
+        if let Some(peer) = pair.strip_prefix("peer=") {
+            let addr: SocketAddr = peer.replace("%3A", ":").parse().map_err(|_| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("bad peer address {peer:?}"),
+                )
+            })?;
+            options.peers.push(addr);
+        }
+    }
     let json = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -157,7 +170,6 @@ pub(super) async fn add(
                 format!("the body is larger than {limit} bytes or was cut"),
             )
         })?;
-    let mut options = AddOptions::default();
     enum Source {
         Magnet(String),
         Torrent(Vec<u8>),
@@ -340,6 +352,37 @@ pub(super) async fn set_files(
     };
     torrent.set_file_priorities(priorities).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The verified pieces: their count and a bitfield in hex (wire layout: the high bit of the
+/// first byte is piece 0).
+#[derive(Debug, Serialize)]
+pub(super) struct PiecesJson {
+    pieces: u32,
+    verified: u32,
+    bitfield: String,
+}
+
+pub(super) async fn pieces(
+    State(shared): State<Arc<Shared>>,
+    Path(info_hash): Path<String>,
+) -> Result<Json<PiecesJson>, ApiError> {
+    let torrent = shared.find(&info_hash)?;
+    let bits = torrent.verified().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the torrent's metadata is not known yet",
+        )
+    })?;
+    let bitfield = bits.as_bytes().iter().fold(String::new(), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    });
+    Ok(Json(PiecesJson {
+        pieces: torrent.stats().total_pieces,
+        verified: bits.count(),
+        bitfield,
+    }))
 }
 
 #[derive(Debug, Serialize)]

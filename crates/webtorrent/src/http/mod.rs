@@ -7,11 +7,12 @@
 //! | `GET, HEAD /stream/{info_hash}/{file_index}` | a file, with `Range` (→ 206), `If-Range` |
 //! | `GET, HEAD /files/{info_hash}/{*path}` | the same by the file's path in the torrent |
 //! | `GET /api/torrents` | every torrent |
-//! | `POST /api/torrents` | add: JSON `{"magnet": …}` or `{"url": …}`, or a `.torrent` body |
+//! | `POST /api/torrents` | add: JSON `{"magnet": …}` or `{"url": …}`, or a `.torrent` body (`?peer=IP:PORT`) |
 //! | `GET, DELETE /api/torrents/{info_hash}` | one torrent; remove it (`?delete_data=true`) |
 //! | `POST /api/torrents/{info_hash}/pause`, `/resume` | pause, resume |
 //! | `GET, PUT /api/torrents/{info_hash}/files` | files; their priorities |
 //! | `GET /api/torrents/{info_hash}/peers`, `/trackers` | peers (tcp, utp, webrtc), trackers |
+//! | `GET /api/torrents/{info_hash}/pieces` | the verified pieces, as a bitfield |
 //! | `GET, PUT /api/limits` | the client's upload and download limits |
 //! | `GET /api/events` | live updates (Server-Sent Events) |
 //! | `GET /metrics` | Prometheus text format |
@@ -322,6 +323,7 @@ fn router(shared: Arc<Shared>) -> Router {
             get(api::files).put(api::set_files),
         )
         .route("/api/torrents/{info_hash}/peers", get(api::peers))
+        .route("/api/torrents/{info_hash}/pieces", get(api::pieces))
         .route("/api/torrents/{info_hash}/trackers", get(api::trackers))
         .route("/api/limits", get(api::limits).put(api::set_limits))
         .route("/api/events", get(api::events))

@@ -1359,6 +1359,13 @@ impl Torrent {
             .collect()
     }
 
+    /// The pieces verified so far (wire layout: the high bit of the first byte is piece 0);
+    /// `None` until the torrent's files are open (a magnet link fetching its metadata).
+    pub fn verified(&self) -> Option<webtorrent_types::Bitfield> {
+        use webtorrent_storage::Storage;
+        self.storage.borrow().as_ref().map(|s| s.verified())
+    }
+
     /// File `index` of the info (pad files counted); `None` if there is no such file or
     /// the metadata is not known yet. Read it with [`File::reader`].
     pub fn file(&self, index: usize) -> Option<File> {
