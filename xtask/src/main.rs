@@ -68,7 +68,8 @@ enum Cmd {
     /// Benchmarks: `create` (webtorrent create vs libtorrent), `download` (1 GiB over loopback
     /// by seeder -> leecher pairs of ours, libtorrent and qBittorrent), `webseed` (1 GiB from
     /// a local nginx web seed: ours vs aria2), `magnet` (magnet -> metadata time, ours vs
-    /// libtorrent) or `hash` (cargo bench).
+    /// libtorrent), `stream` (HTTP streaming from a seeder at 4 MiB/s: seek -> first byte,
+    /// fresh stream vs JS WebTorrent's createServer) or `hash` (cargo bench).
     Bench {
         #[arg(value_enum, default_value = "create")]
         what: BenchWhat,
@@ -76,7 +77,7 @@ enum Cmd {
         #[arg(long, default_value_t = 1024)]
         size_mib: u64,
         /// Runs of each tool or pair; the median is reported [default: create 5, download 3,
-        /// webseed 5, magnet 25].
+        /// webseed 5, magnet 25, stream 5].
         #[arg(long)]
         runs: Option<usize>,
         /// create: v1, v2 or hybrid (download always uses v1).
@@ -98,14 +99,14 @@ enum Cmd {
         /// webseed: HTTP connections aria2 opens per server (`-x`, `-s`; 1-16).
         #[arg(long, default_value_t = 16)]
         connections: u32,
-        /// download, webseed, magnet: seconds a seeder may take to get ready, and a transfer to finish.
+        /// download, webseed, magnet, stream: seconds a seeder may take to get ready, and a transfer to finish.
         #[arg(long, default_value_t = 300)]
         timeout: u64,
-        /// download, webseed, magnet: folder for the generated data
+        /// download, webseed, magnet, stream: folder for the generated data
         /// [default: <target dir>/bench-download, bench-webseed or bench-magnet].
         #[arg(long, value_name = "DIR")]
         dir: Option<std::path::PathBuf>,
-        /// download, webseed, magnet: this `webtorrent` binary instead of a release build of the work tree.
+        /// download, webseed, magnet, stream: this `webtorrent` binary instead of a release build of the work tree.
         #[arg(long, value_name = "PATH")]
         webtorrent: Option<std::path::PathBuf>,
     },
@@ -118,6 +119,7 @@ enum BenchWhat {
     Hash,
     Webseed,
     Magnet,
+    Stream,
 }
 
 fn main() -> std::process::ExitCode {
@@ -204,6 +206,15 @@ fn run(cli: Cli) -> Result<()> {
             BenchWhat::Magnet => bench::magnet(&bench::MagnetOptions {
                 runs: runs.unwrap_or(25),
                 files,
+                timeout: std::time::Duration::from_secs(timeout),
+                dir,
+                webtorrent,
+            }),
+            BenchWhat::Stream => bench::stream(&bench::StreamOptions {
+                size_mib,
+                runs: runs.unwrap_or(5),
+                seeks: 50,
+                rate: "4MiB".to_owned(),
                 timeout: std::time::Duration::from_secs(timeout),
                 dir,
                 webtorrent,
