@@ -12,7 +12,7 @@
 //! - JS WebTorrent 3 (`interop/bench/wt_stream.mjs`): a client with `createServer()`; a run
 //!   adds the .torrent, adds the seeder as a peer, and on `ready` sends the same request to
 //!   `/webtorrent/{info_hash}/{path}`; the time runs from `client.add` to the first body byte;
-//! - the two take turns, `--runs` times each;
+//! - the two take turns (ours, JS, ours, …), `--runs` times each;
 //! - seeks: after ours' last run, `--seeks` requests (50) to random offsets whose piece and the
 //!   next are not verified yet (`GET …/pieces`), one after the other; each times the request
 //!   to the first body byte and closes the connection (the reader goes, its window with it).
@@ -314,13 +314,10 @@ pub(crate) fn stream(o: &Options) -> Result<()> {
     let mut js_seeks = Vec::new();
     for run in 0..o.runs {
         let last = run + 1 == o.runs;
-        // JS first on odd runs: neither always finds the seeder's bucket full.
-        let order: [bool; 2] = if run % 2 == 0 {
-            [true, false]
-        } else {
-            [false, true]
-        };
-        for ours in order {
+        // Ours, then JS: each run of ours follows one of JS (a run of ours right after
+        // another would meet the seeder still closing the previous connection of the same
+        // peer id, and wait for the retry).
+        for ours in [true, false] {
             if ours {
                 let start = Instant::now();
                 let (status, body) = http(

@@ -27,7 +27,7 @@ use super::hashes::{HashServer, Refusal};
 use super::stream::PeerStream;
 use super::torrent::{Command, PeerKey};
 use super::{Counters, ExtensionFactory, ExtensionWaker, PeerInfo, REQUEST_TIMEOUT};
-use crate::ratelimit::{Grant, RateLimits};
+use crate::ratelimit::{Grant, Limit, RateLimits};
 
 /// How many decoded messages the reader may buffer ahead of the peer task.
 const READ_QUEUE: usize = 256;
@@ -38,6 +38,11 @@ const BATCH: usize = 64;
 
 /// The most blocks read from disk in one go to answer queued requests (1 MiB).
 const SERVE_BATCH: usize = 64;
+
+/// The most requested blocks read at once under an upload limit: 128 KiB, so that a
+/// peer's cancels and newer requests (a streaming reader that seeked) are heard between
+/// batches instead of after a second of queued blocks.
+const LIMITED_BATCH: usize = 8;
 
 /// How many buffers (a batch of served blocks each, at most) may wait for the socket.
 const WRITE_QUEUE: usize = 4;
@@ -349,6 +354,8 @@ async fn drive(
     flush(&mut conn, write).await?;
     let mut blocks = Vec::new();
     let mut unsolicited = 0u32;
+    // Under an upload limit: serve in small batches.
+    let mut limited = false;
     loop {
         let deadline = tokio::time::Instant::from_std(conn.poll_timeout());
         tokio::select! {
@@ -389,7 +396,11 @@ async fn drive(
                     }
                 }
                 send_blocks(&cx, &mut blocks).await?;
-                serve(&mut cx, &mut conn, write).await?;
+                serve(&mut cx, &mut conn, write, &mut limited).await?;
+            }
+            // Requests left over by a batch under an upload limit, once the peer was heard.
+            () = std::future::ready(()), if limited && conn.peer_requests().next().is_some() => {
+                serve(&mut cx, &mut conn, write, &mut limited).await?;
             }
             command = cx.commands.recv() => {
                 let command = command.ok_or(Ended::Closed)?;
@@ -397,7 +408,7 @@ async fn drive(
                 while let Ok(command) = cx.commands.try_recv() {
                     on_command(&mut cx, &mut conn, &mut ext, Instant::now(), command).await?;
                 }
-                serve(&mut cx, &mut conn, write).await?;
+                serve(&mut cx, &mut conn, write, &mut limited).await?;
             }
             () = tokio::time::sleep_until(deadline) => {
                 let now = Instant::now();
@@ -500,24 +511,37 @@ async fn on_event(
 }
 
 /// Answers the peer's queued requests from verified pieces, batches read on a blocking
-/// thread, within the upload limits.
+/// thread, within the upload limits. Without a limit, every queued request; under one
+/// (`limited`, set here for the run loop), one batch of [`LIMITED_BATCH`] blocks: the run
+/// loop hears the peer (its cancels, its newer requests), then comes back for the rest.
 async fn serve(
     cx: &mut Context,
     conn: &mut Connection,
     write: &mpsc::Sender<Vec<u8>>,
+    limited: &mut bool,
 ) -> Result<(), Ended> {
+    *limited = {
+        let limits = cx.limits.lock().unwrap_or_else(PoisonError::into_inner);
+        limits.upload.global_limit() != Limit::Unlimited
+            || limits.upload.torrent_limit(&cx.info_hash) != Limit::Unlimited
+    };
     loop {
-        let queued: Vec<BlockRef> = conn.peer_requests().take(SERVE_BATCH).collect();
+        let batch = if *limited { LIMITED_BATCH } else { SERVE_BATCH };
+        let queued: Vec<BlockRef> = conn.peer_requests().take(batch).collect();
         if queued.is_empty() {
             return Ok(());
         }
         tracing::trace!(addr = %cx.addr, blocks = queued.len(), "serving");
         serve_batch(cx, conn, queued).await?;
         flush(conn, write).await?;
+        if *limited {
+            return Ok(());
+        }
     }
 }
 
-/// Answers `queued`, requests of the peer.
+/// Answers `queued`, requests of the peer. Blocks cancelled while the limits held them
+/// back give their bytes back to the limits.
 async fn serve_batch(
     cx: &mut Context,
     conn: &mut Connection,
@@ -545,6 +569,7 @@ async fn serve_batch(
     .await
     .map_err(|_| Ended::Closed)?;
     let now = Instant::now();
+    let mut unsent = 0usize;
     for (block, data) in read {
         let sent = match data {
             Ok(data) => conn.send_piece(now, block, data),
@@ -562,9 +587,13 @@ async fn serve_batch(
                     .fetch_add(u64::from(block.length), Ordering::Relaxed);
             }
             // Cancelled meanwhile.
-            Err(UsageError::NotRequested { .. }) => {}
+            Err(UsageError::NotRequested { .. }) => unsent += block.length as usize,
             Err(e) => return Err(protocol(e)),
         }
+    }
+    if unsent > 0 {
+        let mut limits = cx.limits.lock().unwrap_or_else(PoisonError::into_inner);
+        limits.upload.refund(&cx.info_hash, unsent, Instant::now());
     }
     Ok(())
 }

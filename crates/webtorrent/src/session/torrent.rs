@@ -526,17 +526,28 @@ impl Task {
             .into_iter()
             .filter(|p| !before.contains(p) && self.picker.free_blocks(*p) > 0)
             .collect();
-        if !jumped.is_empty() {
-            self.preempt(&jumped);
+        let cancelled = if jumped.is_empty() {
+            0
+        } else {
+            let n = self.preempt(&jumped);
             self.fit_pipelines(now);
-        }
+            n
+        };
+        tracing::debug!(
+            ?order,
+            deadlines = self.readahead.applied().len(),
+            ?jumped,
+            cancelled,
+            "stream"
+        );
         self.fill_all();
     }
 
     /// Cancels the requests for pieces without a deadline queued at the peers that have one
     /// of `pieces`, so that the requests for these go first; the blocks cancelled go back to
-    /// the picker (a block already on its way is still taken).
-    fn preempt(&mut self, pieces: &[u32]) {
+    /// the picker (a block already on its way is still taken). Returns how many.
+    fn preempt(&mut self, pieces: &[u32]) -> usize {
+        let mut cancelled = 0;
         for (&key, peer) in &mut self.peers {
             if peer.web_seed || !peer.unchoked_us || !pieces.iter().any(|&p| peer.pieces.has(p)) {
                 continue;
@@ -551,9 +562,11 @@ impl Task {
                 if self.picker.request_rejected(pk, block) {
                     peer.in_flight = peer.in_flight.saturating_sub(1);
                     let _ = peer.tx.send(ToPeer::Cancel(block));
+                    cancelled += 1;
                 }
             }
         }
+        cancelled
     }
 
     /// Sizes the pipelines to the peers' rates (see [`tick`](Self::tick)).
