@@ -1,10 +1,12 @@
 // Drives the web UI of `webtorrent demo` in headless Chromium (Debian's /usr/bin/chromium
 // through playwright-core, a fresh profile), as the `ui-stream` interop scenario does: adds a
 // magnet link through the form, waits for the progress bar to reach 100 %, plays the video
-// through /stream, seeks to 80 % and checks that playback goes on from there.
+// through /stream, seeks to 80 % and checks that playback goes on from there. A bad magnet
+// link first, whose error the page must show.
 //
 // usage: node ui.mjs --url URL --magnet URI --screenshot FILE [--timeout SECS] [--chromium PATH]
-// stdout, JSON lines (t: milliseconds since the Unix epoch): "added", "progress" (each new
+// stdout, JSON lines (t: milliseconds since the Unix epoch): "error-shown" (the page's
+//   message for the bad link), "added", "progress" (each new
 //   value the bar shows), "done", "playing", "seeked" (the time sought and reached),
 //   "advanced" (the time playback reached after the seek), "screenshot", "error".
 // Exit status 0 when every step passed, 1 otherwise (the reason on stderr and as "error").
@@ -57,6 +59,11 @@ page.on('pageerror', e => log(`page error: ${e.message}`))
 
 try {
   await page.goto(url)
+  // A link that is not one: the page says so.
+  await page.fill('#magnet', 'magnet:?xt=urn:btih:not-a-hash')
+  await page.click('#add-button')
+  await page.waitForSelector('#error:not([hidden])', { timeout: 10000 })
+  say({ event: 'error-shown', text: await page.textContent('#error') })
   await page.fill('#magnet', magnet)
   await page.click('#add-button')
   const row = page.locator('tr.torrent').first()
@@ -75,7 +82,9 @@ try {
         error: error && !error.hidden ? error.textContent : null
       }
     })
-    if (shown.error) await fail(`the page shows an error: ${shown.error}`)
+    if (shown.error && !shown.error.startsWith('Cannot add the torrent: bad magnet link')) {
+      await fail(`the page shows an error: ${shown.error}`)
+    }
     if (shown.progress > 0 && shown.width !== `${Math.floor(shown.progress * 1000) / 10}%`) {
       await fail(`the bar shows ${shown.width} for ${shown.progress}`)
     }

@@ -2,7 +2,8 @@
 //!
 //! `webtorrent demo --no-add` runs a local tracker, a seeder of a test-pattern video made
 //! with ffmpeg (sent at 1 MiB/s, so the download takes a few seconds) and a leecher with the
-//! HTTP server. `interop/browser/ui.mjs` opens the UI in headless Chromium, adds the demo's
+//! HTTP server. `interop/browser/ui.mjs` opens the UI in headless Chromium, checks that a bad
+//! magnet link gets an error on the page, adds the demo's
 //! magnet link through the form, waits for the progress bar to reach 100 %, plays the video
 //! through `/stream`, seeks to 80 % and checks that `currentTime` advances from there; the
 //! screenshot lands in `target/interop/ui-stream.png`.
@@ -160,9 +161,12 @@ fn run(ctx: &Ctx) -> Result<Vec<String>> {
         progress.last().is_some_and(|&p| p >= 1.0),
         "the progress bar did not reach 100 %: {progress:?}"
     );
-    let (Some(playing), Some(seeked), Some(advanced)) =
-        (find("playing"), find("seeked"), find("advanced"))
-    else {
+    let (Some(shown), Some(playing), Some(seeked), Some(advanced)) = (
+        find("error-shown"),
+        find("playing"),
+        find("seeked"),
+        find("advanced"),
+    ) else {
         bail!("the browser run skipped a step: {}", out.stdout);
     };
     let num = |v: &Value, k: &str| v[k].as_f64().unwrap_or(f64::NAN);
@@ -172,6 +176,10 @@ fn run(ctx: &Ctx) -> Result<Vec<String>> {
     );
     ensure!(shot.is_file(), "no screenshot at {}", shot.display());
     Ok(vec![
+        format!(
+            "a bad magnet link shows: {}",
+            shown["text"].as_str().unwrap_or_default()
+        ),
         format!(
             "progress bar went through {} values to 100 % ({})",
             progress.len(),

@@ -568,6 +568,16 @@ async fn credentials_when_asked() {
     )
     .await;
     assert_eq!(bearer.status, 200);
+    // The page and its assets need no token; what they ask for does.
+    assert_eq!(get(addr, "/").await.status, 200);
+    assert_eq!(get(addr, "/assets/app.js").await.status, 200);
+    assert_eq!(get(addr, "/api/events").await.status, 401);
+    assert_eq!(
+        get(addr, &format!("/stream/{}/0", "ab".repeat(20)))
+            .await
+            .status,
+        401
+    );
     web.shutdown().await.expect("shutdown");
 
     let dir = tempfile::tempdir().expect("tempdir");

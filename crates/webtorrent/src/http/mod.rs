@@ -104,7 +104,8 @@ pub enum Auth {
         password: String,
     },
     /// A bearer token: `Authorization: Bearer TOKEN`, or `?token=TOKEN` in the URL (for
-    /// players that cannot set headers).
+    /// players that cannot set headers). The web UI's page and assets are served without
+    /// it; opened as `/?token=TOKEN`, the page sends it with every request it makes.
     Token(String),
 }
 
@@ -356,6 +357,12 @@ async fn guard(State(shared): State<Arc<Shared>>, request: Request, next: Next) 
             })
             .is_some_and(|pair| same(&pair, format!("{user}:{password}").as_bytes())),
         Auth::Token(token) => {
+            // The page and its assets hold nothing secret, and a browser cannot add the
+            // token to them: the page (opened as `/?token=…`) adds it to its own requests.
+            let path = request.uri().path();
+            if path == "/" || path.starts_with("/assets/") {
+                return next.run(request).await;
+            }
             let from_header = given.and_then(|v| v.strip_prefix("Bearer "));
             let from_query = request
                 .uri()

@@ -2,6 +2,12 @@
 "use strict";
 
 const $ = (sel) => document.querySelector(sel);
+// A server started with a token is opened as /?token=…: every request of the page carries it.
+const token = new URLSearchParams(location.search).get("token");
+function withToken(path) {
+  if (!token) return path;
+  return path + (path.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(token);
+}
 let selected = null;     // info-hash of the torrent shown in the details
 let torrents = [];
 let detailsTimer = null;
@@ -43,7 +49,7 @@ function showError(message) {
 async function api(path, options = {}) {
   let response;
   try {
-    response = await fetch(path, options);
+    response = await fetch(withToken(path), options);
   } catch (e) {
     throw new Error("the server cannot be reached: " + e.message);
   }
@@ -247,7 +253,7 @@ async function refreshDetails() {
       el("td", {},
         playable ? el("button", { class: "plain play", onclick: () => play(f) }, "Play") : "",
         " ",
-        el("a", { href: f.url + "?download=1", download: f.name }, "Download")));
+        el("a", { href: withToken(f.url + "?download=1"), download: f.name }, "Download")));
   });
   $("#files tbody").replaceChildren(...fileRows);
   const peerRows = peers.map((p) => el("tr", {},
@@ -284,7 +290,7 @@ function play(file) {
   media.hidden = false;
   $("#player-box").hidden = false;
   $("#now-playing").textContent = file.path;
-  media.src = file.url;
+  media.src = withToken(file.url);
   media.play().catch((e) => showError("Cannot play " + file.name + ": " + e.message));
 }
 
@@ -301,7 +307,7 @@ for (const media of [$("#video"), $("#audio")]) {
 
 function live() {
   if (!window.EventSource) { setInterval(refresh, 1000); return; }
-  const source = new EventSource("/api/events");
+  const source = new EventSource(withToken("/api/events"));
   source.addEventListener("torrents", (e) => {
     try { renderList(JSON.parse(e.data)); } catch (_) { /* a torn message: the next one comes in a second */ }
   });
