@@ -419,6 +419,7 @@ async fn hostile_requests_get_json_errors() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut config = loopback();
     config.first_byte_timeout = Duration::from_millis(500);
+    config.request_timeout = Duration::from_millis(500);
     config.max_torrent_size = 64 * 1024;
     let web = server(dir.path(), config).await;
     let addr = web.local_addr();
@@ -535,6 +536,35 @@ async fn hostile_requests_get_json_errors() {
             "{path}: {answer:?}"
         );
     }
+    // A head or a body that never ends: the connection is closed, the body answered 408.
+    let slow_head = async {
+        let mut stream = TcpStream::connect(addr).await.expect("connect");
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: x")
+            .await
+            .expect("send");
+        let mut out = Vec::new();
+        let _ = stream.read_to_end(&mut out).await;
+        out
+    };
+    let answer = tokio::time::timeout(LIMIT, slow_head)
+        .await
+        .expect("closed in time");
+    assert!(answer.is_empty() || answer.starts_with(b"HTTP/1.1 408"));
+    let slow_body = async {
+        let mut stream = TcpStream::connect(addr).await.expect("connect");
+        stream
+            .write_all(b"POST /api/torrents HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nd8:")
+            .await
+            .expect("send");
+        let mut out = vec![0; 4096];
+        let n = stream.read(&mut out).await.expect("an answer");
+        String::from_utf8_lossy(&out[..n]).into_owned()
+    };
+    let answer = tokio::time::timeout(LIMIT, slow_body)
+        .await
+        .expect("answered in time");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     // A malformed request line gets a 400 from the HTTP layer, and the server lives on.
     let garbage = {
         let mut stream = TcpStream::connect(addr).await.expect("connect");

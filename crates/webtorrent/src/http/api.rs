@@ -22,6 +22,29 @@ use crate::session::{AddOptions, Torrent};
 /// How often `/api/events` sends the torrents.
 const EVENT_PERIOD: Duration = Duration::from_secs(1);
 
+/// A request's body, at most `limit` bytes, within the configured request timeout.
+async fn read_body(
+    shared: &Shared,
+    body: Body,
+    limit: usize,
+) -> Result<axum::body::Bytes, ApiError> {
+    let within = shared.config.request_timeout;
+    match tokio::time::timeout(within, axum::body::to_bytes(body, limit)).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(_)) => Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body is larger than {limit} bytes or was cut"),
+        )),
+        Err(_) => Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "the body did not arrive in time",
+        )),
+    }
+}
+
+/// The most bytes of a JSON body other than an upload.
+const MAX_JSON: usize = 64 * 1024;
+
 /// A torrent as the API shows it.
 #[derive(Debug, Serialize)]
 pub(super) struct TorrentJson {
@@ -161,15 +184,7 @@ pub(super) async fn add(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
-    let limit = shared.config.max_torrent_size;
-    let body = axum::body::to_bytes(request.into_body(), limit)
-        .await
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("the body is larger than {limit} bytes or was cut"),
-            )
-        })?;
+    let body = read_body(&shared, request.into_body(), shared.config.max_torrent_size).await?;
     enum Source {
         Magnet(String),
         Torrent(Vec<u8>),
@@ -326,9 +341,10 @@ pub(super) struct PrioritiesJson {
 pub(super) async fn set_files(
     State(shared): State<Arc<Shared>>,
     Path(info_hash): Path<String>,
-    body: axum::body::Bytes,
+    request: Request,
 ) -> Result<StatusCode, ApiError> {
     let torrent = shared.find(&info_hash)?;
+    let body = read_body(&shared, request.into_body(), MAX_JSON).await?;
     let change: PrioritiesJson = serde_json::from_slice(&body)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("bad JSON: {e}")))?;
     let priorities = match (change.priorities, change.files) {
@@ -482,8 +498,9 @@ pub(super) async fn limits(State(shared): State<Arc<Shared>>) -> Json<LimitsJson
 
 pub(super) async fn set_limits(
     State(shared): State<Arc<Shared>>,
-    body: axum::body::Bytes,
+    request: Request,
 ) -> Result<Json<LimitsJson>, ApiError> {
+    let body = read_body(&shared, request.into_body(), MAX_JSON).await?;
     let limits: LimitsJson = serde_json::from_slice(&body)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("bad JSON: {e}")))?;
     shared.client.set_limits(

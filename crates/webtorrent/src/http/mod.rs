@@ -76,6 +76,8 @@ pub struct HttpConfig {
     pub fetch_timeout: Duration,
     /// The largest `.torrent` accepted, uploaded or fetched (default 16 MiB).
     pub max_torrent_size: usize,
+    /// How long a client may take to send a request's head, and its body (default 30 s).
+    pub request_timeout: Duration,
 }
 
 impl Default for HttpConfig {
@@ -87,6 +89,7 @@ impl Default for HttpConfig {
             stall_timeout: Duration::from_secs(120),
             fetch_timeout: Duration::from_secs(30),
             max_torrent_size: 16 << 20,
+            request_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -241,14 +244,8 @@ impl WebServer {
         });
         let app = router(Arc::clone(&shared));
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
-                let _ = stopped.await;
-            });
-            if let Err(e) = serve.await {
-                tracing::warn!("the HTTP server stopped: {e}");
-            }
-        });
+        let head_timeout = shared.config.request_timeout;
+        let task = tokio::spawn(accept_loop(listener, app, head_timeout, stopped));
         tracing::info!(%local_addr, "HTTP server listening");
         Ok(Self {
             shared,
@@ -293,7 +290,7 @@ impl WebServer {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        if tokio::time::timeout(Duration::from_secs(2), &mut self.task)
+        if tokio::time::timeout(SHUTDOWN_GRACE + Duration::from_secs(1), &mut self.task)
             .await
             .is_err()
         {
@@ -303,6 +300,47 @@ impl WebServer {
             entry.watcher.abort();
         }
         self.shared.client.shutdown().await
+    }
+}
+
+/// How long open connections get to finish when the server stops.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// Serves HTTP/1.1 connections until `stopped`; each must send its request heads within
+/// `head_timeout` (a client that never finishes one does not hold a connection).
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    head_timeout: Duration,
+    mut stopped: oneshot::Receiver<()>,
+) {
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                };
+                let service = hyper_util::service::TowerToHyperService::new(app.clone());
+                connections.spawn(async move {
+                    let mut http = hyper::server::conn::http1::Builder::new();
+                    http.timer(hyper_util::rt::TokioTimer::new())
+                        .header_read_timeout(head_timeout);
+                    let io = hyper_util::rt::TokioIo::new(stream);
+                    if let Err(e) = http.serve_connection(io, service).await {
+                        tracing::debug!("HTTP connection ended: {e}");
+                    }
+                });
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            _ = &mut stopped => break,
+        }
+    }
+    let drain = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
+        connections.abort_all();
     }
 }
 
