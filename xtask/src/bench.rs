@@ -5,12 +5,14 @@ mod download;
 mod magnet;
 mod procfs;
 mod report;
+mod webrtc;
 mod webseed;
 
 pub(crate) use download::{Options as DownloadOptions, download};
 pub(crate) use magnet::{Options as MagnetOptions, magnet};
 #[cfg(test)]
 pub(crate) use procfs::parse_stat;
+pub(crate) use webrtc::{Options as WebrtcOptions, webrtc};
 pub(crate) use webseed::{Options as WebseedOptions, webseed};
 
 use std::fs::File;

@@ -67,15 +67,17 @@ enum Cmd {
     /// Benchmarks: `create` (webtorrent create vs libtorrent), `download` (1 GiB over loopback
     /// by seeder -> leecher pairs of ours, libtorrent and qBittorrent), `webseed` (1 GiB from
     /// a local nginx web seed: ours vs aria2), `magnet` (magnet -> metadata time, ours vs
-    /// libtorrent) or `hash` (cargo bench).
+    /// libtorrent), `webrtc` (256 MiB over WebRTC by pairs of ours, JS WebTorrent, Chromium
+    /// and libtorrent 2.1) or `hash` (cargo bench).
     Bench {
         #[arg(value_enum, default_value = "create")]
         what: BenchWhat,
-        /// Size of the generated file (create) or tree (download), MiB.
-        #[arg(long, default_value_t = 1024)]
-        size_mib: u64,
+        /// Size of the generated file (create) or tree (download, webseed, webrtc), MiB
+        /// [default: 1024; webrtc 256].
+        #[arg(long)]
+        size_mib: Option<u64>,
         /// Runs of each tool or pair; the median is reported [default: create 5, download 3,
-        /// webseed 5, magnet 25].
+        /// webseed 5, magnet 25, webrtc 3].
         #[arg(long)]
         runs: Option<usize>,
         /// create: v1, v2 or hybrid (download always uses v1).
@@ -85,10 +87,12 @@ enum Cmd {
         #[arg(long, default_value_t = 1 << 20)]
         piece_length: u64,
         /// download: only these pairs, by number (1-6) or name (lt-ours, lt-lt, qbt-ours,
-        /// qbt-lt, ours-lt, ours-ours); the pairs they are compared with are added.
+        /// qbt-lt, ours-lt, ours-ours); webrtc: by number (1-7) or name (ours-ours, js-js,
+        /// ours-js, ours-chromium, js-chromium, lt21-ours, ours-lt21). The pairs they are
+        /// compared with are added.
         #[arg(long, value_delimiter = ',', value_name = "PAIR")]
         pairs: Vec<String>,
-        /// download: also write the figures to FILE as JSON.
+        /// download, webrtc: also write the figures to FILE as JSON.
         #[arg(long, value_name = "FILE")]
         json: Option<std::path::PathBuf>,
         /// magnet: files of the torrent with the big info dictionary.
@@ -97,14 +101,16 @@ enum Cmd {
         /// webseed: HTTP connections aria2 opens per server (`-x`, `-s`; 1-16).
         #[arg(long, default_value_t = 16)]
         connections: u32,
-        /// download, webseed, magnet: seconds a seeder may take to get ready, and a transfer to finish.
+        /// download, webseed, magnet, webrtc: seconds a seeder may take to get ready, and a
+        /// transfer to finish.
         #[arg(long, default_value_t = 300)]
         timeout: u64,
-        /// download, webseed, magnet: folder for the generated data
-        /// [default: <target dir>/bench-download, bench-webseed or bench-magnet].
+        /// download, webseed, magnet, webrtc: folder for the generated data
+        /// [default: <target dir>/bench-download, bench-webseed, bench-magnet or bench-webrtc].
         #[arg(long, value_name = "DIR")]
         dir: Option<std::path::PathBuf>,
-        /// download, webseed, magnet: this `webtorrent` binary instead of a release build of the work tree.
+        /// download, webseed, magnet, webrtc: this `webtorrent` binary instead of a release
+        /// build of the work tree.
         #[arg(long, value_name = "PATH")]
         webtorrent: Option<std::path::PathBuf>,
     },
@@ -117,6 +123,7 @@ enum BenchWhat {
     Hash,
     Webseed,
     Magnet,
+    Webrtc,
 }
 
 fn main() -> std::process::ExitCode {
@@ -176,13 +183,13 @@ fn run(cli: Cli) -> Result<()> {
         } => match what {
             BenchWhat::Hash => bench::hash(),
             BenchWhat::Create => bench::create(&bench::CreateOptions {
-                size_mib,
+                size_mib: size_mib.unwrap_or(1024),
                 runs: runs.unwrap_or(5),
                 flavour,
                 piece_length,
             }),
             BenchWhat::Download => bench::download(&bench::DownloadOptions {
-                size_mib,
+                size_mib: size_mib.unwrap_or(1024),
                 runs: runs.unwrap_or(3),
                 piece_length,
                 pairs,
@@ -192,10 +199,20 @@ fn run(cli: Cli) -> Result<()> {
                 webtorrent,
             }),
             BenchWhat::Webseed => bench::webseed(&bench::WebseedOptions {
-                size_mib,
+                size_mib: size_mib.unwrap_or(1024),
                 runs: runs.unwrap_or(5),
                 piece_length,
                 connections,
+                timeout: std::time::Duration::from_secs(timeout),
+                dir,
+                webtorrent,
+            }),
+            BenchWhat::Webrtc => bench::webrtc(&bench::WebrtcOptions {
+                size_mib: size_mib.unwrap_or(256),
+                runs: runs.unwrap_or(3),
+                piece_length,
+                pairs,
+                json,
                 timeout: std::time::Duration::from_secs(timeout),
                 dir,
                 webtorrent,
