@@ -5,7 +5,7 @@
 //!
 //! Method (docs/benchmarks/webrtc.md has the details and the figures):
 //! - the tree of `bench download` (same layout and contents, 256 MiB by default) is generated
-//!   once under `<target>/bench-webrtc/seed/`; the v1 .torrent is made once by `webtorrent
+//!   once under `<target>/bench-webrtc/seed/`; the v1 .torrent is made by `webtorrent
 //!   create`, its only tracker `ws://127.0.0.1:8000`;
 //! - each run has a network namespace of its own with only `lo` (`netns::Isolated`), where
 //!   bittorrent-tracker's server (interop/node/rtc_tracker.mjs) listens on that port: the
@@ -552,15 +552,22 @@ pub(crate) fn webrtc(o: &Options) -> Result<()> {
     std::fs::create_dir_all(work.join("seed").join(TREE))?;
     let work = std::fs::canonicalize(&work)?;
     let seed = work.join("seed");
-    let wrote = generate_tree(&seed.join(TREE), &layout)?;
-    let torrent = work.join(format!("bench-webrtc-{}.torrent", o.piece_length));
-    if wrote || !torrent.is_file() {
+    generate_tree(&seed.join(TREE), &layout)?;
+    // Made anew each time (a second or two): it always matches the tree.
+    let torrent = work.join("bench-webrtc.torrent");
+    {
         let mut c = Command::new(&webtorrent);
         c.arg("create")
             .arg(seed.join(TREE))
             .arg("-o")
             .arg(&torrent)
-            .args(["--meta-version", "1", "--no-date", "--piece-length"])
+            .args([
+                "--meta-version",
+                "1",
+                "--no-date",
+                "--force",
+                "--piece-length",
+            ])
             .arg(o.piece_length.to_string())
             .args(["--tracker", &format!("ws://127.0.0.1:{TRACKER_PORT}")]);
         util::capture(&mut c, None)?.ok("webtorrent create")?;
