@@ -195,8 +195,8 @@ struct Run {
     transfer: f64,
     /// From the second process's start to the leecher's completion.
     total: f64,
-    /// From the seeder's first announce to the leecher's first verified piece (browser and
-    /// JS leechers, which report it).
+    /// From the seeder's first announce to the leecher's first verified piece (browser
+    /// leechers, which wait for the seeder).
     first_piece: Option<f64>,
 }
 
@@ -445,9 +445,10 @@ fn run_in(env: &Env, pair: Pair, dir: &Path, logs: &Logs) -> Result<Run> {
         })
         .and_then(|a| a["t"].as_u64())
         .context("no announce of the seeder")?;
+    // Only a leecher that waited for the seeder gives a figure about the seeder.
     let first_piece = match leecher {
-        Running::Them(p) => p.event_ms("first-piece"),
-        Running::Ours(_) => None,
+        Running::Them(p) if pair.leecher_first() => p.event_ms("first-piece"),
+        _ => None,
     };
     for (rel, len) in &env.layout {
         let got = dir.join("out").join(TREE).join(rel);
