@@ -34,7 +34,7 @@ use super::download::{generate_tree, layout, warm};
 use super::median;
 use super::webseed::same_file;
 use crate::netns;
-use crate::swarm::procs::{Logs, Proc, wait_until};
+use crate::swarm::procs::{Logs, Proc, wait_until, wait_until_every};
 use crate::util;
 use crate::webrtc::{self as rtc, Other, Peer, Tracker, is_ours, now_ms};
 
@@ -52,6 +52,9 @@ pub(crate) struct Options {
 
 /// Name of the torrent's top folder.
 const TREE: &str = "bench-tree";
+
+/// How often the leecher is looked at while the transfer runs.
+const POLL: Duration = Duration::from_millis(10);
 
 /// The tracker's port in every run's namespace (each has its own, so it is always free).
 const TRACKER_PORT: u16 = 8000;
@@ -417,7 +420,7 @@ fn run_in(env: &Env, pair: Pair, dir: &Path, logs: &Logs) -> Result<Run> {
         (&mut first, &mut second)
     };
     let mut done = None;
-    let finished = wait_fast(deadline, "the leecher to complete", || {
+    let finished = wait_until_every(POLL, deadline, "the leecher to complete", || {
         seeder.alive("seeder")?;
         done = leecher.done_at()?;
         Ok(done.is_some())
@@ -473,27 +476,6 @@ fn run_in(env: &Env, pair: Pair, dir: &Path, logs: &Logs) -> Result<Run> {
         total: secs(done.saturating_sub(started)),
         first_piece: first_piece.map(|t| secs(t.saturating_sub(seeder_announce))),
     })
-}
-
-/// [`wait_until`] polling every 10 ms.
-fn wait_fast(
-    deadline: Option<Instant>,
-    what: &str,
-    mut ready: impl FnMut() -> Result<bool>,
-) -> Result<()> {
-    let start = Instant::now();
-    loop {
-        if ready()? {
-            return Ok(());
-        }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            bail!(
-                "timed out after {} waiting for {what}",
-                util::secs(start.elapsed())
-            );
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 fn secs(ms: u64) -> f64 {
