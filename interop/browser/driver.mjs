@@ -89,9 +89,12 @@ function serve (req, res) {
     res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' })
     res.end(body)
   }
+  // A body written at `?at=N` (bytes from the start; 0 or absent: the file starts anew).
   const receive = file => {
     fs.mkdirSync(path.dirname(file), { recursive: true })
-    const out = fs.createWriteStream(file)
+    const at = Number(new URL(req.url, 'http://x').searchParams.get('at') || 0)
+    if (!Number.isSafeInteger(at) || at < 0) return send(400, 'bad offset', 'text/plain')
+    const out = fs.createWriteStream(file, at === 0 ? {} : { flags: 'r+', start: at })
     req.pipe(out)
     out.on('finish', () => send(204))
     out.on('error', e => send(500, String(e)))

@@ -4,11 +4,15 @@
 // driver exposes.
 //
 // leech: downloads the torrent the driver serves at /torrent (or params.magnet), then PUTs every
-//   file's bytes to /out/<path> and reports its length and SHA-256.
+//   file's bytes to /out/<path>?at=<offset> (8 MiB at a time) and reports its length and
+//   SHA-256.
 // seed: fetches the files listed at /files.json from /files/<path>, seeds them as one torrent
 //   (create-torrent in the page: params.pieceLength, params.announce), PUTs the .torrent to
 //   /torrent-out, and keeps serving.
 import WebTorrent from '/webtorrent.min.js'
+
+// Largest request body the page sends.
+const PUT_SLICE = 8 * 1024 * 1024
 
 const report = obj => window.report({ t: Date.now(), ...obj })
 const urlPath = path => path.split('/').map(encodeURIComponent).join('/')
@@ -64,7 +68,11 @@ async function leech (client, params) {
   report({ event: 'done', downloaded: torrent.downloaded, uploaded: torrent.uploaded })
   for (const file of torrent.files) {
     const bytes = await file.arrayBuffer()
-    await put(`/out/${urlPath(file.path)}`, bytes)
+    // In slices: the browser's debugging protocol carries each request body to the driver,
+    // and one message of hundreds of MiB is more than Node can hold as a string.
+    for (let at = 0; at === 0 || at < bytes.byteLength; at += PUT_SLICE) {
+      await put(`/out/${urlPath(file.path)}?at=${at}`, bytes.slice(at, at + PUT_SLICE))
+    }
     const sha256 = hex(await crypto.subtle.digest('SHA-256', bytes))
     report({ event: 'file', path: file.path, length: bytes.byteLength, sha256 })
   }

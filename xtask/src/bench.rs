@@ -6,6 +6,7 @@ mod magnet;
 mod procfs;
 mod report;
 mod stream;
+mod webrtc;
 mod webseed;
 
 pub(crate) use download::{Options as DownloadOptions, download};
@@ -13,6 +14,7 @@ pub(crate) use magnet::{Options as MagnetOptions, magnet};
 #[cfg(test)]
 pub(crate) use procfs::parse_stat;
 pub(crate) use stream::{Options as StreamOptions, stream};
+pub(crate) use webrtc::{Options as WebrtcOptions, webrtc};
 pub(crate) use webseed::{Options as WebseedOptions, webseed};
 
 use std::fs::File;

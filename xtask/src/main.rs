@@ -68,16 +68,18 @@ enum Cmd {
     /// Benchmarks: `create` (webtorrent create vs libtorrent), `download` (1 GiB over loopback
     /// by seeder -> leecher pairs of ours, libtorrent and qBittorrent), `webseed` (1 GiB from
     /// a local nginx web seed: ours vs aria2), `magnet` (magnet -> metadata time, ours vs
-    /// libtorrent), `stream` (HTTP streaming from a seeder at 4 MiB/s: seek -> first byte,
-    /// fresh stream vs JS WebTorrent's createServer) or `hash` (cargo bench).
+    /// libtorrent), `webrtc` (256 MiB over WebRTC by pairs of ours, JS WebTorrent, Chromium
+    /// and libtorrent 2.1), `stream` (HTTP streaming from a seeder at 4 MiB/s: seek -> first
+    /// byte, fresh stream vs JS WebTorrent's createServer) or `hash` (cargo bench).
     Bench {
         #[arg(value_enum, default_value = "create")]
         what: BenchWhat,
-        /// Size of the generated file (create) or tree (download), MiB.
-        #[arg(long, default_value_t = 1024)]
-        size_mib: u64,
+        /// Size of the generated file (create, stream) or tree (download, webseed, webrtc),
+        /// MiB [default: 1024; webrtc 256].
+        #[arg(long)]
+        size_mib: Option<u64>,
         /// Runs of each tool or pair; the median is reported [default: create 5, download 3,
-        /// webseed 5, magnet 25, stream 5].
+        /// webseed 5, magnet 25, webrtc 3, stream 5].
         #[arg(long)]
         runs: Option<usize>,
         /// create: v1, v2 or hybrid (download always uses v1).
@@ -87,10 +89,12 @@ enum Cmd {
         #[arg(long, default_value_t = 1 << 20)]
         piece_length: u64,
         /// download: only these pairs, by number (1-6) or name (lt-ours, lt-lt, qbt-ours,
-        /// qbt-lt, ours-lt, ours-ours); the pairs they are compared with are added.
+        /// qbt-lt, ours-lt, ours-ours); webrtc: by number (1-7) or name (ours-ours, js-js,
+        /// ours-js, ours-chromium, js-chromium, lt21-ours, ours-lt21). The pairs they are
+        /// compared with are added.
         #[arg(long, value_delimiter = ',', value_name = "PAIR")]
         pairs: Vec<String>,
-        /// download: also write the figures to FILE as JSON.
+        /// download, webrtc: also write the figures to FILE as JSON.
         #[arg(long, value_name = "FILE")]
         json: Option<std::path::PathBuf>,
         /// magnet: files of the torrent with the big info dictionary.
@@ -99,14 +103,17 @@ enum Cmd {
         /// webseed: HTTP connections aria2 opens per server (`-x`, `-s`; 1-16).
         #[arg(long, default_value_t = 16)]
         connections: u32,
-        /// download, webseed, magnet, stream: seconds a seeder may take to get ready, and a transfer to finish.
+        /// download, webseed, magnet, webrtc, stream: seconds a seeder may take to get ready,
+        /// and a transfer to finish.
         #[arg(long, default_value_t = 300)]
         timeout: u64,
-        /// download, webseed, magnet, stream: folder for the generated data
-        /// [default: <target dir>/bench-download, bench-webseed or bench-magnet].
+        /// download, webseed, magnet, webrtc, stream: folder for the generated data
+        /// [default: <target dir>/bench-download, bench-webseed, bench-magnet, bench-webrtc or
+        /// bench-stream].
         #[arg(long, value_name = "DIR")]
         dir: Option<std::path::PathBuf>,
-        /// download, webseed, magnet, stream: this `webtorrent` binary instead of a release build of the work tree.
+        /// download, webseed, magnet, webrtc, stream: this `webtorrent` binary instead of a
+        /// release build of the work tree.
         #[arg(long, value_name = "PATH")]
         webtorrent: Option<std::path::PathBuf>,
     },
@@ -119,6 +126,7 @@ enum BenchWhat {
     Hash,
     Webseed,
     Magnet,
+    Webrtc,
     Stream,
 }
 
@@ -179,13 +187,13 @@ fn run(cli: Cli) -> Result<()> {
         } => match what {
             BenchWhat::Hash => bench::hash(),
             BenchWhat::Create => bench::create(&bench::CreateOptions {
-                size_mib,
+                size_mib: size_mib.unwrap_or(1024),
                 runs: runs.unwrap_or(5),
                 flavour,
                 piece_length,
             }),
             BenchWhat::Download => bench::download(&bench::DownloadOptions {
-                size_mib,
+                size_mib: size_mib.unwrap_or(1024),
                 runs: runs.unwrap_or(3),
                 piece_length,
                 pairs,
@@ -195,10 +203,20 @@ fn run(cli: Cli) -> Result<()> {
                 webtorrent,
             }),
             BenchWhat::Webseed => bench::webseed(&bench::WebseedOptions {
-                size_mib,
+                size_mib: size_mib.unwrap_or(1024),
                 runs: runs.unwrap_or(5),
                 piece_length,
                 connections,
+                timeout: std::time::Duration::from_secs(timeout),
+                dir,
+                webtorrent,
+            }),
+            BenchWhat::Webrtc => bench::webrtc(&bench::WebrtcOptions {
+                size_mib: size_mib.unwrap_or(256),
+                runs: runs.unwrap_or(3),
+                piece_length,
+                pairs,
+                json,
                 timeout: std::time::Duration::from_secs(timeout),
                 dir,
                 webtorrent,
@@ -211,7 +229,7 @@ fn run(cli: Cli) -> Result<()> {
                 webtorrent,
             }),
             BenchWhat::Stream => bench::stream(&bench::StreamOptions {
-                size_mib,
+                size_mib: size_mib.unwrap_or(1024),
                 runs: runs.unwrap_or(5),
                 seeks: 50,
                 rate: "4MiB".to_owned(),

@@ -86,7 +86,7 @@ const BRIDGE_DOWNLOAD_LIMIT: &str = "512KiB";
 
 /// The WebRTC peers the scenarios run against.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Other {
+pub(crate) enum Other {
     /// JS WebTorrent 3 in Node (node-datachannel).
     Js,
     /// JS WebTorrent 3's browser bundle in headless Chromium.
@@ -96,7 +96,7 @@ enum Other {
 }
 
 impl Other {
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Self::Js => "js",
             Self::Chromium => "chromium",
@@ -104,7 +104,7 @@ impl Other {
         }
     }
 
-    fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Self::Js => "JS WebTorrent (Node)",
             Self::Chromium => "Chromium",
@@ -196,11 +196,23 @@ pub(crate) fn scenarios() -> Vec<Scenario> {
 
 /// Fails, saying how to fix it, when a program a scenario needs is missing.
 fn preflight(kind: Kind) -> Result<()> {
+    preflight_others(&kind.others())?;
+    if kind == Kind::Bridge {
+        ensure!(
+            on_path("qbittorrent-nox"),
+            "qbittorrent-nox is missing: run `cargo xtask ci --only setup`"
+        );
+    }
+    Ok(())
+}
+
+/// Fails, saying how to fix it, when node or what runs `others` is missing.
+pub(crate) fn preflight_others(others: &[Other]) -> Result<()> {
     ensure!(
         on_path("node"),
         "node is missing: install Node.js (>= 20), then `cargo xtask ci --only setup`"
     );
-    for other in kind.others() {
+    for other in others {
         match other {
             Other::Js => {}
             Other::Chromium => ensure!(
@@ -212,12 +224,6 @@ fn preflight(kind: Kind) -> Result<()> {
                 "interop/.venv is missing: run `cargo xtask ci --only setup`"
             ),
         }
-    }
-    if kind == Kind::Bridge {
-        ensure!(
-            on_path("qbittorrent-nox"),
-            "qbittorrent-nox is missing: run `cargo xtask ci --only setup`"
-        );
     }
     Ok(())
 }
@@ -234,7 +240,7 @@ fn run(ctx: &Ctx, kind: Kind, logs: &Logs) -> Result<Vec<String>> {
     std::fs::create_dir_all(&dir)?;
     let data = dir.join("data");
     write_tree(&data)?;
-    let tracker = Tracker::start(&dir, kind == Kind::Bridge, logs, ctx.deadline.get())?;
+    let tracker = Tracker::start(&dir, kind == Kind::Bridge, 0, logs, ctx.deadline.get())?;
     let s = Setup {
         ctx,
         dir: &dir,
@@ -323,7 +329,14 @@ fn they_seed(s: &Setup<'_>, other: Other, magnet: bool) -> Result<Vec<String>> {
                 .arg(&ws);
             s.ctx.capture(&mut c)?.ok("libtorrent 2.1 create_torrent")?;
             (
-                Peer::lt21(s, "libtorrent21-seed", &torrent, s.data)?,
+                Peer::lt21(
+                    s.dir,
+                    s.logs,
+                    "libtorrent21-seed",
+                    &torrent,
+                    s.data,
+                    SCRIPT_TIMEOUT,
+                )?,
                 torrent,
             )
         }
@@ -407,8 +420,17 @@ fn they_leech(s: &Setup<'_>, other: Other) -> Result<Vec<String>> {
     std::fs::create_dir_all(&out)?;
     let started = now_ms();
     let mut them = match other {
-        Other::Js | Other::Chromium => Peer::leech(s, other, &torrent, &out)?,
-        Other::Lt21 => Peer::lt21(s, "libtorrent21-leech", &torrent, &out)?,
+        Other::Js | Other::Chromium => {
+            Peer::leech(s.dir, s.logs, other, &torrent, &out, SCRIPT_TIMEOUT)?
+        }
+        Other::Lt21 => Peer::lt21(
+            s.dir,
+            s.logs,
+            "libtorrent21-leech",
+            &torrent,
+            &out,
+            SCRIPT_TIMEOUT,
+        )?,
     };
     let finished = wait_until(
         deadline,
@@ -467,7 +489,14 @@ fn bridge(s: &Setup<'_>) -> Result<Vec<String>> {
     // The browser first: when it announces, no WebRTC peer has any of the data.
     let out_browser = s.dir.join("chromium");
     std::fs::create_dir_all(&out_browser)?;
-    let mut browser = Peer::leech(s, Other::Chromium, &torrent, &out_browser)?;
+    let mut browser = Peer::leech(
+        s.dir,
+        s.logs,
+        Other::Chromium,
+        &torrent,
+        &out_browser,
+        SCRIPT_TIMEOUT,
+    )?;
     wait_until(deadline, "Chromium's announce", || {
         if let Some(status) = browser.proc.exited()? {
             bail!("the Chromium driver exited ({status})");
@@ -564,7 +593,14 @@ fn js_to_chromium(s: &Setup<'_>) -> Result<Vec<String>> {
     let out = s.dir.join("chromium");
     std::fs::create_dir_all(&out)?;
     let started = now_ms();
-    let mut browser = Peer::leech(s, Other::Chromium, &torrent, &out)?;
+    let mut browser = Peer::leech(
+        s.dir,
+        s.logs,
+        Other::Chromium,
+        &torrent,
+        &out,
+        SCRIPT_TIMEOUT,
+    )?;
     let finished = wait_until(deadline, "Chromium to finish downloading", || {
         if let Some(status) = seeder.proc.exited()? {
             bail!("the JS seeder exited ({status})");
@@ -640,7 +676,7 @@ fn disabled(s: &Setup<'_>) -> Result<Vec<String>> {
 
 impl Other {
     /// The event a seeder prints once it serves.
-    fn seed_ready(self) -> &'static str {
+    pub(crate) fn seed_ready(self) -> &'static str {
         match self {
             Self::Js | Self::Chromium => "ready",
             Self::Lt21 => "complete",
@@ -658,15 +694,16 @@ impl Other {
 
 /// A JS, Chromium or libtorrent peer: a script printing JSON events on stdout, with its stdin
 /// a pipe whose end stops it.
-struct Peer {
+pub(crate) struct Peer {
     other: Other,
     label: String,
-    proc: Proc,
+    pub(crate) proc: Proc,
 }
 
 impl Peer {
-    fn spawn(s: &Setup<'_>, other: Other, label: &str, c: &mut Command) -> Result<Self> {
-        let proc = Proc::spawn(label, c, s.dir, true, s.logs)?;
+    /// Starts `c` in `dir` (its logs there), stdin a pipe.
+    fn spawn(dir: &Path, logs: &Logs, other: Other, label: &str, c: &mut Command) -> Result<Self> {
+        let proc = Proc::spawn(label, c, dir, true, logs)?;
         Ok(Self {
             other,
             label: label.to_owned(),
@@ -700,11 +737,49 @@ impl Peer {
             .arg("--torrent-out")
             .arg(torrent_out)
             .args(["--timeout", SCRIPT_TIMEOUT]);
-        Self::spawn(s, other, &format!("{}-seed", other.name()), &mut c)
+        Self::spawn(
+            s.dir,
+            s.logs,
+            other,
+            &format!("{}-seed", other.name()),
+            &mut c,
+        )
     }
 
-    /// JS or Chromium downloading `torrent` into `out`.
-    fn leech(s: &Setup<'_>, other: Other, torrent: &Path, out: &Path) -> Result<Self> {
+    /// Which peer it is.
+    pub(crate) fn other(&self) -> Other {
+        self.other
+    }
+
+    /// JS seeding `torrent` from the data under `data`; the script stops after `timeout`
+    /// seconds.
+    pub(crate) fn js_seed(
+        dir: &Path,
+        logs: &Logs,
+        torrent: &Path,
+        data: &Path,
+        timeout: &str,
+    ) -> Result<Self> {
+        let mut c = Self::node("node/wt_peer.mjs");
+        c.arg("seed")
+            .arg("--torrent")
+            .arg(torrent)
+            .arg("--dir")
+            .arg(data)
+            .args(["--timeout", timeout]);
+        Self::spawn(dir, logs, Other::Js, "js-seed", &mut c)
+    }
+
+    /// JS or Chromium downloading `torrent` into `out`; the script stops after `timeout`
+    /// seconds.
+    pub(crate) fn leech(
+        dir: &Path,
+        logs: &Logs,
+        other: Other,
+        torrent: &Path,
+        out: &Path,
+        timeout: &str,
+    ) -> Result<Self> {
         let mut c = match other {
             Other::Js => Self::node("node/wt_peer.mjs"),
             Other::Chromium => Self::node("browser/driver.mjs"),
@@ -715,12 +790,20 @@ impl Peer {
             .arg(torrent)
             .arg("--out")
             .arg(out)
-            .args(["--timeout", SCRIPT_TIMEOUT]);
-        Self::spawn(s, other, &format!("{}-leech", other.name()), &mut c)
+            .args(["--timeout", timeout]);
+        Self::spawn(dir, logs, other, &format!("{}-leech", other.name()), &mut c)
     }
 
-    /// libtorrent 2.1 with `torrent`, its data in `save` (seeding what is there).
-    fn lt21(s: &Setup<'_>, label: &str, torrent: &Path, save: &Path) -> Result<Self> {
+    /// libtorrent 2.1 with `torrent`, its data in `save` (seeding what is there); the script
+    /// stops after `timeout` seconds.
+    pub(crate) fn lt21(
+        dir: &Path,
+        logs: &Logs,
+        label: &str,
+        torrent: &Path,
+        save: &Path,
+        timeout: &str,
+    ) -> Result<Self> {
         let mut c = Command::new(venv_python());
         c.env("PYTHONDONTWRITEBYTECODE", "1")
             .arg(root().join("interop/python/lt_webrtc.py"))
@@ -728,25 +811,30 @@ impl Peer {
             .arg(torrent)
             .arg("--save")
             .arg(save)
-            .args(["--timeout", SCRIPT_TIMEOUT]);
-        Self::spawn(s, Other::Lt21, label, &mut c)
+            .args(["--timeout", timeout]);
+        Self::spawn(dir, logs, Other::Lt21, label, &mut c)
     }
 
-    fn events(&self) -> Vec<Value> {
+    pub(crate) fn events(&self) -> Vec<Value> {
         json_lines(&self.proc.stdout())
     }
 
-    fn event(&self, name: &str) -> Option<Value> {
+    pub(crate) fn event(&self, name: &str) -> Option<Value> {
         self.events().into_iter().find(|e| e["event"] == name)
     }
 
     /// When `name` was printed (ms since the Unix epoch).
-    fn event_ms(&self, name: &str) -> Option<u64> {
+    pub(crate) fn event_ms(&self, name: &str) -> Option<u64> {
         self.event(name).and_then(|e| e["t"].as_u64())
     }
 
     /// Waits for the event `name`; fails if the peer exits first.
-    fn wait_event(&mut self, deadline: Option<Instant>, name: &str, what: &str) -> Result<()> {
+    pub(crate) fn wait_event(
+        &mut self,
+        deadline: Option<Instant>,
+        name: &str,
+        what: &str,
+    ) -> Result<()> {
         let label = self.label.clone();
         wait_until(deadline, &format!("{label} {what}"), || {
             if self.event(name).is_some() {
@@ -761,7 +849,7 @@ impl Peer {
 
     /// Whether a downloader is done: JS and Chromium exit 0 (after closing their files, or
     /// writing them for Chromium), libtorrent prints `complete`.
-    fn leech_done(&mut self) -> Result<bool> {
+    pub(crate) fn leech_done(&mut self) -> Result<bool> {
         match self.other {
             Other::Js | Other::Chromium => match self.proc.exited()? {
                 Some(status) if status.success() => {
@@ -785,7 +873,7 @@ impl Peer {
     }
 
     /// The last status line the peer printed on stderr, for a timeout message.
-    fn progress(&self) -> String {
+    pub(crate) fn progress(&self) -> String {
         let status = self
             .proc
             .stderr()
@@ -797,7 +885,7 @@ impl Peer {
     }
 
     /// Checks that every connection the peer reports is a WebRTC one, and says how many.
-    fn wire_note(&self) -> Result<String> {
+    pub(crate) fn wire_note(&self) -> Result<String> {
         let wires: Vec<String> = self
             .events()
             .iter()
@@ -824,36 +912,44 @@ impl Drop for Peer {
 }
 
 /// bittorrent-tracker on a free port of the namespace: WebSocket, and HTTP with `http`.
-struct Tracker {
+pub(crate) struct Tracker {
     proc: Proc,
     port: u16,
 }
 
 impl Tracker {
-    fn start(dir: &Path, http: bool, logs: &Logs, deadline: Option<Instant>) -> Result<Self> {
+    /// Starts it on `port` (0: any free one).
+    pub(crate) fn start(
+        dir: &Path,
+        http: bool,
+        port: u16,
+        logs: &Logs,
+        deadline: Option<Instant>,
+    ) -> Result<Self> {
         let mut c = Command::new("node");
         c.arg(root().join("interop/node/rtc_tracker.mjs"))
-            .args(["--interval", TRACKER_INTERVAL_MS]);
+            .args(["--interval", TRACKER_INTERVAL_MS])
+            .args(["--port", &port.to_string()]);
         if http {
             c.arg("--http");
         }
         let mut proc = Proc::spawn("tracker", &mut c, dir, true, logs)?;
-        let mut port = 0;
+        let mut bound = 0;
         wait_until(deadline, "the tracker's port", || {
             if let Some(status) = proc.exited()? {
                 bail!("rtc_tracker.mjs exited ({status})");
             }
-            port = json_lines(&proc.stdout())
+            bound = json_lines(&proc.stdout())
                 .iter()
                 .find_map(|v| v["port"].as_u64())
                 .and_then(|p| u16::try_from(p).ok())
                 .unwrap_or(0);
-            Ok(port != 0)
+            Ok(bound != 0)
         })?;
-        Ok(Self { proc, port })
+        Ok(Self { proc, port: bound })
     }
 
-    fn ws_url(&self) -> String {
+    pub(crate) fn ws_url(&self) -> String {
         format!("ws://127.0.0.1:{}", self.port)
     }
 
@@ -862,7 +958,7 @@ impl Tracker {
     }
 
     /// The announces the tracker handled so far.
-    fn announces(&self) -> Vec<Value> {
+    pub(crate) fn announces(&self) -> Vec<Value> {
         json_lines(&self.proc.stdout())
             .into_iter()
             .filter(|v| v.get("event").is_some())
@@ -871,7 +967,7 @@ impl Tracker {
 
     /// What the tracker saw of us and of the others, for a failure message: announces,
     /// offers in them, answers relayed.
-    fn summary(&self) -> String {
+    pub(crate) fn summary(&self) -> String {
         let all = self.announces();
         let side = |ours: bool| {
             let of: Vec<&Value> = all.iter().filter(|a| is_ours(a) == ours).collect();
@@ -910,13 +1006,13 @@ impl Drop for Tracker {
 const OUR_PEER_ID_HEX: &str = "2d5257";
 
 /// Whether a tracker log line is about one of our peer ids.
-fn is_ours(announce: &Value) -> bool {
+pub(crate) fn is_ours(announce: &Value) -> bool {
     announce["peer"]
         .as_str()
         .is_some_and(|p| p.starts_with(OUR_PEER_ID_HEX))
 }
 
-fn json_lines(text: &str) -> Vec<Value> {
+pub(crate) fn json_lines(text: &str) -> Vec<Value> {
     text.lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect()
@@ -974,7 +1070,7 @@ fn compare(save: &Path, ours: bool) -> Result<()> {
 }
 
 /// Milliseconds since the Unix epoch (the clock of the scripts' `t`).
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))

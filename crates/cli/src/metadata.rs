@@ -168,12 +168,34 @@ async fn fetch(
             );
         }
     };
-    // Whatever data arrived went to the scratch folder, removed when `scratch` drops.
+    // Whatever data arrived went to the scratch folder, removed here.
     client.shutdown().await.context("cannot stop the client")?;
-    drop(scratch);
+    remove_scratch(scratch).await;
     match outcome {
         Some(found) => Ok(Some(found)),
         None => bail!("the torrent stopped before its metadata arrived"),
+    }
+}
+
+/// Removes the scratch folder. The torrent's files may still be closing in it just after
+/// the client stopped (a removal then fails with a file created meanwhile), so a failed
+/// removal is tried again for up to a second before it is reported.
+async fn remove_scratch(scratch: tempfile::TempDir) {
+    let path = scratch.keep();
+    let mut attempts = 0;
+    loop {
+        match std::fs::remove_dir_all(&path) {
+            Ok(()) => return,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(e) if attempts >= 20 => {
+                tracing::warn!(path = %path.display(), "cannot remove the temporary folder: {e}");
+                return;
+            }
+            Err(_) => {
+                attempts += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
     }
 }
 

@@ -211,6 +211,10 @@ impl AnnounceSchedule {
             return;
         };
         self.failures = 0;
+        // `min interval` counts from the answer: the tracker received the announce before it
+        // answered, so the next one reaches it at least that long after, however slow the
+        // request was on its way.
+        self.last_announce = Some(now);
         self.min_interval = response.min_interval.unwrap_or(Duration::ZERO);
         let interval = response.interval.max(self.min_interval);
         self.next_at = now + interval;

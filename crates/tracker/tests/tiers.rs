@@ -162,3 +162,14 @@ fn announce_soon_respects_min_interval_and_interval_floor() {
         "never later than already due"
     );
 }
+
+#[test]
+fn min_interval_counts_from_the_answer() {
+    let t0 = Instant::now();
+    let mut s = AnnounceSchedule::new(t0);
+    assert_eq!(s.poll_announce(t0), Some(Event::Started));
+    // A slow tracker: the answer comes 3 s after the request left.
+    s.on_response(t0 + secs(3), &response(1800, Some(10)));
+    s.announce_soon(t0 + secs(5));
+    assert_eq!(s.poll_timeout(), Some(t0 + secs(13)));
+}

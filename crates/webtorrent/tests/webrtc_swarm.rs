@@ -296,3 +296,51 @@ async fn hostile_signaling_is_dropped_and_the_seeder_still_serves() {
     }
     seeder.shutdown().await.expect("shutdown");
 }
+
+/// A seeder's first connection to the tracker sends its first announce with its offers, and
+/// no second one: a watcher that joined before sees one offer (the tracker relays an
+/// announce's offers one per peer) and no more while the interval runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_announce_at_start() {
+    use webtorrent::tracker::{Event, WsConfig, WsEvent, WsStats, WsTracker};
+    use webtorrent::types::PeerId;
+
+    common::logs();
+    let Some(tracker) = tracker() else { return };
+    let url = tracker.url();
+    let files = [("one.bin", common::data(231, 100_000))];
+    let metainfo = common::torrent("rtc-once", 32 * 1024, &files);
+    let ws = WsTracker::new(WsConfig::default()).expect("ws client");
+    let mut watcher = ws
+        .add_torrent(
+            &url,
+            metainfo.info_hashes().wire(),
+            PeerId(*b"-XX0001-watcherpeer0"),
+        )
+        .await
+        .expect("add");
+    let stats = WsStats {
+        left: Some(1),
+        ..WsStats::default()
+    };
+    watcher
+        .announce(stats, Event::Started, Vec::new())
+        .expect("announce");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let seed_dir = tempfile::tempdir().expect("tempdir");
+    common::write_files(seed_dir.path(), "rtc-once", &files);
+    let seeder = common::client(seed_dir.path()).await;
+    let mut seeding = with_tracker(&url);
+    seeding.seed_mode = true;
+    seeder.add(metainfo, seeding).await.expect("seed");
+    let mut offers = 0;
+    let until = tokio::time::Instant::now() + Duration::from_secs(3);
+    while let Ok(event) = tokio::time::timeout_at(until, watcher.next_event()).await {
+        if let Some(WsEvent::Offer { .. }) = event {
+            offers += 1;
+        }
+    }
+    assert_eq!(offers, 1, "offers relayed from the seeder's announces");
+    seeder.shutdown().await.expect("shutdown");
+}

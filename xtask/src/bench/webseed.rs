@@ -244,7 +244,7 @@ fn one_run(tool: Tool, env: &Env, nginx: &Nginx, ticks: f64) -> Result<Run> {
 }
 
 /// Whether `got` has `len` bytes equal to `want`'s.
-fn same_file(got: &Path, want: &Path, len: u64) -> Result<bool> {
+pub(super) fn same_file(got: &Path, want: &Path, len: u64) -> Result<bool> {
     use std::io::Read;
     let mut a =
         std::fs::File::open(got).with_context(|| format!("cannot open {}", got.display()))?;

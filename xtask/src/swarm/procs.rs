@@ -177,6 +177,16 @@ fn read_lossy(path: &Path) -> String {
 pub(crate) fn wait_until(
     deadline: Option<Instant>,
     what: &str,
+    ready: impl FnMut() -> Result<bool>,
+) -> Result<()> {
+    wait_until_every(Duration::from_millis(100), deadline, what, ready)
+}
+
+/// [`wait_until`], polling every `period`.
+pub(crate) fn wait_until_every(
+    period: Duration,
+    deadline: Option<Instant>,
+    what: &str,
     mut ready: impl FnMut() -> Result<bool>,
 ) -> Result<()> {
     let start = Instant::now();
@@ -190,7 +200,7 @@ pub(crate) fn wait_until(
                 util::secs(start.elapsed())
             );
         }
-        thread::sleep(Duration::from_millis(100));
+        thread::sleep(period);
     }
 }
 

@@ -47,6 +47,9 @@ const LIMITED_BATCH: usize = 8;
 /// How many buffers (a batch of served blocks each, at most) may wait for the socket.
 const WRITE_QUEUE: usize = 4;
 
+/// The most bytes the writer gathers from queued buffers into one write.
+const COALESCE: usize = 256 * 1024;
+
 /// `hashes` or `hash reject` messages we never asked for (this phase asks for none) after
 /// which the connection is closed.
 const MAX_UNSOLICITED_HASHES: u32 = 3;
@@ -318,7 +321,16 @@ async fn flush(conn: &mut Connection, out: &mpsc::Sender<Vec<u8>>) -> Result<(),
 /// Writes buffers to the socket until the channel closes or the socket fails, then shuts
 /// the socket down.
 async fn write_loop(mut write: impl AsyncWrite + Unpin, mut buffers: mpsc::Receiver<Vec<u8>>) {
-    while let Some(buf) = buffers.recv().await {
+    while let Some(mut buf) = buffers.recv().await {
+        // What else is queued goes in the same write: fewer system calls on TCP, and full
+        // 16 KiB messages on a WebRTC channel (a lone 16 KiB block with its 13-byte header
+        // would take two).
+        while buf.len() < COALESCE {
+            match buffers.try_recv() {
+                Ok(more) => buf.extend_from_slice(&more),
+                Err(_) => break,
+            }
+        }
         if write.write_all(&buf).await.is_err() {
             return;
         }

@@ -253,6 +253,10 @@ async fn run_tracker(
     let mut completed_sent = complete_at_start;
     let mut want_seen = 0;
     let mut renew_seen = 0;
+    // Whether the connection was up before, or failed since the last announce: only then does
+    // a connection call for fresh offers (the first one sends the queued announce as it is).
+    let mut connected_before = false;
+    let mut failed = false;
     loop {
         tokio::select! {
             () = tokio::time::sleep_until(next_announce), if making.is_none() => {
@@ -290,9 +294,13 @@ async fn run_tracker(
             event = tracker.next_event() => {
                 let Some(event) = event else { break };
                 match event {
-                    // A (re)connection: fresh offers now.
-                    WsEvent::Connected if last_sent.is_some() && making.is_none() => {
-                        next_announce = tokio::time::Instant::now();
+                    // A reconnection: fresh offers now.
+                    WsEvent::Connected => {
+                        if (connected_before || failed) && last_sent.is_some() && making.is_none() {
+                            next_announce = tokio::time::Instant::now();
+                        }
+                        connected_before = true;
+                        failed = false;
                     }
                     WsEvent::Announced(reply) => {
                         if let Some(given) = reply.interval {
@@ -340,6 +348,7 @@ async fn run_tracker(
                         setups.spawn(complete_offer(Arc::clone(&cx), from, offer, sdp.to_owned()));
                     }
                     WsEvent::Error(e) => {
+                        failed = true;
                         tracing::debug!(url = %url, "WebSocket tracker: {e}");
                         cx.update_status(index, |s| {
                             s.failures += 1;
