@@ -1,0 +1,445 @@
+//! The swarm store shared by every protocol: info-hash → peers.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use webtorrent_tracker::{Event, ScrapeStats};
+use webtorrent_types::{InfoHashV1, PeerId};
+
+/// Where a peer can be reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum PeerAddr {
+    /// A TCP/uTP address (HTTP and UDP announces).
+    Socket(SocketAddr),
+    /// A browser reached through WebRTC offers relayed by the tracker; it
+    /// has no address to hand out.
+    WebRtc,
+}
+
+/// Which peers an announcer can use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum PeerKind {
+    /// IPv4 socket addresses (a UDP announce over IPv4).
+    V4,
+    /// IPv6 socket addresses (a UDP announce over IPv6).
+    V6,
+    /// Socket addresses of either family (HTTP).
+    Socket,
+    /// WebRTC peers (WebSocket signaling).
+    WebRtc,
+}
+
+impl PeerKind {
+    const fn matches(self, addr: &PeerAddr) -> bool {
+        matches!(
+            (self, addr),
+            (Self::V4, PeerAddr::Socket(SocketAddr::V4(_)))
+                | (Self::V6, PeerAddr::Socket(SocketAddr::V6(_)))
+                | (Self::Socket, PeerAddr::Socket(_))
+                | (Self::WebRtc, PeerAddr::WebRtc)
+        )
+    }
+}
+
+/// Limits and timings of a [`SwarmStore`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoreConfig {
+    /// The most swarms (info-hashes) held; announces of new info-hashes
+    /// beyond it are refused.
+    pub max_swarms: usize,
+    /// The most peers held per swarm; new peers beyond it get an answer but
+    /// are not stored.
+    pub max_peers_per_swarm: usize,
+    /// The most peers held over all swarms.
+    pub max_peers: usize,
+    /// A peer that has not announced for this long is dropped by
+    /// [`SwarmStore::expire`].
+    pub peer_ttl: Duration,
+    /// Peers handed out when the announce does not say how many it wants.
+    pub default_numwant: usize,
+    /// The most peers handed out in one answer, whatever the announce asks.
+    pub max_numwant: usize,
+}
+
+impl Default for StoreConfig {
+    /// 100 000 swarms, 10 000 peers each, 1 000 000 peers in all, a
+    /// 40-minute peer lifetime (a 30-minute interval and slack), 50 peers
+    /// per answer by default and at most 82.
+    fn default() -> Self {
+        Self {
+            max_swarms: 100_000,
+            max_peers_per_swarm: 10_000,
+            max_peers: 1_000_000,
+            peer_ttl: Duration::from_secs(40 * 60),
+            default_numwant: 50,
+            max_numwant: 82,
+        }
+    }
+}
+
+/// One announce, as every protocol reduces it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerAnnounce {
+    /// The announcer's peer id: the key of its entry in the swarm.
+    pub peer_id: PeerId,
+    /// Where others can reach it.
+    pub addr: PeerAddr,
+    /// Bytes it still misses; 0 makes it a seeder.
+    pub left: u64,
+    /// The announce event.
+    pub event: Event,
+    /// Peers wanted; `None` for [`StoreConfig::default_numwant`].
+    pub numwant: Option<u32>,
+}
+
+/// A peer handed out in an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PeerInfo {
+    /// Its peer id.
+    pub peer_id: PeerId,
+    /// Its address.
+    pub addr: PeerAddr,
+}
+
+/// The store's answer to an announce.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnnounceReply {
+    /// Seeders in the swarm, the announcer included.
+    pub seeders: u32,
+    /// Leechers in the swarm, the announcer included.
+    pub leechers: u32,
+    /// Peers for the announcer: never itself, never more than asked or
+    /// [`StoreConfig::max_numwant`], no seeders for a seeder, none after a
+    /// `stopped` event.
+    pub peers: Vec<PeerInfo>,
+    /// Whether the announcer is now in the swarm: false after `stopped`
+    /// and when a limit kept a new peer out.
+    pub stored: bool,
+}
+
+/// Why the store refused an announce.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The info-hash is new and the store already holds
+    /// [`StoreConfig::max_swarms`] swarms.
+    #[error("tracker is full: {limit} torrents")]
+    TooManySwarms {
+        /// The limit.
+        limit: usize,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    peer_id: PeerId,
+    addr: PeerAddr,
+    seeder: bool,
+    last_seen: Instant,
+}
+
+/// One torrent's peers: a vector for picking at random positions, an index
+/// by peer id, and counts kept up to date.
+#[derive(Debug, Default)]
+struct Swarm {
+    peers: Vec<Entry>,
+    index: HashMap<PeerId, usize>,
+    seeders: u32,
+    downloaded: u32,
+}
+
+impl Swarm {
+    fn leechers(&self) -> u32 {
+        u32::try_from(self.peers.len())
+            .unwrap_or(u32::MAX)
+            .saturating_sub(self.seeders)
+    }
+
+    fn remove(&mut self, peer_id: &PeerId) -> Option<Entry> {
+        let i = self.index.remove(peer_id)?;
+        let entry = self.peers.swap_remove(i);
+        if let Some(moved) = self.peers.get(i) {
+            self.index.insert(moved.peer_id, i);
+        }
+        if entry.seeder {
+            self.seeders -= 1;
+        }
+        Some(entry)
+    }
+
+    fn stats(&self) -> ScrapeStats {
+        ScrapeStats {
+            complete: self.seeders,
+            downloaded: self.downloaded,
+            incomplete: self.leechers(),
+        }
+    }
+}
+
+/// Every swarm the tracker knows, shared by HTTP, UDP and WebSocket
+/// announces (a browser and a TCP client of one info-hash are counted
+/// together).
+///
+/// Sans-IO: time is passed in, and peers are picked with a small
+/// pseudo-random generator seeded by the caller. Memory is bounded by the
+/// limits of [`StoreConfig`]; call [`SwarmStore::expire`] periodically to
+/// drop peers that stopped announcing.
+///
+/// ```
+/// use std::net::SocketAddr;
+/// use std::time::Instant;
+/// use webtorrent_tracker::Event;
+/// use webtorrent_tracker_server::{PeerAddr, PeerAnnounce, PeerKind, StoreConfig, SwarmStore};
+/// use webtorrent_types::{InfoHashV1, PeerId};
+///
+/// let mut store = SwarmStore::new(StoreConfig::default(), 7);
+/// let now = Instant::now();
+/// let torrent = InfoHashV1([1; 20]);
+/// let seeder = PeerAnnounce {
+///     peer_id: PeerId([b's'; 20]),
+///     addr: PeerAddr::Socket("10.0.0.1:6881".parse::<SocketAddr>().unwrap()),
+///     left: 0,
+///     event: Event::Started,
+///     numwant: None,
+/// };
+/// store.announce(now, torrent, &seeder, PeerKind::Socket)?;
+/// let leecher = PeerAnnounce { peer_id: PeerId([b'l'; 20]), left: 100, ..seeder };
+/// let reply = store.announce(now, torrent, &leecher, PeerKind::Socket)?;
+/// assert_eq!((reply.seeders, reply.leechers), (1, 1));
+/// assert_eq!(reply.peers[0].peer_id, seeder.peer_id);
+/// # Ok::<(), webtorrent_tracker_server::StoreError>(())
+/// ```
+#[derive(Debug)]
+pub struct SwarmStore {
+    config: StoreConfig,
+    swarms: HashMap<InfoHashV1, Swarm>,
+    peer_count: usize,
+    rng: u64,
+}
+
+impl SwarmStore {
+    /// An empty store. `seed` drives which peers are handed out.
+    #[must_use]
+    pub fn new(config: StoreConfig, seed: u64) -> Self {
+        Self {
+            config,
+            swarms: HashMap::new(),
+            peer_count: 0,
+            // xorshift must not start at zero.
+            rng: seed | 1,
+        }
+    }
+
+    /// The limits in use.
+    #[must_use]
+    pub const fn config(&self) -> &StoreConfig {
+        &self.config
+    }
+
+    /// Swarms held.
+    #[must_use]
+    pub fn swarm_count(&self) -> usize {
+        self.swarms.len()
+    }
+
+    /// Peers held over all swarms.
+    #[must_use]
+    pub const fn peer_count(&self) -> usize {
+        self.peer_count
+    }
+
+    fn next_random(&mut self) -> u64 {
+        // xorshift64*: enough to spread peer picks, not for secrets.
+        let mut x = self.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Records an announce and picks peers of `wanted` kind for the
+    /// announcer.
+    ///
+    /// A `stopped` announce removes the peer and gets no peers. A new peer
+    /// over a limit is not stored but still gets peers and counts.
+    ///
+    /// # Errors
+    /// [`StoreError::TooManySwarms`] when the info-hash is new and the store
+    /// is full of swarms.
+    pub fn announce(
+        &mut self,
+        now: Instant,
+        info_hash: InfoHashV1,
+        announce: &PeerAnnounce,
+        wanted: PeerKind,
+    ) -> Result<AnnounceReply, StoreError> {
+        let seeder = announce.left == 0;
+        if announce.event == Event::Stopped {
+            let Some(swarm) = self.swarms.get_mut(&info_hash) else {
+                return Ok(AnnounceReply {
+                    seeders: 0,
+                    leechers: 0,
+                    peers: Vec::new(),
+                    stored: false,
+                });
+            };
+            if swarm.remove(&announce.peer_id).is_some() {
+                self.peer_count -= 1;
+            }
+            let reply = AnnounceReply {
+                seeders: swarm.seeders,
+                leechers: swarm.leechers(),
+                peers: Vec::new(),
+                stored: false,
+            };
+            if swarm.peers.is_empty() {
+                self.swarms.remove(&info_hash);
+            }
+            return Ok(reply);
+        }
+        if !self.swarms.contains_key(&info_hash) && self.swarms.len() >= self.config.max_swarms {
+            return Err(StoreError::TooManySwarms {
+                limit: self.config.max_swarms,
+            });
+        }
+        let room = self.peer_count < self.config.max_peers;
+        let per_swarm = self.config.max_peers_per_swarm;
+        let swarm = self.swarms.entry(info_hash).or_default();
+        let stored = if let Some(&i) = swarm.index.get(&announce.peer_id) {
+            let entry = &mut swarm.peers[i];
+            let was_seeder = entry.seeder;
+            entry.addr = announce.addr;
+            entry.last_seen = now;
+            entry.seeder = seeder;
+            match (was_seeder, seeder) {
+                (false, true) => swarm.seeders += 1,
+                (true, false) => swarm.seeders -= 1,
+                _ => {}
+            }
+            if announce.event == Event::Completed && !was_seeder {
+                swarm.downloaded = swarm.downloaded.saturating_add(1);
+            }
+            true
+        } else if room && swarm.peers.len() < per_swarm {
+            swarm.index.insert(announce.peer_id, swarm.peers.len());
+            swarm.peers.push(Entry {
+                peer_id: announce.peer_id,
+                addr: announce.addr,
+                seeder,
+                last_seen: now,
+            });
+            if seeder {
+                swarm.seeders += 1;
+            }
+            if announce.event == Event::Completed {
+                swarm.downloaded = swarm.downloaded.saturating_add(1);
+            }
+            self.peer_count += 1;
+            true
+        } else {
+            false
+        };
+        let want = announce
+            .numwant
+            .map_or(self.config.default_numwant, |n| {
+                usize::try_from(n).unwrap_or(usize::MAX)
+            })
+            .min(self.config.max_numwant);
+        let start = self.next_random();
+        // Re-borrow: `next_random` needed `self` whole. The swarm exists
+        // unless it was created just now and nothing was stored in it.
+        let Some(swarm) = self.swarms.get(&info_hash) else {
+            return Ok(AnnounceReply {
+                seeders: 0,
+                leechers: 0,
+                peers: Vec::new(),
+                stored,
+            });
+        };
+        let peers = pick(swarm, start, want, announce, seeder, wanted);
+        let reply = AnnounceReply {
+            seeders: swarm.seeders,
+            leechers: swarm.leechers(),
+            peers,
+            stored,
+        };
+        if swarm.peers.is_empty() {
+            self.swarms.remove(&info_hash);
+        }
+        Ok(reply)
+    }
+
+    /// The counts of one swarm; zeros for an unknown info-hash.
+    #[must_use]
+    pub fn scrape(&self, info_hash: &InfoHashV1) -> ScrapeStats {
+        self.swarms
+            .get(info_hash)
+            .map(Swarm::stats)
+            .unwrap_or_default()
+    }
+
+    /// Drops peers not seen for [`StoreConfig::peer_ttl`] and swarms left
+    /// empty; returns how many peers were dropped. Walks every peer: call
+    /// it every minute or so, not per announce.
+    pub fn expire(&mut self, now: Instant) -> usize {
+        let ttl = self.config.peer_ttl;
+        let mut dropped = 0;
+        self.swarms.retain(|_, swarm| {
+            let before = swarm.peers.len();
+            swarm
+                .peers
+                .retain(|e| now.saturating_duration_since(e.last_seen) <= ttl);
+            if swarm.peers.len() != before {
+                dropped += before - swarm.peers.len();
+                swarm.index.clear();
+                swarm.seeders = 0;
+                for (i, e) in swarm.peers.iter().enumerate() {
+                    swarm.index.insert(e.peer_id, i);
+                    if e.seeder {
+                        swarm.seeders += 1;
+                    }
+                }
+            }
+            !swarm.peers.is_empty()
+        });
+        self.peer_count -= dropped;
+        dropped
+    }
+}
+
+/// Up to `want` peers of `swarm`, from a random position on, skipping the
+/// announcer, other kinds, and seeders when the announcer seeds.
+fn pick(
+    swarm: &Swarm,
+    start: u64,
+    want: usize,
+    announce: &PeerAnnounce,
+    seeder: bool,
+    wanted: PeerKind,
+) -> Vec<PeerInfo> {
+    let len = swarm.peers.len();
+    if len == 0 || want == 0 {
+        return Vec::new();
+    }
+    // The remainder is below `len`, which is a usize.
+    let start = usize::try_from(start % len as u64).unwrap_or(0);
+    let mut out = Vec::with_capacity(want.min(len));
+    for e in swarm.peers[start..].iter().chain(&swarm.peers[..start]) {
+        if out.len() == want {
+            break;
+        }
+        if e.peer_id == announce.peer_id || (seeder && e.seeder) || !wanted.matches(&e.addr) {
+            continue;
+        }
+        out.push(PeerInfo {
+            peer_id: e.peer_id,
+            addr: e.addr,
+        });
+    }
+    out
+}
