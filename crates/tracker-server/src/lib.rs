@@ -6,11 +6,16 @@
 //! - [`udp`]: BEP 15 over that store: stateless connection ids
 //!   ([`udp::ConnectionIds`], a keyed hash with a rotating secret) and
 //!   [`udp::UdpHandler`], one datagram in, at most one out.
+//! - [`http`]: announce and scrape query strings (BEP 3, 48: info-hashes and
+//!   peer ids as percent-encoded bytes) and [`http::HttpHandler`], whose
+//!   bencoded answers carry compact (BEP 23) or dictionary peers, IPv6
+//!   peers in `peers6` (BEP 7), or a `failure reason`.
 //!
 //! Time is always passed in; nothing here opens a socket or reads a clock.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod http;
 mod store;
 pub mod udp;
 
