@@ -11,14 +11,21 @@
 //!   bencoded answers carry compact (BEP 23) or dictionary peers, IPv6
 //!   peers in `peers6` (BEP 7), or a `failure reason`.
 //!
-//! Time is always passed in; nothing here opens a socket or reads a clock.
+//! Time is always passed in; nothing above opens a socket or reads a clock.
+//! The drivers are behind the `tokio` feature:
+//! - `UdpServer`: the UDP tracker on a tokio socket, over a store shared
+//!   with the other protocols.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod http;
 mod store;
 pub mod udp;
+#[cfg(feature = "tokio")]
+mod udp_server;
 
 pub use store::{
     AnnounceReply, PeerAddr, PeerAnnounce, PeerInfo, PeerKind, StoreConfig, StoreError, SwarmStore,
 };
+#[cfg(feature = "tokio")]
+pub use udp_server::{SharedStore, UdpServer};
