@@ -29,3 +29,8 @@ pub use store::{
 };
 #[cfg(feature = "tokio")]
 pub use udp_server::{SharedStore, UdpServer};
+
+/// The README examples, run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
