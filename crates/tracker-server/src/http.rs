@@ -118,8 +118,10 @@ fn number<T: std::str::FromStr>(value: &str, param: &'static str) -> Result<T, H
 /// `info_hash`, `peer_id` and `port` are required. A missing `left` means
 /// "unknown" and is read as not complete (`u64::MAX`); missing `uploaded`
 /// and `downloaded` are 0; `compact` defaults to on (BEP 23); a negative
-/// `numwant` means "the tracker's default"; a `key` that is not hexadecimal
-/// is dropped. Later duplicates win.
+/// `numwant` means "the tracker's default"; `event=paused` (BEP 21) is a
+/// regular announce; a `key` that is not hexadecimal and an `ip` that is
+/// not an address (BEP 3 allows DNS names) are dropped. Later duplicates
+/// win.
 ///
 /// ```
 /// use webtorrent_tracker::{AnnounceRequest, http::announce_url};
@@ -153,6 +155,8 @@ pub fn parse_announce(query: &str) -> Result<AnnounceRequest, HttpRequestError> 
             "event" => {
                 request.event = match value {
                     "" | "empty" => Event::None,
+                    // BEP 21's upload-only announce is a regular one here.
+                    "paused" => Event::None,
                     "started" => Event::Started,
                     "completed" => Event::Completed,
                     "stopped" => Event::Stopped,
@@ -172,7 +176,8 @@ pub fn parse_announce(query: &str) -> Result<AnnounceRequest, HttpRequestError> 
                     .filter(|k| k.len() <= 8)
                     .and_then(|k| u32::from_str_radix(&k, 16).ok());
             }
-            "ip" => request.ip = Some(number::<IpAddr>(value, "ip")?),
+            // BEP 3 allows a DNS name; the address is not used anyway.
+            "ip" => request.ip = number::<IpAddr>(value, "ip").ok(),
             "trackerid" => {
                 request.trackerid = Some(
                     percent_decode(value)

@@ -253,7 +253,8 @@ impl UdpHandler {
                     addr: PeerAddr::Socket(SocketAddr::new(src.ip(), announce.port)),
                     left: announce.left,
                     event: announce.event,
-                    numwant: u32::try_from(announce.num_want).ok().filter(|&n| n > 0),
+                    // Negative (BEP 15: -1) asks for the default.
+                    numwant: u32::try_from(announce.num_want).ok(),
                 };
                 let kind = if src.is_ipv4() {
                     PeerKind::V4

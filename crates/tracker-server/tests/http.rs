@@ -160,7 +160,7 @@ fn query_limits() {
         format!("info_hash={}&peer_id={id}&port=1", "%01".repeat(19)),
         format!("info_hash={id}&peer_id={id}%4&port=1"),
         format!("info_hash={id}&peer_id={id}&port=-1"),
-        format!("info_hash={id}&peer_id={id}&port=1&event=paused"),
+        format!("info_hash={id}&peer_id={id}&port=1&event=resumed"),
     ] {
         assert!(
             matches!(parse_announce(&q), Err(HttpRequestError::Invalid { .. })),
@@ -173,12 +173,20 @@ fn query_limits() {
 fn lenient_defaults() {
     let id = "%41".repeat(20);
     let r = parse_announce(&format!(
-        "info_hash={id}&peer_id={id}&port=1&numwant=-1&key=not-hex&unknown=1&event="
+        "info_hash={id}&peer_id={id}&port=1&numwant=-1&key=not-hex&unknown=1&event=&ip=peer.example"
     ))
     .unwrap();
     assert_eq!(r.left, u64::MAX);
     assert!(r.compact);
-    assert_eq!((r.numwant, r.key, r.event), (None, None, Event::None));
+    assert_eq!(
+        (r.numwant, r.key, r.event, r.ip),
+        (None, None, Event::None, None)
+    );
+    let r = parse_announce(&format!(
+        "info_hash={id}&peer_id={id}&port=1&event=paused&numwant=99999999999"
+    ))
+    .unwrap();
+    assert_eq!((r.event, r.numwant), (Event::None, Some(u32::MAX)));
     // Raw bytes that need no escaping pass as they are.
     let r = parse_announce(&format!(
         "info_hash=AAAAAAAAAAAAAAAAAAAA&peer_id={id}&port=1"

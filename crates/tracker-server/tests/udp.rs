@@ -200,6 +200,27 @@ fn each_family_gets_its_own_peers() {
 }
 
 #[test]
+fn numwant_zero_gets_no_peers_and_negative_the_default() {
+    let mut t = Tracker::new();
+    for n in 1..=3 {
+        t.announce(addr(&format!("192.0.2.{n}:5000")), announce(n, 5, 6881))
+            .unwrap();
+    }
+    let count = |t: &mut Tracker, num_want| {
+        let mut a = announce(9, 5, 6889);
+        a.num_want = num_want;
+        match t.announce(addr("192.0.2.9:5000"), a) {
+            Ok(UdpResponse::Announce { peers, .. }) => peers.len(),
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(count(&mut t, 0), 0);
+    assert_eq!(count(&mut t, 2), 2);
+    assert_eq!(count(&mut t, -1), 3);
+    assert_eq!(count(&mut t, i32::MIN), 3);
+}
+
+#[test]
 fn the_ip_field_is_ignored() {
     let mut t = Tracker::new();
     let mut a = announce(1, 5, 6881);
