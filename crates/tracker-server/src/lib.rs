@@ -13,22 +13,32 @@
 //!
 //! Time is always passed in; nothing above opens a socket or reads a clock.
 //! The drivers are behind the `tokio` feature:
-//! - `UdpServer`: the UDP tracker on a tokio socket, over a store shared
-//!   with the other protocols.
+//! - `UdpServer`: the UDP tracker on a tokio socket;
+//! - `HttpServer`: HTTP announce and scrape (axum);
+//! - `SharedStore`, the store they share, and `StoreExpiry`, which expires
+//!   it periodically.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod http;
+#[cfg(feature = "tokio")]
+mod http_server;
+#[cfg(feature = "tokio")]
+mod shared;
 mod store;
 pub mod udp;
 #[cfg(feature = "tokio")]
 mod udp_server;
 
+#[cfg(feature = "tokio")]
+pub use http_server::HttpServer;
+#[cfg(feature = "tokio")]
+pub use shared::{SharedStore, StoreExpiry};
 pub use store::{
     AnnounceReply, PeerAddr, PeerAnnounce, PeerInfo, PeerKind, StoreConfig, StoreError, SwarmStore,
 };
 #[cfg(feature = "tokio")]
-pub use udp_server::{SharedStore, UdpServer};
+pub use udp_server::UdpServer;
 
 /// The README examples, run as doctests.
 #[cfg(doctest)]

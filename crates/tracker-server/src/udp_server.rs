@@ -2,30 +2,26 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::PoisonError;
 use std::time::{Duration, Instant};
 
 use tokio::net::UdpSocket;
 use tokio::task::JoinHandle;
 
-use crate::store::SwarmStore;
+use crate::shared::SharedStore;
 use crate::udp::{UdpConfig, UdpHandler};
 
 /// How often the connection-id secret is replaced.
 const ROTATE_EVERY: Duration = Duration::from_secs(10 * 60);
-/// How often silent peers are dropped from the store.
-const EXPIRE_EVERY: Duration = Duration::from_secs(60);
 /// Larger than any request: a full scrape is 16 + 74 × 20 bytes.
 const RECV_BUFFER: usize = 2048;
 
-/// A swarm store shared by the servers of every protocol.
-pub type SharedStore = Arc<Mutex<SwarmStore>>;
-
 /// The BEP 15 tracker on a tokio UDP socket, driven by a task spawned on
 /// the current runtime: each datagram goes through a [`UdpHandler`] and
-/// the [`SwarmStore`] it shares with the other protocols. The task also
-/// rotates the connection-id secret every ten minutes and expires silent
-/// peers every minute. Dropping the server stops the task.
+/// the [`SwarmStore`](crate::SwarmStore) it shares with the other
+/// protocols. The task also rotates the connection-id secret every ten
+/// minutes. Peer expiry is the store owner's: see
+/// [`StoreExpiry`](crate::StoreExpiry). Dropping the server stops the task.
 ///
 /// ```no_run
 /// # async fn run() -> std::io::Result<()> {
@@ -95,10 +91,8 @@ async fn run(socket: UdpSocket, store: SharedStore, mut handler: UdpHandler) {
     let mut buf = vec![0u8; RECV_BUFFER];
     let mut out = Vec::with_capacity(RECV_BUFFER);
     let mut rotate = tokio::time::interval(ROTATE_EVERY);
-    let mut expire = tokio::time::interval(EXPIRE_EVERY);
     // The first ticks are immediate; the secret is fresh already.
     rotate.tick().await;
-    expire.tick().await;
     loop {
         tokio::select! {
             received = socket.recv_from(&mut buf) => {
@@ -131,15 +125,6 @@ async fn run(socket: UdpSocket, store: SharedStore, mut handler: UdpHandler) {
                         handler.rotate_secret(Instant::now(), secret);
                     }
                     Err(e) => tracing::warn!("UDP tracker cannot rotate its secret: {e}"),
-                }
-            }
-            _ = expire.tick() => {
-                let dropped = store
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .expire(Instant::now());
-                if dropped > 0 {
-                    tracing::debug!("UDP tracker expired {dropped} peers");
                 }
             }
         }
