@@ -580,11 +580,7 @@ fn run(ctx: &Ctx, fx: &Fixture, spec: Spec, logs: &Logs) -> Result<Vec<String>> 
             ));
             notes.extend(compare(fx, &out, false)?);
             // Ctrl-C stops the seeder cleanly.
-            match seed.interrupt(Duration::from_secs(5))? {
-                Some(status) if status.success() => {}
-                Some(status) => bail!("webtorrent seed exited with {status} on Ctrl-C"),
-                None => bail!("webtorrent seed still runs 5 s after Ctrl-C"),
-            }
+            seed.stop_clean("webtorrent seed")?;
         }
     }
     Ok(notes)

@@ -316,15 +316,6 @@ fn finish(p: &mut Proc, deadline: Option<Instant>) -> Result<()> {
     })
 }
 
-/// Stops our seeder with Ctrl-C; it must exit 0 promptly.
-fn stop(seed: &mut Proc) -> Result<()> {
-    match seed.interrupt(Duration::from_secs(5))? {
-        Some(status) if status.success() => Ok(()),
-        Some(status) => bail!("webtorrent seed exited with {status} on Ctrl-C"),
-        None => bail!("webtorrent seed still runs 5 s after Ctrl-C"),
-    }
-}
-
 /// Waits for `them` to have every piece; on a timeout, says how far it got.
 fn wait_complete(
     them: &mut dyn Remote,
@@ -461,7 +452,7 @@ fn their_leech(
         ),
     ];
     notes.extend(compare(&out, false)?);
-    stop(&mut seed)?;
+    seed.stop_clean("webtorrent seed")?;
     Ok(notes)
 }
 

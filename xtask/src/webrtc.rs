@@ -458,11 +458,7 @@ fn they_leech(s: &Setup<'_>, other: Other) -> Result<Vec<String>> {
     notes.push(them.wire_note()?);
     drop(them);
     // Ctrl-C stops the seeder cleanly.
-    match seed.interrupt(Duration::from_secs(5))? {
-        Some(status) if status.success() => {}
-        Some(status) => bail!("webtorrent seed exited with {status} on Ctrl-C"),
-        None => bail!("webtorrent seed still runs 5 s after Ctrl-C"),
-    }
+    seed.stop_clean("webtorrent seed")?;
     Ok(notes)
 }
 
@@ -574,11 +570,7 @@ fn bridge(s: &Setup<'_>) -> Result<Vec<String>> {
     compare(&out_browser, false)?;
     notes.push(browser.wire_note()?);
     drop(browser);
-    match ours.interrupt(Duration::from_secs(5))? {
-        Some(status) if status.success() => {}
-        Some(status) => bail!("webtorrent download --seed exited with {status} on Ctrl-C"),
-        None => bail!("webtorrent download --seed still runs 5 s after Ctrl-C"),
-    }
+    ours.stop_clean("webtorrent download --seed")?;
     Ok(notes)
 }
 

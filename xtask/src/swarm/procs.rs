@@ -144,6 +144,15 @@ impl Proc {
         self.wait_for(limit)
     }
 
+    /// Stops it with Ctrl-C (SIGINT); it must exit 0 within 5 s. `what` names it in errors.
+    pub(crate) fn stop_clean(&mut self, what: &str) -> Result<()> {
+        match self.interrupt(Duration::from_secs(5))? {
+            Some(status) if status.success() => Ok(()),
+            Some(status) => bail!("{what} exited with {status} on Ctrl-C"),
+            None => bail!("{what} still runs 5 s after Ctrl-C"),
+        }
+    }
+
     /// The stdout file's text so far.
     pub(crate) fn stdout(&self) -> String {
         read_lossy(&self.out)
