@@ -21,6 +21,18 @@ use crate::{Error, SdpKind};
 /// Largest SDP accepted from a peer. Real offers and answers are a few KiB.
 pub const MAX_SDP_LEN: usize = 64 * 1024;
 
+/// SCTP packet size towards a peer of this crate when the path is loopback (see
+/// [`RtcConfig::loopback_sctp_mtu`]). Within the 16 KiB a DTLS record may carry.
+pub const LOOPBACK_SCTP_MTU: u32 = 16_000;
+
+/// The session attribute with which this crate's descriptions state the largest datagram
+/// their sender reads whole. Other implementations ignore it.
+const MAX_DATAGRAM_ATTR: &str = "a=x-webtorrent-rs-max-datagram:";
+
+/// Bytes a DTLS record and its UDP datagram add to an SCTP packet, with room to spare
+/// (AES-GCM records add 29).
+const DTLS_OVERHEAD: u32 = 64;
+
 /// An ICE server (STUN, or TURN with credentials).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -74,6 +86,17 @@ pub struct RtcConfig {
     pub send_high_water: usize,
     /// Outstanding send bytes at which a waiting write resumes.
     pub send_low_water: usize,
+    /// SCTP packet size when answering a peer of this crate over loopback; `None` keeps
+    /// the stack's 1191 bytes everywhere.
+    ///
+    /// The standard size fits a TURN-relayed IPv6 path. Loopback carries 64 KiB datagrams,
+    /// but browsers and libdatachannel drop datagrams above about 4 KiB, so larger packets
+    /// are sent only when the path and the receiver are both known: every local address is
+    /// loopback, every candidate of the remote offer is a loopback address, and the offer
+    /// states (in an SDP attribute that only this crate writes) that its sender reads
+    /// datagrams of that size. An offerer has sent its description before it learns who
+    /// answers, so it keeps the standard size.
+    pub loopback_sctp_mtu: Option<u32>,
 }
 
 impl Default for RtcConfig {
@@ -90,6 +113,7 @@ impl Default for RtcConfig {
             read_queue_messages: 64,
             send_high_water: 1 << 20,
             send_low_water: 256 << 10,
+            loopback_sctp_mtu: Some(LOOPBACK_SCTP_MTU),
         }
     }
 }
@@ -171,7 +195,14 @@ impl Rtc {
         &self.config
     }
 
-    async fn build(&self) -> Result<(ConnectionGuard, Waiters), Error> {
+    /// Whether every local address is loopback, so every path is.
+    fn loopback_only(&self) -> bool {
+        !self.config.bind_addrs.is_empty()
+            && self.config.bind_addrs.iter().all(|a| a.ip().is_loopback())
+    }
+
+    /// A connection sending SCTP packets of `sctp_mtu` bytes (`None`: the stack's size).
+    async fn build(&self, sctp_mtu: Option<u32>) -> Result<Built, Error> {
         let config = &self.config;
         let (gathered_tx, gathered) = watch::channel(false);
         let (state_tx, state) = watch::channel(RTCPeerConnectionState::New);
@@ -196,7 +227,11 @@ impl Rtc {
             rtc::ice::mdns::MulticastDnsMode::Disabled
         };
         let loopback = config.bind_addrs.iter().any(|a| a.ip().is_loopback());
-        let settings = SettingEngineBuilder::new()
+        let mut settings = SettingEngineBuilder::new();
+        if let Some(mtu) = sctp_mtu {
+            settings = settings.with_sctp_mtu(mtu);
+        }
+        let settings = settings
             .with_multicast_dns_mode(mdns)
             .with_include_loopback_candidate(loopback)
             .with_ice_timeouts(
@@ -218,19 +253,38 @@ impl Rtc {
             .with_data_channel_send_buffer_limit(
                 config.limits().high_water + 2 * crate::MAX_MESSAGE_SIZE,
             );
-        if let Some(size) = config.udp_buffer_size {
-            builder = builder.with_runtime(Arc::new(BufferedRuntime::new(size)));
-        }
+        let runtime = BufferedRuntime::new(config.udp_buffer_size);
+        builder = builder.with_runtime(Arc::new(runtime.clone()));
         let pc = builder.build().await.map_err(Error::Setup)?;
         let pc: Arc<dyn PeerConnection> = Arc::new(pc);
-        Ok((
-            ConnectionGuard::new(pc),
-            Waiters {
+        // The sockets are bound by now; over loopback, say how large a datagram they take.
+        let max_datagram = if self.loopback_only() && config.loopback_sctp_mtu.is_some() {
+            runtime.max_datagram()
+        } else {
+            None
+        };
+        Ok(Built {
+            guard: ConnectionGuard::new(pc),
+            waiters: Waiters {
                 gathered,
                 state,
                 channels,
             },
-        ))
+            max_datagram,
+        })
+    }
+
+    /// The SCTP packet size for answering `offer`: larger than the stack's only on a
+    /// loopback path to a receiver that has said it reads such datagrams.
+    fn answer_sctp_mtu(&self, offer: &str) -> Option<u32> {
+        let wanted = self.config.loopback_sctp_mtu?;
+        if !self.loopback_only() || !loopback_candidates_only(offer) {
+            return None;
+        }
+        let readable = stated_max_datagram(offer)?.saturating_sub(DTLS_OVERHEAD);
+        let mtu = wanted.min(readable);
+        // Below the stack's own size there is nothing to gain.
+        (mtu > 1200).then_some(mtu)
     }
 
     /// Creates an offer ahead of time, as WebTorrent announces carry them.
@@ -239,7 +293,11 @@ impl Rtc {
     /// label, no protocol, as simple-peer does), then waits for ICE gathering to complete
     /// (at most [`RtcConfig::gather_timeout`]) so the SDP carries every candidate.
     pub async fn create_offer(&self) -> Result<PendingOffer, Error> {
-        let (guard, mut waiters) = self.build().await?;
+        let Built {
+            guard,
+            mut waiters,
+            max_datagram,
+        } = self.build(None).await?;
         let pc = connection(&guard)?;
         let label = channel_label()?;
         let dc = pc
@@ -251,6 +309,7 @@ impl Rtc {
             .await
             .map_err(Error::Setup)?;
         let sdp = local_sdp(&**pc, &mut waiters.gathered, self.config.gather_timeout).await?;
+        let sdp = state_max_datagram(sdp, max_datagram);
         Ok(PendingOffer {
             sdp,
             dc,
@@ -276,7 +335,12 @@ impl Rtc {
         if !has_channel {
             return Err(Error::NoDataChannel);
         }
-        let (guard, mut waiters) = self.build().await?;
+        let sctp_mtu = self.answer_sctp_mtu(offer_sdp);
+        let Built {
+            guard,
+            mut waiters,
+            max_datagram,
+        } = self.build(sctp_mtu).await?;
         let pc = connection(&guard)?;
         pc.set_remote_description(offer)
             .await
@@ -289,13 +353,70 @@ impl Rtc {
             .await
             .map_err(Error::Setup)?;
         let sdp = local_sdp(&**pc, &mut waiters.gathered, self.config.gather_timeout).await?;
+        let sdp = state_max_datagram(sdp, max_datagram);
+        if let Some(mtu) = sctp_mtu {
+            tracing::debug!(mtu, "loopback peer reads large datagrams");
+        }
         Ok(PendingAnswer {
             sdp,
+            sctp_mtu,
             guard,
             waiters,
             config: self.config.clone(),
         })
     }
+}
+
+/// A new connection, before any description is set.
+struct Built {
+    guard: ConnectionGuard,
+    waiters: Waiters,
+    /// The largest datagram its sockets read whole, when it may be stated to the peer.
+    max_datagram: Option<usize>,
+}
+
+/// Adds the [`MAX_DATAGRAM_ATTR`] session attribute to a local description.
+fn state_max_datagram(sdp: String, max_datagram: Option<usize>) -> String {
+    let Some(n) = max_datagram else {
+        return sdp;
+    };
+    // Session attributes come before the first media section.
+    let Some(at) = sdp.find("\r\nm=") else {
+        return sdp;
+    };
+    let n = n.min(usize::from(u16::MAX));
+    let mut out = String::with_capacity(sdp.len() + MAX_DATAGRAM_ATTR.len() + 8);
+    out.push_str(&sdp[..at + 2]);
+    out.push_str(MAX_DATAGRAM_ATTR);
+    out.push_str(&n.to_string());
+    out.push_str("\r\n");
+    out.push_str(&sdp[at + 2..]);
+    out
+}
+
+/// The datagram size a remote description states with [`MAX_DATAGRAM_ATTR`].
+fn stated_max_datagram(sdp: &str) -> Option<u32> {
+    sdp.lines()
+        .find_map(|line| line.trim_end().strip_prefix(MAX_DATAGRAM_ATTR))
+        .and_then(|n| n.parse().ok())
+}
+
+/// Whether a remote description has candidates and every one is a loopback IP address
+/// (not a LAN address, not an mDNS `.local` name).
+fn loopback_candidates_only(sdp: &str) -> bool {
+    let mut any = false;
+    for line in sdp.lines() {
+        let Some(candidate) = line.trim_end().strip_prefix("a=candidate:") else {
+            continue;
+        };
+        // foundation component transport priority address port typ type ...
+        let address = candidate.split_ascii_whitespace().nth(4);
+        match address.and_then(|a| a.parse::<std::net::IpAddr>().ok()) {
+            Some(ip) if ip.is_loopback() => any = true,
+            _ => return false,
+        }
+    }
+    any
 }
 
 fn connection(guard: &ConnectionGuard) -> Result<&Arc<dyn PeerConnection>, Error> {
@@ -432,6 +553,7 @@ impl PendingOffer {
 /// Dropping it closes the connection.
 pub struct PendingAnswer {
     sdp: String,
+    sctp_mtu: Option<u32>,
     guard: ConnectionGuard,
     waiters: Waiters,
     config: Arc<RtcConfig>,
@@ -449,6 +571,12 @@ impl PendingAnswer {
     /// The answer SDP (type `answer`), with all gathered candidates.
     pub fn sdp(&self) -> &str {
         &self.sdp
+    }
+
+    /// The SCTP packet size this side sends, when larger than the stack's (see
+    /// [`RtcConfig::loopback_sctp_mtu`]).
+    pub fn sctp_mtu(&self) -> Option<u32> {
+        self.sctp_mtu
     }
 
     /// Waits for the offerer's data channel to open.

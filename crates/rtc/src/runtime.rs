@@ -6,12 +6,17 @@
 //! runtime and only sets `SO_RCVBUF`/`SO_SNDBUF` there. SCTP bursts a full congestion window
 //! at once; with the kernel's default buffers (about 200 KiB) the receiver drops datagrams
 //! even on loopback and every loss costs a retransmission timeout.
+//!
+//! The same call also tells how large a datagram the connection's driver can read: it reads
+//! into buffers sized for UDP GRO where the socket has it, and into 2000-byte buffers
+//! otherwise (the sizes of `webrtc` 0.21.1, which the workspace pins exactly).
 
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use webrtc::runtime::{
@@ -22,16 +27,49 @@ use webrtc::runtime::{
 /// Boxed future type the runtime trait returns.
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// Bytes the driver reads a datagram into on a socket without GRO.
+const PLAIN_RECV_LEN: usize = 2000;
+
+/// Bytes per coalesced datagram the driver reserves on a socket with GRO, up to
+/// [`MAX_GRO_SEGMENTS`] of them.
+const GRO_SEGMENT_LEN: usize = 1500;
+
+/// Most datagrams the driver sizes a GRO receive buffer for.
+const MAX_GRO_SEGMENTS: usize = 64;
+
 /// The crate's tokio runtime, with fixed kernel buffer sizes for every UDP socket it wraps.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct BufferedRuntime {
-    /// Requested `SO_RCVBUF` and `SO_SNDBUF` in bytes.
-    buffer_size: usize,
+    /// Requested `SO_RCVBUF` and `SO_SNDBUF` in bytes; `None` keeps the system's.
+    buffer_size: Option<usize>,
+    /// The smallest receive buffer of the sockets wrapped so far (`usize::MAX`: none yet).
+    recv_capacity: Arc<AtomicUsize>,
 }
 
 impl BufferedRuntime {
-    pub(crate) fn new(buffer_size: usize) -> Self {
-        Self { buffer_size }
+    pub(crate) fn new(buffer_size: Option<usize>) -> Self {
+        Self {
+            buffer_size,
+            recv_capacity: Arc::new(AtomicUsize::new(usize::MAX)),
+        }
+    }
+
+    /// The largest datagram every socket wrapped so far reads whole; `None` before the
+    /// first one.
+    pub(crate) fn max_datagram(&self) -> Option<usize> {
+        match self.recv_capacity.load(Ordering::Acquire) {
+            usize::MAX => None,
+            n => Some(n),
+        }
+    }
+}
+
+/// The driver's receive buffer for a socket coalescing up to `max_gro` datagrams.
+fn recv_capacity(max_gro: usize) -> usize {
+    if max_gro > 1 {
+        max_gro.min(MAX_GRO_SEGMENTS) * GRO_SEGMENT_LEN
+    } else {
+        PLAIN_RECV_LEN
     }
 }
 
@@ -71,8 +109,13 @@ impl Runtime for BufferedRuntime {
     }
 
     fn wrap_udp_socket(&self, socket: std::net::UdpSocket) -> io::Result<Arc<dyn AsyncUdpSocket>> {
-        set_buffers(&socket, self.buffer_size);
-        TokioRuntime.wrap_udp_socket(socket)
+        if let Some(size) = self.buffer_size {
+            set_buffers(&socket, size);
+        }
+        let wrapped = TokioRuntime.wrap_udp_socket(socket)?;
+        let capacity = recv_capacity(wrapped.max_gro_segments());
+        self.recv_capacity.fetch_min(capacity, Ordering::AcqRel);
+        Ok(wrapped)
     }
 
     fn wrap_tcp_listener(
@@ -131,7 +174,8 @@ mod tests {
 
         let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind loopback");
         let probe = socket.try_clone().expect("dup socket");
-        let runtime = BufferedRuntime::new(4 << 20);
+        let runtime = BufferedRuntime::new(Some(4 << 20));
+        assert_eq!(runtime.max_datagram(), None);
         let wrapped = runtime.wrap_udp_socket(socket).expect("wrap");
         assert_eq!(
             wrapped.local_addr().expect("local addr"),
@@ -146,5 +190,14 @@ mod tests {
             granted > default || default >= 4 << 20,
             "granted {granted}, default {default}"
         );
+        let capacity = runtime.max_datagram().expect("a socket was wrapped");
+        assert!(capacity >= PLAIN_RECV_LEN, "{capacity}");
+    }
+
+    #[test]
+    fn receive_capacity_follows_gro() {
+        assert_eq!(recv_capacity(1), PLAIN_RECV_LEN);
+        assert_eq!(recv_capacity(64), 96_000);
+        assert_eq!(recv_capacity(1000), 96_000);
     }
 }
