@@ -49,8 +49,8 @@ mod runtime;
 mod stream;
 
 pub use connect::{
-    IceServer, LOOPBACK_SCTP_MTU, MAX_SDP_LEN, OfferId, OfferPool, PendingAnswer, PendingOffer,
-    Rtc, RtcConfig,
+    ICE_CHECK_WINDOW, IceServer, LOOPBACK_SCTP_MTU, MAX_SDP_LEN, OfferId, OfferPool, PendingAnswer,
+    PendingOffer, Rtc, RtcConfig,
 };
 pub use stream::{DataStream, MAX_MESSAGE_SIZE};
 
