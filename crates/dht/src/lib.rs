@@ -24,3 +24,5 @@ pub use node::{
 };
 pub use store::{StoreLimits, TOKEN_ROTATION};
 pub use table::{BAD_AFTER_FAILURES, K, NodeState, QUESTIONABLE_AFTER};
+mod bep46;
+pub use bep46::{MutableTorrent, decode_pointer, encode_pointer};
