@@ -26,3 +26,7 @@ pub use store::{StoreLimits, TOKEN_ROTATION};
 pub use table::{BAD_AFTER_FAILURES, K, NodeState, QUESTIONABLE_AFTER};
 mod bep46;
 pub use bep46::{MutableTorrent, decode_pointer, encode_pointer};
+#[cfg(feature = "tokio")]
+mod driver;
+#[cfg(feature = "tokio")]
+pub use driver::{Dht, DhtConfig, DhtError, DhtTask};

@@ -406,10 +406,15 @@ impl Node {
         all
     }
 
-    /// Adds bootstrap nodes and starts a lookup of our own id through them.
-    pub fn bootstrap(&mut self, now: Instant) -> Option<LookupId> {
+    /// Starts a lookup of our own id through the table, the saved contacts and the
+    /// bootstrap nodes. The node also does this by itself while its table is
+    /// nearly empty.
+    ///
+    /// # Errors
+    /// [`Busy`] when too many lookups run.
+    pub fn bootstrap(&mut self, now: Instant) -> Result<LookupId, Busy> {
         self.last_bootstrap = Some(now);
-        self.start(now, Kind::FindNode, self.id, true).ok()
+        self.start(now, Kind::FindNode, self.id, false)
     }
 
     /// Starts a `get_peers` lookup; peers arrive as [`Event::Peers`].
@@ -1258,7 +1263,8 @@ impl Node {
             && (!self.config.bootstrap.is_empty() || !self.restored.is_empty())
             && !self.lookups.values().any(|l| l.internal)
         {
-            self.bootstrap(now);
+            self.last_bootstrap = Some(now);
+            let _ = self.start(now, Kind::FindNode, self.id, true);
             return;
         }
         for fam in [4, 6] {
