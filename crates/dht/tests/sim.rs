@@ -120,7 +120,7 @@ impl Net {
     fn bootstrap_all(&mut self) {
         for i in 1..self.nodes.len() {
             let now = self.now;
-            self.nodes[i].bootstrap(now);
+            self.nodes[i].bootstrap(now).expect("not busy");
             self.run(Duration::from_millis(30));
         }
         self.run(Duration::from_secs(10));
