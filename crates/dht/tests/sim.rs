@@ -402,3 +402,39 @@ fn forged_items_and_wrong_ids_are_not_accepted_by_a_getter() {
     assert_eq!(d.item, None);
     let _ = HashMap::<u8, u8>::new();
 }
+
+/// A get then a put the way libtorrent sends them (`v` a plain string, immutable):
+/// answered with a reply, and the item is stored.
+#[test]
+fn immutable_put_with_the_token_of_a_get_is_answered() {
+    let now = Instant::now();
+    let mut node = Node::new(Config::new([1; 32]), now);
+    let from: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+    let target = immutable_target(b"13:hello from lt");
+    let get = Query::Get {
+        id: NodeId([7; 20]),
+        target,
+        seq: None,
+        want: Default::default(),
+    };
+    node.handle_datagram(now, from, &query(NodeId([7; 20]), get, b"g1"));
+    let mut buf = Vec::new();
+    let Output::Transmit(_) = node.poll_output(now, &mut buf) else {
+        panic!("no reply")
+    };
+    let Body::Response(r) = Message::decode(&buf).unwrap().body else {
+        panic!("not a reply")
+    };
+    let token = r.token.clone().expect("a token");
+    let mut put = b"d1:ad2:id20:\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x07\x075:token".to_vec();
+    put.extend_from_slice(format!("{}:", token.len()).as_bytes());
+    put.extend_from_slice(&token);
+    put.extend_from_slice(b"1:v13:hello from lte1:q3:put1:t2:p11:v4:LT\x02\x081:y1:qe");
+    node.handle_datagram(now, from, &put);
+    let Output::Transmit(_) = node.poll_output(now, &mut buf) else {
+        panic!("no reply to the put")
+    };
+    let m = Message::decode(&buf).unwrap();
+    assert!(matches!(m.body, Body::Response(_)), "{m:?}");
+    assert_eq!(node.stats().items, 1);
+}
