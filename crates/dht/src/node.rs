@@ -64,6 +64,11 @@ pub struct Config {
     pub limits: StoreLimits,
     /// Queries answered per second at most; the rest are dropped.
     pub max_answers_per_sec: u32,
+    /// Queries answered per second at most for one source IP (loopback is not
+    /// limited); the rest are dropped.
+    pub max_answers_per_ip_per_sec: u32,
+    /// Our public address, if known: the id is then made valid for it (BEP 42).
+    pub external_ip: Option<IpAddr>,
     /// Lookups running at once at most.
     pub max_lookups: usize,
 }
@@ -85,6 +90,8 @@ impl Config {
             ipv6: true,
             limits: StoreLimits::default(),
             max_answers_per_sec: 1000,
+            max_answers_per_ip_per_sec: 20,
+            external_ip: None,
             max_lookups: 64,
         }
     }
@@ -276,8 +283,15 @@ pub struct Node {
     restored: Vec<NodeInfo>,
     budget: f64,
     budget_at: Instant,
+    /// Queries answered per source IP in the current second.
+    per_ip: HashMap<IpAddr, u32>,
+    per_ip_second: Instant,
     stats: Stats,
 }
+
+/// Source IPs tracked by the per-IP limit at most; past it, unknown IPs share nothing
+/// and are limited by the global budget only.
+const MAX_TRACKED_IPS: usize = 4096;
 
 impl Node {
     /// A node with this configuration; `now` starts its clocks.
@@ -287,7 +301,10 @@ impl Node {
             counter += 1;
             random_bytes(&config.seed, label, counter)
         };
-        let id = config.id.unwrap_or_else(|| NodeId(rand(b"id")));
+        let id = config.id.unwrap_or_else(|| match config.external_ip {
+            Some(ip) => NodeId::bep42(ip, rand(b"id")),
+            None => NodeId(rand(b"id")),
+        });
         let mut secret = [0; 16];
         secret.copy_from_slice(&rand(b"token")[..16]);
         let tid = u16::from_be_bytes([rand(b"tid")[0], rand(b"tid")[1]]);
@@ -314,6 +331,8 @@ impl Node {
             restored: Vec::new(),
             budget: f64::from(config.max_answers_per_sec),
             budget_at: now,
+            per_ip: HashMap::new(),
+            per_ip_second: now,
             stats: Stats::default(),
             config,
         }
@@ -826,7 +845,7 @@ impl Node {
                 tracing::debug!(%from, error = %e, "malformed KRPC");
                 if let Some(tid) = e.transaction_id
                     && !self.config.read_only
-                    && self.take_budget(now)
+                    && self.take_budget(now, from.ip())
                 {
                     self.reply_error(from, tid, code::PROTOCOL, "malformed query");
                 }
@@ -835,7 +854,7 @@ impl Node {
         };
         match msg.body {
             Body::Query(q) => {
-                if self.config.read_only || !self.take_budget(now) {
+                if self.config.read_only || !self.take_budget(now, from.ip()) {
                     return;
                 }
                 self.answer(now, from, msg.transaction_id, msg.read_only, q);
@@ -847,7 +866,22 @@ impl Node {
         }
     }
 
-    fn take_budget(&mut self, now: Instant) -> bool {
+    fn take_budget(&mut self, now: Instant, ip: IpAddr) -> bool {
+        if !ip.is_loopback() {
+            if now.saturating_duration_since(self.per_ip_second) >= Duration::from_secs(1) {
+                self.per_ip.clear();
+                self.per_ip_second = now;
+            }
+            let tracked = self.per_ip.len() < MAX_TRACKED_IPS || self.per_ip.contains_key(&ip);
+            if tracked {
+                let n = self.per_ip.entry(ip).or_insert(0);
+                if *n >= self.config.max_answers_per_ip_per_sec {
+                    self.stats.rate_limited += 1;
+                    return false;
+                }
+                *n += 1;
+            }
+        }
         let rate = f64::from(self.config.max_answers_per_sec);
         let elapsed = now.saturating_duration_since(self.budget_at).as_secs_f64();
         self.budget = (self.budget + elapsed * rate).min(rate);

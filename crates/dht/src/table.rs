@@ -479,4 +479,66 @@ mod tests {
         let stale = t.stale_buckets(later, QUESTIONABLE_AFTER, || [0x55; 20]);
         assert_eq!(stale.len(), 1);
     }
+
+    #[test]
+    fn bep42_enforced_or_ranked_last() {
+        let now = Instant::now();
+        let ip: IpAddr = "124.31.75.21".parse().unwrap();
+        let mut random = random_id(77);
+        random[19] = 1;
+        let good = NodeInfo {
+            id: NodeId::bep42(ip, random),
+            addr: SocketAddr::new(ip, 1),
+        };
+        let bad = NodeInfo {
+            id: NodeId([0x80; 20]),
+            addr: "124.31.75.22:1".parse().unwrap(),
+        };
+        let strict = TableConfig {
+            max_per_ip: 1,
+            enforce_bep42: true,
+        };
+        let mut t = RoutingTable::new(NodeId([0; 20]), strict, now);
+        assert!(matches!(
+            t.insert(now, bad, Contact::Responded),
+            Insert::Rejected(_)
+        ));
+        assert_eq!(t.insert(now, good, Contact::Responded), Insert::Added);
+
+        // Not enforced: a failing id is admitted, but gives way to a valid one when full.
+        let mut t = RoutingTable::new(NodeId([0; 20]), cfg(), now);
+        for i in 0..K as u32 {
+            let mut id = random_id(i + 500);
+            id[0] |= 0x80;
+            let ip = std::net::Ipv4Addr::from(0x0808_0000 + i);
+            assert_eq!(
+                t.insert(
+                    now,
+                    NodeInfo {
+                        id: NodeId(id),
+                        addr: SocketAddr::from((ip, 1))
+                    },
+                    Contact::Responded
+                ),
+                Insert::Added
+            );
+        }
+        assert_eq!(t.len(), K);
+        let mut r = random_id(9);
+        r[0] = 0xff;
+        let valid = NodeId::bep42(ip, r);
+        assert!(valid.0[0] & 0x80 != 0, "the test needs a far id");
+        assert_eq!(
+            t.insert(
+                now,
+                NodeInfo {
+                    id: valid,
+                    addr: SocketAddr::new(ip, 2)
+                },
+                Contact::Responded
+            ),
+            Insert::Added
+        );
+        assert_eq!(t.len(), K);
+    }
 }

@@ -317,13 +317,15 @@ fn hostile_input_keeps_the_table_healthy() {
         value: item.value.clone(),
         mutable: None,
     }));
-    net.nodes[victim].handle_datagram(now, attacker, &query(NodeId([9; 20]), put, b"zz"));
+    // From another address: the first one is over its rate limit by now.
+    let putter: SocketAddr = "198.51.100.9:4000".parse().unwrap();
+    net.nodes[victim].handle_datagram(now, putter, &query(NodeId([9; 20]), put, b"zz"));
     net.run(Duration::from_secs(1));
 
     let replies: Vec<Message> = net
         .outside
         .iter()
-        .filter(|(from, to, _)| *from == net.addrs[victim] && to.ip() == attacker.ip())
+        .filter(|(from, to, _)| *from == net.addrs[victim] && *to == putter)
         .filter_map(|(_, _, b)| Message::decode(b).ok())
         .collect();
     // The oversized datagram got nothing; the bad-token put got error 203.
@@ -334,9 +336,15 @@ fn hostile_input_keeps_the_table_healthy() {
     );
     let stats = net.nodes[victim].stats();
     assert!(stats.malformed >= 2);
-    assert!(stats.unexpected_replies >= 1);
     assert!(
-        stats.nodes_v4 <= before + 1,
+        stats.rate_limited >= 150,
+        "{} queries dropped",
+        stats.rate_limited
+    );
+    assert!(stats.unexpected_replies >= 1);
+    // At most one contact for the flooding IP, and one for the putter.
+    assert!(
+        stats.nodes_v4 <= before + 2,
         "{} → {}",
         before,
         stats.nodes_v4
