@@ -90,6 +90,8 @@ enum Command {
     GetMutable([u8; 32], Vec<u8>, Reply<LookupDone>),
     PutMutable(MutableItem, Option<i64>, Reply<LookupDone>),
     Save(oneshot::Sender<Vec<u8>>),
+    AddBootstrap(Vec<SocketAddr>),
+    Ping(SocketAddr),
     Stats(oneshot::Sender<(Stats, NodeId)>),
 }
 
@@ -181,6 +183,23 @@ impl Dht {
     /// [`DhtError::Closed`] when the driver has stopped.
     pub async fn bootstrap(&self) -> Result<LookupDone, DhtError> {
         self.call(Command::Bootstrap).await
+    }
+
+    /// Adds nodes to bootstrap from (see [`Node::add_bootstrap`]).
+    ///
+    /// # Errors
+    /// [`DhtError::Closed`] when the driver has stopped.
+    pub async fn add_bootstrap(&self, addrs: Vec<SocketAddr>) -> Result<(), DhtError> {
+        self.tx
+            .send(Command::AddBootstrap(addrs))
+            .await
+            .map_err(|_| DhtError::Closed)
+    }
+
+    /// Pings a node at `addr` (a peer's `PORT` message); it joins the table if it answers.
+    /// Never waits: when the driver is busy the ping is dropped.
+    pub fn ping(&self, addr: SocketAddr) {
+        let _ = self.tx.try_send(Command::Ping(addr));
     }
 
     /// Finds peers of a torrent.
@@ -384,6 +403,14 @@ fn command(node: &mut Node, waiters: &mut HashMap<LookupId, Waiter>, cmd: Comman
         }
         Command::Stats(tx) => {
             let _ = tx.send((node.stats(), node.id()));
+            return;
+        }
+        Command::AddBootstrap(addrs) => {
+            node.add_bootstrap(&addrs);
+            return;
+        }
+        Command::Ping(addr) => {
+            node.ping(now, addr);
             return;
         }
         Command::Bootstrap(r) => (node.bootstrap(now).map_err(Into::into), r, None),

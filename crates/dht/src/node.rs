@@ -436,6 +436,29 @@ impl Node {
         self.start(now, Kind::FindNode, self.id, false)
     }
 
+    /// Adds nodes to bootstrap from (duplicates and disabled families are skipped);
+    /// they are used by the next [`Node::bootstrap`] and whenever the table is nearly
+    /// empty.
+    pub fn add_bootstrap(&mut self, addrs: &[SocketAddr]) {
+        for a in addrs {
+            if self.family_enabled(*a)
+                && !self.config.bootstrap.contains(a)
+                && self.config.bootstrap.len() < 64
+            {
+                self.config.bootstrap.push(*a);
+            }
+        }
+    }
+
+    /// Pings a node whose id we do not know (a peer's BEP 5 `PORT` message): it enters
+    /// the routing table if it answers.
+    pub fn ping(&mut self, now: Instant, addr: SocketAddr) {
+        if self.family_enabled(addr) {
+            let q = Query::Ping { id: self.id };
+            self.send_query(now, addr, None, q, Purpose::Ping);
+        }
+    }
+
     /// Starts a `get_peers` lookup; peers arrive as [`Event::Peers`].
     ///
     /// # Errors

@@ -446,3 +446,23 @@ fn immutable_put_with_the_token_of_a_get_is_answered() {
     assert!(matches!(m.body, Body::Response(_)), "{m:?}");
     assert_eq!(node.stats().items, 1);
 }
+
+/// Bootstrap nodes added later, and a node learned from a ping (a peer's `PORT`).
+#[test]
+fn late_bootstrap_nodes_and_pinged_nodes_join() {
+    let mut net = Net::new(10, |i, c| {
+        if i == 9 {
+            c.bootstrap.clear();
+        }
+    });
+    net.bootstrap_all();
+    assert_eq!(net.nodes[9].stats().nodes_v4, 0);
+    let now = net.now;
+    net.nodes[9].ping(now, net.addrs[4]);
+    net.run(Duration::from_millis(100));
+    assert_eq!(net.nodes[9].stats().nodes_v4, 1);
+    net.nodes[9].add_bootstrap(&[net.addrs[0]]);
+    let b = net.nodes[9].bootstrap(net.now).unwrap();
+    net.run_until_done(9, b);
+    assert!(net.nodes[9].stats().nodes_v4 >= 8);
+}
