@@ -231,6 +231,8 @@ struct Lookup {
     // Keyed by distance (unknown ids sort last) and address.
     candidates: BTreeMap<([u8; 20], SocketAddr), Candidate>,
     in_flight: usize,
+    /// Queries in flight past their short timeout.
+    slow: usize,
     storing: usize,
     peers: HashSet<SocketAddr>,
     peer_list: Vec<SocketAddr>,
@@ -254,6 +256,9 @@ struct Pending {
     addr: SocketAddr,
     id: Option<NodeId>,
     deadline: Instant,
+    /// Lookup queries: after this instant the query no longer holds one of the α slots
+    /// (`None` once passed), so one slow node does not stall the lookup.
+    short: Option<Instant>,
     purpose: Purpose,
 }
 
@@ -592,6 +597,7 @@ impl Node {
             internal,
             candidates: BTreeMap::new(),
             in_flight: 0,
+            slow: 0,
             storing: 0,
             peers: HashSet::new(),
             peer_list: Vec::new(),
@@ -670,12 +676,15 @@ impl Node {
             body: Body::Query(query),
         };
         self.out.push_back((addr, msg));
+        let short =
+            matches!(purpose, Purpose::Lookup(_)).then(|| now + self.config.query_timeout / 4);
         self.pending.insert(
             tid,
             Pending {
                 addr,
                 id,
                 deadline: now + self.config.query_timeout,
+                short,
                 purpose,
             },
         );
@@ -717,7 +726,7 @@ impl Node {
             matches!(lookup.kind, Kind::Get { mutable: None }) && lookup.item.is_some();
         let mut to_query = Vec::new();
         let mut converged = true;
-        let mut in_flight = lookup.in_flight;
+        let mut in_flight = lookup.in_flight.saturating_sub(lookup.slow);
         for (key, c) in lookup
             .candidates
             .iter()
@@ -1159,7 +1168,14 @@ impl Node {
                 }
                 self.advance(now, lid);
             }
-            Purpose::Lookup(lid) => self.lookup_reply(now, lid, from, pending.id, r),
+            Purpose::Lookup(lid) => {
+                if pending.short.is_none()
+                    && let Some(l) = self.lookups.get_mut(&lid)
+                {
+                    l.slow = l.slow.saturating_sub(1);
+                }
+                self.lookup_reply(now, lid, from, pending.id, r);
+            }
         }
     }
 
@@ -1175,6 +1191,9 @@ impl Node {
             Purpose::Lookup(lid) => {
                 if let Some(l) = self.lookups.get_mut(&lid) {
                     l.in_flight = l.in_flight.saturating_sub(1);
+                    if pending.short.is_none() {
+                        l.slow = l.slow.saturating_sub(1);
+                    }
                     if let Some(c) = find_candidate(l, pending.addr, pending.id) {
                         c.state = CandState::Failed;
                     }
@@ -1259,14 +1278,20 @@ impl Node {
                                 Some(Item::Mutable(old)) => item.seq > old.seq,
                                 _ => true,
                             };
-                            (m.key == *key && better && item.verify().is_ok())
-                                .then_some(Item::Mutable(item))
+                            if !better {
+                                return None;
+                            }
+                            if m.key != *key || item.verify().is_err() {
+                                tracing::debug!(%from, "a mutable item failed its checks");
+                                return None;
+                            }
+                            Some(Item::Mutable(item))
                         }),
                     };
                     if found.is_some() {
                         l.item = found;
-                    } else if mutable.is_none() || r.mutable.is_some() {
-                        tracing::debug!(%from, "item failed its checks");
+                    } else if mutable.is_none() {
+                        tracing::debug!(%from, "an immutable item does not hash to its target");
                     }
                 }
             }
@@ -1277,6 +1302,21 @@ impl Node {
 
     /// Runs due timers: query timeouts, token rotation, refresh, pings, expiry.
     fn timers(&mut self, now: Instant) {
+        let mut slowed = Vec::new();
+        for p in self.pending.values_mut() {
+            if p.short.is_some_and(|t| t <= now) {
+                p.short = None;
+                if let Purpose::Lookup(lid) = p.purpose {
+                    slowed.push(lid);
+                }
+            }
+        }
+        for lid in slowed {
+            if let Some(l) = self.lookups.get_mut(&lid) {
+                l.slow += 1;
+            }
+            self.advance(now, lid);
+        }
         let expired: Vec<u16> = self
             .pending
             .iter()
@@ -1363,7 +1403,7 @@ impl Node {
         let next = self
             .pending
             .values()
-            .map(|p| p.deadline)
+            .map(|p| p.short.map_or(p.deadline, |s| s.min(p.deadline)))
             .min()
             .unwrap_or(self.next_maintenance);
         Output::Timeout(next.min(self.next_maintenance))
