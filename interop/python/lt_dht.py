@@ -8,6 +8,10 @@ reply is one JSON line with the same "cmd"):
   {"cmd": "add", "ih": HEX}                        -> {"port": N}  (adds a torrent by info-hash,
       which libtorrent announces to the DHT at its listen port; the Python bindings of 2.0
       cannot call dht_announce, whose flags type they do not export)
+  {"cmd": "seed", "torrent": PATH, "save": DIR}   -> {"port": N}  (once checked and seeding;
+      announced to the DHT at the listen port N)
+  {"cmd": "download", "magnet": URI, "save": DIR}  -> {"done": true, "peers": [...]}  (when
+      complete; the peers it was connected to)
   {"cmd": "get_peers", "ih": HEX}                  -> {"peers": ["ip:port", ...]}
   {"cmd": "put", "v": TEXT}                        -> {"target": HEX, "stored": N}  (immutable)
   {"cmd": "put", "v": TEXT, "seed": HEX, "k": HEX, "salt": TEXT}  -> {"stored": N}  (mutable;
@@ -59,6 +63,9 @@ def main():
         "dht_restrict_search_ips": False,
         "dht_enforce_node_id": False,
         "dht_prefer_verified_node_ids": False,
+        "allow_multiple_connections_per_ip": True,
+        "enable_outgoing_utp": False,
+        "enable_incoming_utp": False,
         # Every node of the test DHT sends from 127.0.0.1: libtorrent's per-IP limit (5
         # packets a second, then a ban) would cut them all off.
         "dht_block_ratelimit": 1000000,
@@ -109,6 +116,29 @@ def main():
             atp.save_path = tempfile.mkdtemp(prefix="lt_dht_")
             ses.add_torrent(atp)
             reply["port"] = ses.listen_port()
+        elif cmd == "seed":
+            atp = lt.add_torrent_params()
+            atp.ti = lt.torrent_info(c["torrent"])
+            atp.save_path = c["save"]
+            h = ses.add_torrent(atp)
+            end = time.time() + TIMEOUT
+            while time.time() < end and not h.status().is_seeding:
+                time.sleep(0.1)
+            reply["port"] = ses.listen_port() if h.status().is_seeding else None
+        elif cmd == "download":
+            atp = lt.parse_magnet_uri(c["magnet"])
+            atp.save_path = c["save"]
+            h = ses.add_torrent(atp)
+            end = time.time() + c.get("timeout", TIMEOUT)
+            peers = set()
+            while time.time() < end and not h.status().is_seeding:
+                for p in h.get_peer_info():
+                    peers.add(f"{p.ip[0]}:{p.ip[1]}")
+                time.sleep(0.1)
+            for p in h.get_peer_info():
+                peers.add(f"{p.ip[0]}:{p.ip[1]}")
+            reply["done"] = h.status().is_seeding
+            reply["peers"] = sorted(peers)
         elif cmd == "get_peers":
             ih = lt.sha1_hash(bytes.fromhex(c["ih"]))
             ses.dht_get_peers(ih)
