@@ -561,6 +561,19 @@ fn format_eta(secs: u64) -> String {
     }
 }
 
+/// Bootstraps the client's DHT node until a node answers: the client resolves and adds
+/// the bootstrap nodes in the background, so the first tries may find none. False after
+/// about 10 seconds without an answer.
+async fn joined(dht: &webtorrent::dht::Dht) -> Result<bool> {
+    for _ in 0..20 {
+        if dht.bootstrap().await?.responses > 0 {
+            return Ok(true);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Ok(false)
+}
+
 /// How often a published pointer is put again (BEP 44 nodes keep items about 2 hours).
 const REPUBLISH: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 
@@ -575,8 +588,7 @@ async fn start_publishing(
     let key = crate::dht::load_or_create_key(&args.key)?;
     let public = key.verifying_key().to_bytes();
     let salt = args.salt.as_bytes().to_vec();
-    let bootstrapped = dht.bootstrap().await?;
-    if bootstrapped.responses == 0 {
+    if !joined(&dht).await? {
         bail!("no DHT node answered: nothing to publish to (see --dht-bootstrap)");
     }
     let seq = dht
@@ -612,7 +624,9 @@ async fn resolve_mutable(
     let dht = client
         .dht()
         .context("the link is a mutable torrent (BEP 46): it needs the DHT")?;
-    dht.bootstrap().await?;
+    if !joined(dht).await? {
+        bail!("no DHT node answered: the link cannot be resolved (see --dht-bootstrap)");
+    }
     let item = dht
         .get_mutable(wanted.key, &wanted.salt)
         .await?

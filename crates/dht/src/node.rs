@@ -717,7 +717,7 @@ impl Node {
         };
         if lookup.storing_phase {
             if lookup.storing == 0 {
-                self.finish(lid);
+                self.finish(now, lid);
             }
             return;
         }
@@ -835,10 +835,28 @@ impl Node {
         self.advance(now, lid);
     }
 
-    fn finish(&mut self, lid: LookupId) {
+    fn finish(&mut self, now: Instant, lid: LookupId) {
         let Some(l) = self.lookups.remove(&lid) else {
             return;
         };
+        // A finished lookup of our own id (a bootstrap): refresh every bucket once, so
+        // that the far ones are filled too.
+        if matches!(l.kind, Kind::FindNode) && l.target == self.id && l.responses > 0 {
+            for fam in [4, 6] {
+                let table = if fam == 4 { &self.table4 } else { &self.table6 };
+                if table.len() == 0 {
+                    continue;
+                }
+                let count = table.bucket_count().min(16);
+                let mut randoms: Vec<[u8; 20]> =
+                    (0..count).map(|_| self.rand20(b"refresh")).collect();
+                let table = if fam == 4 { &self.table4 } else { &self.table6 };
+                let targets = table.all_buckets(|| randoms.pop().unwrap_or([0x5a; 20]));
+                for t in targets.into_iter().take(count) {
+                    let _ = self.start(now, Kind::FindNode, t, true);
+                }
+            }
+        }
         // Queries still in flight for it are forgotten when they answer or time out.
         if l.internal {
             return;
@@ -1340,7 +1358,7 @@ impl Node {
             .map(|(id, _)| *id)
             .collect();
         for lid in stuck {
-            self.finish(lid);
+            self.finish(now, lid);
         }
         if now < self.next_maintenance {
             return;

@@ -332,6 +332,14 @@ impl RoutingTable {
         out
     }
 
+    /// A random target in each bucket, farthest first (after a bootstrap: the lookup of
+    /// our own id fills the near buckets only).
+    pub(crate) fn all_buckets(&self, mut random: impl FnMut() -> [u8; 20]) -> Vec<NodeId> {
+        (0..self.buckets.len())
+            .map(|i| self.own.with_prefix_of(i, random()))
+            .collect()
+    }
+
     /// Questionable contacts not heard from for `quiet`, at most `max`, to ping.
     pub(crate) fn to_ping(&self, now: Instant, quiet: Duration, max: usize) -> Vec<NodeInfo> {
         self.entries()
