@@ -453,6 +453,7 @@ fn scenarios() -> Result<Vec<Scenario>> {
     all.extend(crate::swarm::scenarios());
     all.extend(crate::swarm4::scenarios());
     all.extend(crate::webseed::scenarios());
+    all.extend(crate::dht::scenarios());
     all.extend(crate::webrtc::scenarios());
     all.extend(crate::ui::scenarios());
     Ok(all)

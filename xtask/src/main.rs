@@ -4,6 +4,7 @@
 
 mod bench;
 mod ci;
+mod dht;
 mod fuzz;
 mod interop;
 mod netns;

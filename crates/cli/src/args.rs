@@ -24,7 +24,8 @@ pub(crate) enum Command {
     Create(CreateArgs),
     /// Show what a .torrent file or a magnet link holds.
     Info(InfoArgs),
-    /// Download a torrent from its trackers' peers and the given peers (DHT is not used yet).
+    /// Download a torrent from the peers of its trackers, the DHT, the local network and
+    /// the given peers.
     Download(DownloadArgs),
     /// Share a file or folder (or the data of a .torrent) until Ctrl-C, announcing to the
     /// torrent's trackers.
@@ -41,6 +42,25 @@ pub(crate) enum Command {
     /// Run a whole swarm on this machine: a local tracker, a seeder of a generated sample
     /// video, and a leecher with the web UI streaming it.
     Demo(crate::demo::DemoArgs),
+    /// Store or read BEP 44 items in the DHT.
+    #[command(subcommand)]
+    Dht(crate::dht::DhtCommand),
+    /// Seed a file or folder like `seed`, and publish it as a BEP 46 mutable torrent: a
+    /// DHT item signed with --key pointing at it; prints its magnet:?xs=urn:btpk: link.
+    /// Publishing a new version with the same key moves the link to it.
+    Publish(PublishArgs),
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct PublishArgs {
+    #[command(flatten)]
+    pub(crate) seed: SeedArgs,
+    /// The ed25519 key file signing the pointer (64 hex digits; created if missing).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) key: PathBuf,
+    /// The salt: one key can publish several torrents under different salts.
+    #[arg(long, value_name = "TEXT", default_value = "")]
+    pub(crate) salt: String,
 }
 
 /// Where the session listens for peers.
@@ -64,6 +84,34 @@ pub(crate) struct WebRtcArgs {
     /// default: only this machine's own addresses are offered).
     #[arg(long, value_name = "URL", value_parser = parse_stun, conflicts_with = "no_webrtc")]
     pub(crate) stun: Vec<String>,
+}
+
+/// The DHT (BEP 5): peers of public torrents found without trackers.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct DhtArgs {
+    /// No DHT: peers come from trackers, peer exchange, the local network and --peer only.
+    #[arg(long)]
+    pub(crate) no_dht: bool,
+    /// A DHT node to bootstrap from (repeatable; default: router.bittorrent.com:6881,
+    /// dht.transmissionbt.com:6881 and router.utorrent.com:6881).
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse_host_port, conflicts_with = "no_dht")]
+    pub(crate) dht_bootstrap: Vec<String>,
+}
+
+/// The public DHT routers bootstrapped from when no `--dht-bootstrap` is given.
+pub(crate) const DHT_ROUTERS: [&str; 3] = [
+    "router.bittorrent.com:6881",
+    "dht.transmissionbt.com:6881",
+    "router.utorrent.com:6881",
+];
+
+fn parse_host_port(text: &str) -> Result<String, String> {
+    let bad = || format!("`{text}` is not HOST:PORT (e.g. 127.0.0.1:6881 or [::1]:6881)");
+    let (host, port) = text.rsplit_once(':').ok_or_else(bad)?;
+    if host.is_empty() || port.parse::<u16>().map_or(true, |p| p == 0) {
+        return Err(bad());
+    }
+    Ok(text.to_owned())
 }
 
 fn parse_stun(text: &str) -> Result<String, String> {
@@ -116,6 +164,8 @@ pub(crate) struct DownloadArgs {
     pub(crate) limits: LimitArgs,
     #[command(flatten)]
     pub(crate) webrtc: WebRtcArgs,
+    #[command(flatten)]
+    pub(crate) dht: DhtArgs,
     /// Keep seeding after the download completes, until Ctrl-C.
     #[arg(long)]
     pub(crate) seed: bool,
@@ -163,6 +213,8 @@ pub(crate) struct SeedArgs {
     pub(crate) limits: LimitArgs,
     #[command(flatten)]
     pub(crate) webrtc: WebRtcArgs,
+    #[command(flatten)]
+    pub(crate) dht: DhtArgs,
 }
 
 /// Which info-hashes the torrent gets.

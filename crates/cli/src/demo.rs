@@ -130,6 +130,7 @@ async fn demo(args: &DemoArgs, sample: &Path, leech_dir: &Path) -> Result<ExitCo
         let mut config = ClientConfig::new(dir);
         config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
         config.lsd = false;
+        config.dht = false;
         config
     };
     let mut seed_config = loopback(sample.parent().context("the sample has a folder")?);

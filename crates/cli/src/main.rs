@@ -8,6 +8,7 @@
 mod args;
 mod create;
 mod demo;
+mod dht;
 mod info;
 mod metadata;
 mod output;
@@ -34,6 +35,8 @@ fn main() -> ExitCode {
         Command::Serve(a) => serve::serve(&a),
         Command::Stream(a) => serve::stream(&a),
         Command::Demo(a) => demo::run(&a),
+        Command::Dht(c) => dht::run(&c),
+        Command::Publish(a) => session::publish(&a),
     };
     match result {
         Ok(code) => code,

@@ -71,6 +71,8 @@ pub(crate) struct ServeArgs {
     pub(crate) limits: LimitArgs,
     #[command(flatten)]
     pub(crate) webrtc: WebRtcArgs,
+    #[command(flatten)]
+    pub(crate) dht: crate::args::DhtArgs,
 }
 
 #[derive(Args, Debug)]
@@ -105,6 +107,8 @@ pub(crate) struct StreamArgs {
     pub(crate) limits: LimitArgs,
     #[command(flatten)]
     pub(crate) webrtc: WebRtcArgs,
+    #[command(flatten)]
+    pub(crate) dht: crate::args::DhtArgs,
 }
 
 /// Adds a .torrent file or a magnet link to the server's client.
@@ -128,9 +132,14 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<ExitCode> {
     std::fs::create_dir_all(&args.output)
         .with_context(|| format!("cannot create {}", args.output.display()))?;
     crate::session::runtime()?.block_on(async {
-        let client =
-            crate::session::start(&args.output, args.listen.addr(), args.limits, &args.webrtc)
-                .await?;
+        let client = crate::session::start(
+            &args.output,
+            args.listen.addr(),
+            args.limits,
+            &args.webrtc,
+            &args.dht,
+        )
+        .await?;
         let server = WebServer::start(client, args.http.config()).await?;
         for what in &args.torrents {
             if let Err(e) = add(&server, what, AddOptions::default()).await {
@@ -157,8 +166,14 @@ pub(crate) fn stream(args: &StreamArgs) -> Result<ExitCode> {
         .unwrap_or_else(|| std::env::temp_dir().join("webtorrent"));
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     crate::session::runtime()?.block_on(async {
-        let client =
-            crate::session::start(&dir, args.listen.addr(), args.limits, &args.webrtc).await?;
+        let client = crate::session::start(
+            &dir,
+            args.listen.addr(),
+            args.limits,
+            &args.webrtc,
+            &args.dht,
+        )
+        .await?;
         let server = WebServer::start(client, args.http.config()).await?;
         let result = stream_async(args, &server).await;
         server.shutdown().await?;

@@ -16,7 +16,10 @@ use webtorrent::metainfo::Metainfo;
 use webtorrent::ratelimit::Limit;
 use webtorrent::session::{AddOptions, Client, ClientConfig, Torrent, TorrentEvent, TorrentStats};
 
-use crate::args::{CreateArgs, DownloadArgs, LimitArgs, MetaVersionArg, SeedArgs, WebRtcArgs};
+use crate::args::{
+    CreateArgs, DHT_ROUTERS, DhtArgs, DownloadArgs, LimitArgs, MetaVersionArg, PublishArgs,
+    SeedArgs, WebRtcArgs,
+};
 use crate::output::print_stdout;
 use crate::units::human;
 
@@ -54,6 +57,18 @@ pub(crate) fn download(args: &DownloadArgs) -> Result<ExitCode> {
 }
 
 pub(crate) fn seed(args: &SeedArgs) -> Result<ExitCode> {
+    seed_and_publish(args, None)
+}
+
+/// `webtorrent publish`: seed, and point a BEP 46 mutable item at the torrent.
+pub(crate) fn publish(args: &PublishArgs) -> Result<ExitCode> {
+    if args.seed.dht.no_dht {
+        bail!("publishing needs the DHT: --no-dht cannot be used");
+    }
+    seed_and_publish(&args.seed, Some(args))
+}
+
+fn seed_and_publish(args: &SeedArgs, publish: Option<&PublishArgs>) -> Result<ExitCode> {
     let created = !is_torrent_path(&args.input);
     let (meta, dir) = if !created {
         if args.torrent.is_some() {
@@ -67,7 +82,7 @@ pub(crate) fn seed(args: &SeedArgs) -> Result<ExitCode> {
         }
         create_for(args)?
     };
-    runtime()?.block_on(seed_async(args, meta, &dir, created))
+    runtime()?.block_on(seed_async(args, meta, &dir, created, publish))
 }
 
 /// A path taken as a torrent file rather than data to share.
@@ -129,8 +144,15 @@ pub(crate) async fn start(
     listen: SocketAddr,
     limits: LimitArgs,
     webrtc: &WebRtcArgs,
+    dht: &DhtArgs,
 ) -> Result<Client> {
     let mut config = ClientConfig::new(dir);
+    config.dht = !dht.no_dht;
+    config.dht_bootstrap = if dht.dht_bootstrap.is_empty() {
+        DHT_ROUTERS.iter().map(|r| (*r).to_owned()).collect()
+    } else {
+        dht.dht_bootstrap.clone()
+    };
     config.listen = listen;
     config.webrtc = !webrtc.no_webrtc;
     config.stun.clone_from(&webrtc.stun);
@@ -142,7 +164,14 @@ pub(crate) async fn start(
 }
 
 async fn download_async(args: &DownloadArgs, source: Source) -> Result<ExitCode> {
-    let client = start(&args.output, args.listen.addr(), args.limits, &args.webrtc).await?;
+    let client = start(
+        &args.output,
+        args.listen.addr(),
+        args.limits,
+        &args.webrtc,
+        &args.dht,
+    )
+    .await?;
     let mut options = AddOptions::default();
     options.peers.clone_from(&args.peers);
     options.trackers.clone_from(&args.trackers);
@@ -157,7 +186,17 @@ async fn download_async(args: &DownloadArgs, source: Source) -> Result<ExitCode>
             let name = meta.info().name().to_owned();
             (client.add(meta, options).await, name)
         }
-        Source::Magnet(magnet) => {
+        Source::Magnet(mut magnet) => {
+            if magnet.info_hashes().is_none() {
+                // BEP 46: the link names a publisher's key; the DHT holds the info-hash.
+                match resolve_mutable(&client, &magnet).await {
+                    Ok(info_hash) => magnet.v1 = Some(info_hash),
+                    Err(e) => {
+                        let _ = client.shutdown().await;
+                        return Err(e);
+                    }
+                }
+            }
             let name = magnet
                 .display_name
                 .clone()
@@ -281,10 +320,19 @@ async fn seed_async(
     meta: Metainfo,
     dir: &Path,
     created: bool,
+    publish: Option<&PublishArgs>,
 ) -> Result<ExitCode> {
     let name = meta.info().name().to_owned();
+    let info_hash = meta.info_hashes().wire();
     let magnet = webtorrent::magnet_link(&meta);
-    let client = start(dir, args.listen.addr(), args.limits, &args.webrtc).await?;
+    let client = start(
+        dir,
+        args.listen.addr(),
+        args.limits,
+        &args.webrtc,
+        &args.dht,
+    )
+    .await?;
     let mut options = AddOptions::default();
     options.peers.clone_from(&args.peers);
     if created {
@@ -310,6 +358,14 @@ async fn seed_async(
         );
     }
     print_stdout(&format!("{magnet}\n"))?;
+    if let Some(publish) = publish {
+        let dht = client
+            .dht()
+            .context("the DHT could not be started")?
+            .clone();
+        let link = start_publishing(dht, publish, info_hash).await?;
+        print_stdout(&format!("{link}\n"))?;
+    }
     eprintln!("seeding {name}; press Ctrl-C to stop");
     serve_until_ctrl_c(&torrent).await?;
     client.shutdown().await.context("cannot save resume data")?;
@@ -503,6 +559,81 @@ fn format_eta(secs: u64) -> String {
     } else {
         format!("{s}s")
     }
+}
+
+/// Bootstraps the client's DHT node until a node answers: the client resolves and adds
+/// the bootstrap nodes in the background, so the first tries may find none. False after
+/// about 10 seconds without an answer.
+async fn joined(dht: &webtorrent::dht::Dht) -> Result<bool> {
+    for _ in 0..20 {
+        if dht.bootstrap().await?.responses > 0 {
+            return Ok(true);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Ok(false)
+}
+
+/// How often a published pointer is put again (BEP 44 nodes keep items about 2 hours).
+const REPUBLISH: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
+/// Puts the BEP 46 pointer `{ih: info_hash}` signed with the key file (seq: the stored
+/// one + 1), keeps putting it while seeding, and returns the `xs=urn:btpk:` magnet link.
+async fn start_publishing(
+    dht: webtorrent::dht::Dht,
+    args: &PublishArgs,
+    info_hash: webtorrent::types::InfoHashV1,
+) -> Result<String> {
+    use webtorrent::dht::{MutableItem, MutableTorrent, encode_pointer};
+    let key = crate::dht::load_or_create_key(&args.key)?;
+    let public = key.verifying_key().to_bytes();
+    let salt = args.salt.as_bytes().to_vec();
+    if !joined(&dht).await? {
+        bail!("no DHT node answered: nothing to publish to (see --dht-bootstrap)");
+    }
+    let seq = dht
+        .get_mutable(public, &salt)
+        .await?
+        .map_or(1, |item| item.seq + 1);
+    let item = MutableItem::sign(&key, &salt, seq, encode_pointer(info_hash))
+        .context("cannot sign the pointer")?;
+    let stored = dht.put_mutable(item.clone(), None).await?;
+    if stored == 0 {
+        bail!("no DHT node stored the pointer");
+    }
+    eprintln!("published {info_hash} as seq {seq} on {stored} DHT nodes");
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(REPUBLISH).await;
+            if let Err(e) = dht.put_mutable(item.clone(), None).await {
+                tracing::warn!("cannot publish the pointer again: {e}");
+                return;
+            }
+        }
+    });
+    Ok(MutableTorrent { key: public, salt }.to_magnet().to_uri())
+}
+
+/// The info-hash a BEP 46 link (`xs=urn:btpk:`, `s`) currently points at.
+async fn resolve_mutable(
+    client: &Client,
+    magnet: &Magnet,
+) -> Result<webtorrent::types::InfoHashV1> {
+    use webtorrent::dht::{MutableTorrent, decode_pointer};
+    let wanted = MutableTorrent::from_magnet(magnet).context("the magnet link has no info-hash")?;
+    let dht = client
+        .dht()
+        .context("the link is a mutable torrent (BEP 46): it needs the DHT")?;
+    if !joined(dht).await? {
+        bail!("no DHT node answered: the link cannot be resolved (see --dht-bootstrap)");
+    }
+    let item = dht
+        .get_mutable(wanted.key, &wanted.salt)
+        .await?
+        .context("the DHT holds no pointer for this link's key and salt")?;
+    let info_hash = decode_pointer(&item.value).context("the DHT item is not a torrent pointer")?;
+    eprintln!("the link points at {info_hash} (seq {})", item.seq);
+    Ok(info_hash)
 }
 
 #[cfg(test)]

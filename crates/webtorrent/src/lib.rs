@@ -40,6 +40,7 @@
 #![deny(missing_docs)]
 
 pub use webtorrent_bencode as bencode;
+pub use webtorrent_dht as dht;
 pub use webtorrent_extensions as extensions;
 pub use webtorrent_hash as hash;
 pub use webtorrent_magnet as magnet;

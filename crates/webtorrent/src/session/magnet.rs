@@ -194,6 +194,12 @@ async fn start(
         // BEP 27: a private torrent is not announced on the local network.
         lsd.remove(setup.info_hash);
     }
+    if metainfo.info().private()
+        && let Some(dht) = setup.shared.dht.get()
+    {
+        // BEP 27: nor in the DHT.
+        dht.remove(setup.info_hash);
+    }
     let layout = Layout::from_metainfo(&metainfo);
     let resume = resume_path(&setup.dir, &setup.info_hash);
     let priorities = super::select_priorities(metainfo.info(), setup.select.as_deref())?;

@@ -95,6 +95,7 @@
 //! ```
 
 mod announce;
+mod dht;
 mod extension;
 mod hashes;
 mod lsd;
@@ -134,8 +135,8 @@ pub use extension::{ExtensionFactory, ExtensionWaker, PeerInfo};
 pub use reader::{File, FileReader};
 
 /// The extensions our handshake announces: the fast extension (BEP 6) and the extension
-/// protocol (BEP 10: `ut_metadata`, `ut_pex`, `lt_donthave`). Not yet: the DHT and the
-/// BEP 52 hash messages.
+/// protocol (BEP 10: `ut_metadata`, `ut_pex`, `lt_donthave`); the DHT bit (BEP 5) is
+/// added when the DHT runs ([`Shared::reserved`]). Not yet: the BEP 52 hash messages.
 const RESERVED: Reserved = Reserved::NONE.with_fast(true).with_extended(true);
 
 /// How long a peer may take to connect and send its handshake.
@@ -182,6 +183,13 @@ pub struct ClientConfig {
     /// The interface local service discovery uses, by address (default `0.0.0.0`: the
     /// system's choice).
     pub lsd_interface: Ipv4Addr,
+    /// The DHT (BEP 5, default true): a node on UDP at the listen address (the listen port
+    /// when free), announcing the public torrents and dialing the peers it finds for them;
+    /// peers are told its port in `PORT` messages. Private torrents never touch it.
+    pub dht: bool,
+    /// DHT nodes to bootstrap from, as `host:port` (default none: the DHT then only
+    /// learns nodes from peers' `PORT` messages and from nodes that contact it).
+    pub dht_bootstrap: Vec<String>,
     /// How upload slots are given out.
     pub choker: ChokerConfig,
     /// The application's own BEP 10 extensions, made for every peer connection (see
@@ -213,6 +221,8 @@ impl ClientConfig {
             announce: true,
             lsd: true,
             lsd_interface: Ipv4Addr::UNSPECIFIED,
+            dht: true,
+            dht_bootstrap: Vec::new(),
             choker: ChokerConfig::default(),
             extensions: Vec::new(),
             webrtc: true,
@@ -504,6 +514,8 @@ struct Shared {
     trackers: Arc<Trackers>,
     /// Local service discovery, when on.
     lsd: OnceLock<lsd::LocalDiscovery>,
+    /// The DHT, when on.
+    dht: OnceLock<dht::DhtDiscovery>,
     /// The HTTP client of every web seed, made on first use (`None` if it cannot be).
     web_seeds: OnceLock<Option<webtorrent_webseed::WebSeedClient>>,
     /// Torrents by wire info-hash. Touched when a torrent is added or a peer connects only.
@@ -523,6 +535,11 @@ struct Shared {
 }
 
 impl Shared {
+    /// Our handshake's reserved bits: [`RESERVED`], and the DHT bit when the DHT runs.
+    fn reserved(&self) -> Reserved {
+        RESERVED.with_dht(self.dht.get().is_some())
+    }
+
     fn torrent(&self, info_hash: &InfoHashV1) -> Option<mpsc::Sender<Command>> {
         self.torrents
             .lock()
@@ -629,6 +646,7 @@ impl Client {
             trackers: Arc::new(Trackers::new()),
             web_seeds: OnceLock::new(),
             lsd: OnceLock::new(),
+            dht: OnceLock::new(),
             torrents: Mutex::new(HashMap::new()),
             #[cfg(feature = "webrtc")]
             webrtc: config.webrtc,
@@ -639,6 +657,13 @@ impl Client {
             #[cfg(feature = "webrtc")]
             rtc: OnceLock::new(),
         });
+        if config.dht
+            && let Some(dht) =
+                dht::DhtDiscovery::start(Arc::downgrade(&shared), local_addr, config.dht_bootstrap)
+                    .await
+        {
+            let _ = shared.dht.set(dht);
+        }
         let listener = tokio::spawn(accept_loop(listener, Arc::clone(&shared)));
         if config.lsd
             && let Some(lsd) = lsd::LocalDiscovery::start(
@@ -664,6 +689,13 @@ impl Client {
     /// Our peer id.
     pub fn peer_id(&self) -> PeerId {
         self.shared.peer_id
+    }
+
+    /// The client's DHT node, when [`ClientConfig::dht`] is on and its socket could be
+    /// bound: for BEP 44 items, its address (to bootstrap other nodes from), saving its
+    /// table.
+    pub fn dht(&self) -> Option<&webtorrent_dht::Dht> {
+        self.shared.dht.get().map(dht::DhtDiscovery::dht)
     }
 
     /// Sets the client's upload and download limits.
@@ -743,6 +775,9 @@ impl Client {
         tokio::spawn(task.run(rx));
         if let Some(lsd) = self.shared.lsd.get().filter(|_| !metainfo.info().private()) {
             lsd.add(info_hash);
+        }
+        if let Some(dht) = self.shared.dht.get().filter(|_| !metainfo.info().private()) {
+            dht.add(info_hash);
         }
         if self.shared.announce && !tiers.is_empty() {
             let announcer = start_announcer(&self.shared, tiers, info_hash, &counters, &tx);
@@ -840,6 +875,10 @@ impl Client {
         if let Some(lsd) = self.shared.lsd.get() {
             lsd.add(info_hash);
         }
+        // Whether it is private is known with the metadata: it leaves the DHT then.
+        if let Some(dht) = self.shared.dht.get() {
+            dht.add(info_hash);
+        }
         if self.shared.announce && !tiers.is_empty() {
             let announcer = start_announcer(&self.shared, tiers, info_hash, &counters, &tx);
             let _ = tx.send(Command::Announcer(announcer)).await;
@@ -930,6 +969,9 @@ impl Client {
         }
         if let Some(lsd) = self.shared.lsd.get() {
             lsd.remove(info_hash);
+        }
+        if let Some(dht) = self.shared.dht.get() {
+            dht.remove(info_hash);
         }
         let (reply, done) = oneshot::channel();
         let stopped = if torrent.tx.send(Command::Shutdown(reply)).await.is_ok() {
@@ -1270,7 +1312,7 @@ async fn inbound(
     if !shared.reserve_connection() {
         return Err("the client has its fill of peers");
     }
-    let ours = Handshake::new(RESERVED, theirs.info_hash, shared.peer_id);
+    let ours = Handshake::new(shared.reserved(), theirs.info_hash, shared.peer_id);
     let handed = async {
         stream
             .write_all(&ours.to_bytes())

@@ -141,6 +141,9 @@ pub(super) struct Context {
     pub(super) listen_port: u16,
     /// Whether peer exchange is allowed (not for private torrents).
     pub(super) pex: bool,
+    /// The client's DHT node and its UDP port, when it runs and the peer is reached over
+    /// TCP: the handshake then sets the DHT bit, and `PORT` messages are traded.
+    pub(super) dht: Option<(webtorrent_dht::Dht, u16)>,
     /// The application's extensions.
     pub(super) extensions: Arc<[ExtensionFactory]>,
     /// The peer's address.
@@ -350,7 +353,7 @@ async fn drive(
 ) -> Result<(), Ended> {
     let now = Instant::now();
     let mut config = Config::default();
-    config.reserved = super::RESERVED;
+    config.reserved = super::RESERVED.with_dht(cx.dht.is_some());
     config.request_timeout = REQUEST_TIMEOUT;
     let mut conn = Connection::new(config, cx.geometry, now);
     conn.handle_handshake(now, &cx.handshake)
@@ -363,6 +366,13 @@ async fn drive(
             .map_err(protocol)?;
     }
     conn.send_bitfield(now, &cx.ours).map_err(protocol)?;
+    if let Some((_, port)) = &cx.dht
+        && conn.negotiated().is_some_and(|r| r.dht())
+    {
+        // BEP 5: tell a DHT-capable peer where our node listens.
+        conn.send_message(now, Message::Port(*port))
+            .map_err(protocol)?;
+    }
     flush(&mut conn, write).await?;
     let mut blocks = Vec::new();
     let mut unsolicited = 0u32;
@@ -516,6 +526,15 @@ async fn on_event(
         },
         Event::AllowedFast(piece) => PeerEvent::AllowedFast(piece),
         Event::Suggest(piece) => PeerEvent::Suggest(piece),
+        Event::Port(port) => {
+            if let Some((dht, _)) = &cx.dht
+                && port != 0
+            {
+                // The peer's DHT node joins our table if it answers a ping.
+                dht.ping(SocketAddr::new(cx.addr.ip(), port));
+            }
+            return Ok(());
+        }
         _ => return Ok(()),
     };
     send_blocks(cx, blocks).await?;

@@ -23,8 +23,8 @@ use super::announce::{Announcer, TrackerStatus};
 use super::hashes::HashServer;
 use super::peer::{self, Ended, Limits, PeerEvent, ToPeer};
 use super::{
-    Counters, HANDSHAKE_TIMEOUT, RESERVED, STOP_ANNOUNCE_TIMEOUT, SessionError, Shared,
-    TorrentEvent, read_handshake,
+    Counters, HANDSHAKE_TIMEOUT, STOP_ANNOUNCE_TIMEOUT, SessionError, Shared, TorrentEvent,
+    read_handshake,
 };
 use crate::choker::{Choker, Decision, SNUB_TIMEOUT, Transport};
 use crate::picker::{self, PiecePicker, ReadAhead, StreamId};
@@ -868,6 +868,13 @@ impl Task {
                 hashes: Arc::clone(&self.hashes),
                 listen_port: self.shared.port,
                 pex: !self.private,
+                // WebRTC peers keep the plain reserved bits: they have no UDP port to give.
+                dht: self
+                    .shared
+                    .dht
+                    .get()
+                    .filter(|_| transport != Transport::WebRtc)
+                    .map(|d| (d.dht().clone(), d.port())),
                 extensions: Arc::clone(&self.shared.extensions),
                 addr,
                 torrent,
@@ -1629,7 +1636,7 @@ pub(super) fn dial(
     addr: SocketAddr,
     tx: mpsc::Sender<Command>,
 ) {
-    let ours = Handshake::new(RESERVED, info_hash, shared.peer_id);
+    let ours = Handshake::new(shared.reserved(), info_hash, shared.peer_id);
     tokio::spawn(async move {
         let connect = async {
             let mut stream = TcpStream::connect(addr).await.ok()?;

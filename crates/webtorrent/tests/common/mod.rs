@@ -65,6 +65,8 @@ pub(crate) fn config(dir: &Path) -> ClientConfig {
     config.listen = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
     // Tests run side by side with the same torrents: each sees only the peers it is given.
     config.lsd = false;
+    // Likewise no DHT, unless a test turns it on.
+    config.dht = false;
     config
 }
 

@@ -1,0 +1,181 @@
+//! `webtorrent dht put|get` and `webtorrent publish` + `download magnet:?xs=urn:btpk:`
+//! against a small DHT of in-process nodes on 127.0.0.1.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use webtorrent::dht::{Dht, DhtConfig, DhtTask};
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Eight DHT nodes on 127.0.0.1 running on their own runtime; returns the first one's
+/// address to bootstrap from.
+fn local_dht() -> (tokio::runtime::Runtime, Vec<(Dht, DhtTask)>, String) {
+    let rt = tokio::runtime::Runtime::new().expect("a runtime");
+    let nodes = rt.block_on(async {
+        let mut nodes: Vec<(Dht, DhtTask)> = Vec::new();
+        for i in 0..8 {
+            let mut c = DhtConfig::v4(SocketAddr::from(([127, 0, 0, 1], 0)));
+            if i > 0 {
+                c.node.bootstrap = vec![nodes[0].0.local_addr_v4().expect("IPv4")];
+            }
+            nodes.push(Dht::bind(c).await.expect("bind"));
+        }
+        for (d, _) in &nodes[1..] {
+            d.bootstrap().await.expect("bootstrap");
+        }
+        nodes
+    });
+    let boot = nodes[0].0.local_addr_v4().expect("IPv4").to_string();
+    (rt, nodes, boot)
+}
+
+fn run(cwd: &Path, args: &[&str]) -> std::process::Output {
+    common::webtorrent(cwd, args)
+}
+
+#[test]
+fn dht_put_and_get_immutable_and_mutable_items() {
+    let (_rt, _nodes, boot) = local_dht();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = ["--dht-bootstrap", boot.as_str(), "--listen", "127.0.0.1:0"];
+
+    let out = run(
+        dir.path(),
+        &[&["dht", "put", "hello dht"], &node[..]].concat(),
+    );
+    let target = common::ok(&out).trim().to_owned();
+    assert_eq!(target.len(), 40, "{target}");
+    let out = run(
+        dir.path(),
+        &[&["dht", "get", target.as_str()], &node[..]].concat(),
+    );
+    assert_eq!(common::ok(&out), "hello dht\n");
+
+    let key = dir.path().join("my.key");
+    let key = key.to_str().expect("UTF-8 path");
+    for (value, seq) in [("first", "seq 1"), ("second", "seq 2")] {
+        let out = run(
+            dir.path(),
+            &[
+                &["dht", "put", value, "--key-file", key, "--salt", "s"],
+                &node[..],
+            ]
+            .concat(),
+        );
+        common::ok(&out);
+        assert!(
+            common::stderr(&out).contains(seq),
+            "{}",
+            common::stderr(&out)
+        );
+    }
+    let out = run(
+        dir.path(),
+        &[&["dht", "get", "--key-file", key, "--salt", "s"], &node[..]].concat(),
+    );
+    assert_eq!(common::ok(&out), "second\n");
+
+    // Nothing stored under another salt: one error line.
+    let out = run(
+        dir.path(),
+        &[
+            &["dht", "get", "--key-file", key, "--salt", "other"],
+            &node[..],
+        ]
+        .concat(),
+    );
+    assert!(!out.status.success());
+    assert!(
+        common::stderr(&out).contains("no such item"),
+        "{}",
+        common::stderr(&out)
+    );
+}
+
+/// A running `webtorrent publish`, killed when dropped.
+struct Publisher(Child);
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn publish_then_download_by_the_mutable_link() {
+    let (_rt, _nodes, boot) = local_dht();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = common::content(46, 300_000);
+    std::fs::write(dir.path().join("shared.bin"), &data).expect("write");
+    let key = dir.path().join("pub.key");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_webtorrent"))
+        .args(["publish", "shared.bin", "--key"])
+        .arg(&key)
+        .args(["--dht-bootstrap", &boot, "--listen", "127.0.0.1:0"])
+        .current_dir(dir.path())
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the webtorrent binary starts");
+    let out = child.stdout.take().expect("piped");
+    let err = child.stderr.take().expect("piped");
+    let publisher = Publisher(child);
+    let (tx, rx) = mpsc::channel();
+    let tx2 = tx.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            let _ = tx2.send(line);
+        }
+    });
+    let deadline = Instant::now() + TIMEOUT;
+    let link = loop {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("the publisher prints its link in time");
+        assert!(!line.starts_with("error"), "publish failed: {line}");
+        if line.starts_with("magnet:?xs=urn:btpk:") {
+            break line;
+        }
+    };
+
+    let out_dir = tempfile::tempdir().expect("tempdir");
+    let out = run(
+        out_dir.path(),
+        &[
+            "download",
+            &link,
+            "-o",
+            ".",
+            "--dht-bootstrap",
+            &boot,
+            "--listen",
+            "127.0.0.1:0",
+        ],
+    );
+    common::ok(&out);
+    assert!(
+        common::stderr(&out).contains("the link points at"),
+        "{}",
+        common::stderr(&out)
+    );
+    assert_eq!(
+        std::fs::read(out_dir.path().join("shared.bin")).expect("downloaded"),
+        data
+    );
+    drop(publisher);
+}

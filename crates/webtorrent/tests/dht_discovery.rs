@@ -1,0 +1,160 @@
+//! Discovery through the DHT on loopback: a magnet link with no tracker and no peer
+//! address downloads from a seeder found through a small DHT; the clients trade `PORT`
+//! messages; a private torrent is never announced.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use webtorrent::dht::{Dht, DhtConfig, DhtTask, NodeId};
+use webtorrent::session::{AddOptions, Client, ClientConfig};
+
+mod common;
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// A DHT of `n` plain nodes on 127.0.0.1, bootstrapped from the first.
+async fn dht_nodes(n: usize) -> Vec<(Dht, DhtTask)> {
+    let mut nodes = Vec::new();
+    for i in 0..n {
+        let mut c = DhtConfig::v4(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)));
+        if i > 0 {
+            let first: &(Dht, DhtTask) = &nodes[0];
+            c.node.bootstrap = vec![first.0.local_addr_v4().expect("IPv4")];
+        }
+        nodes.push(Dht::bind(c).await.expect("bind"));
+    }
+    for (d, _) in &nodes[1..] {
+        d.bootstrap().await.expect("bootstrap");
+    }
+    nodes
+}
+
+fn config(dir: &std::path::Path, bootstrap: SocketAddr) -> ClientConfig {
+    let mut c = common::config(dir);
+    c.dht = true;
+    c.dht_bootstrap = vec![bootstrap.to_string()];
+    c
+}
+
+async fn stored_peers(nodes: &[(Dht, DhtTask)]) -> usize {
+    let mut n = 0;
+    for (d, _) in nodes {
+        n += d.stats().await.expect("running").peers;
+    }
+    n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_magnet_without_peers_downloads_through_the_dht() {
+    common::logs();
+    tokio::time::timeout(LIMIT, async {
+        let nodes = dht_nodes(8).await;
+        let boot = nodes[0].0.local_addr_v4().expect("IPv4");
+
+        let files = [
+            ("d/one.bin", common::data(81, 150_000)),
+            ("d/two.bin", common::data(82, 7)),
+        ];
+        let metainfo = common::torrent("dht-found", 32 * 1024, &files);
+        let seed_dir = tempfile::tempdir().expect("tempdir");
+        common::write_files(seed_dir.path(), "dht-found", &files);
+        let seeder = Client::new(config(seed_dir.path(), boot))
+            .await
+            .expect("seeder");
+        assert!(seeder.dht().is_some(), "the seeder's DHT runs");
+        seeder
+            .add(metainfo.clone(), AddOptions::default())
+            .await
+            .expect("seed");
+        // The seeder's announce reaches the DHT.
+        while stored_peers(&nodes).await == 0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+
+        let magnet = webtorrent::magnet::Magnet::parse(&format!(
+            "magnet:?xt=urn:btih:{}",
+            metainfo.info_hashes().wire().to_hex()
+        ))
+        .expect("magnet");
+        let dst = tempfile::tempdir().expect("tempdir");
+        let leecher = Client::new(config(dst.path(), boot))
+            .await
+            .expect("leecher");
+        let download = leecher
+            .add_magnet(&magnet, AddOptions::default())
+            .await
+            .expect("add magnet");
+        download.wait_done().await;
+        common::assert_files(dst.path(), "dht-found", &files);
+
+        // The two clients traded PORT messages: each DHT node pinged the other.
+        let seeder_dht = seeder.dht().expect("runs").local_addr_v4().expect("IPv4");
+        let leecher_dht = leecher.dht().expect("runs");
+        let near = leecher_dht
+            .find_node(seeder.dht().expect("runs").id())
+            .await
+            .expect("lookup");
+        assert!(
+            near.closest.iter().any(|n| n.addr == seeder_dht),
+            "{near:?}"
+        );
+
+        leecher.shutdown().await.expect("shutdown");
+        seeder.shutdown().await.expect("shutdown");
+    })
+    .await
+    .expect("finished in time");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_private_torrent_stays_off_the_dht() {
+    common::logs();
+    tokio::time::timeout(LIMIT, async {
+        let nodes = dht_nodes(4).await;
+        let boot = nodes[0].0.local_addr_v4().expect("IPv4");
+        let files = [("p.bin", common::data(83, 40_000))];
+        let metainfo = webtorrent::metainfo::TorrentBuilder::from_memory(
+            "private-one",
+            vec![webtorrent::metainfo::MemoryFile::new(
+                "p.bin",
+                files[0].1.clone(),
+            )],
+        )
+        .piece_length(Some(16 * 1024))
+        .private(true)
+        .build()
+        .expect("torrent");
+        let dir = tempfile::tempdir().expect("tempdir");
+        common::write_files(dir.path(), "private-one", &files);
+        let client = Client::new(config(dir.path(), boot)).await.expect("client");
+        client
+            .add(metainfo.clone(), AddOptions::default())
+            .await
+            .expect("seed");
+        // A public torrent added after it is announced; the private one never is.
+        let public = common::torrent("public-one", 16 * 1024, &files);
+        common::write_files(dir.path(), "public-one", &files);
+        client
+            .add(public.clone(), AddOptions::default())
+            .await
+            .expect("seed");
+        while stored_peers(&nodes).await == 0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let private_hash = NodeId(metainfo.info_hashes().wire().0);
+        let found = nodes[2].0.get_peers(private_hash).await.expect("lookup");
+        assert!(
+            found.is_empty(),
+            "a private torrent was announced: {found:?}"
+        );
+        let public_hash = NodeId(public.info_hashes().wire().0);
+        assert_eq!(
+            nodes[3].0.get_peers(public_hash).await.expect("lookup"),
+            vec![client.local_addr()]
+        );
+        client.shutdown().await.expect("shutdown");
+    })
+    .await
+    .expect("finished in time");
+}
