@@ -93,7 +93,8 @@ pub(crate) struct DhtArgs {
     #[arg(long)]
     pub(crate) no_dht: bool,
     /// A DHT node to bootstrap from (repeatable; default: router.bittorrent.com:6881,
-    /// dht.transmissionbt.com:6881 and router.utorrent.com:6881).
+    /// dht.transmissionbt.com:6881 and router.utorrent.com:6881, none when --listen is a
+    /// loopback address, which cannot reach them).
     #[arg(long, value_name = "HOST:PORT", value_parser = parse_host_port, conflicts_with = "no_dht")]
     pub(crate) dht_bootstrap: Vec<String>,
 }

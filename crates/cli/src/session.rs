@@ -148,7 +148,9 @@ pub(crate) async fn start(
 ) -> Result<Client> {
     let mut config = ClientConfig::new(dir);
     config.dht = !dht.no_dht;
-    config.dht_bootstrap = if dht.dht_bootstrap.is_empty() {
+    // A node bound to loopback cannot reach the public routers: it starts from what it is
+    // given, the peers it meets and PORT messages.
+    config.dht_bootstrap = if dht.dht_bootstrap.is_empty() && !listen.ip().is_loopback() {
         DHT_ROUTERS.iter().map(|r| (*r).to_owned()).collect()
     } else {
         dht.dht_bootstrap.clone()
