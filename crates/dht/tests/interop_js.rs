@@ -6,20 +6,13 @@
 #![cfg(feature = "tokio")]
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::Duration;
 
-use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
-use webtorrent_dht::{Dht, DhtConfig, DhtTask, MutableItem, NodeId, SigningKey};
+use webtorrent_dht::{MutableItem, NodeId, SigningKey};
 
-const LIMIT: Duration = Duration::from_secs(90);
+mod common;
 
-fn interop_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../interop")
-}
+use common::{LIMIT, ScriptNode, hex, interop_dir, our_nodes, unhex20};
 
 fn missing() -> bool {
     let node = std::process::Command::new("node")
@@ -41,88 +34,17 @@ fn missing() -> bool {
     false
 }
 
-struct JsNode {
-    _child: Child,
-    stdin: ChildStdin,
-    lines: Lines<BufReader<ChildStdout>>,
-    port: u16,
-}
-
-impl JsNode {
-    async fn spawn(bootstrap: SocketAddr) -> Self {
-        let mut child = Command::new("node")
-            .arg(interop_dir().join("node/dht_peer.mjs"))
-            .arg(bootstrap.to_string())
-            .current_dir(interop_dir())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("node starts");
-        let stdin = child.stdin.take().expect("piped");
-        let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
-        let ready: Value =
-            serde_json::from_str(&lines.next_line().await.unwrap().expect("a ready line")).unwrap();
-        let port = ready["port"].as_u64().expect("a port") as u16;
-        Self {
-            _child: child,
-            stdin,
-            lines,
-            port,
-        }
-    }
-
-    fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.port))
-    }
-
-    async fn call(&mut self, cmd: Value) -> Value {
-        let mut line = cmd.to_string();
-        line.push('\n');
-        self.stdin.write_all(line.as_bytes()).await.unwrap();
-        let reply: Value =
-            serde_json::from_str(&self.lines.next_line().await.unwrap().expect("a reply")).unwrap();
-        assert!(reply.get("error").is_none(), "{cmd} → {reply}");
-        reply
-    }
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex20(s: &str) -> NodeId {
-    let mut out = [0u8; 20];
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&s[i * 2..i * 2 + 2], 16).unwrap();
-    }
-    NodeId(out)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bittorrent_dht_and_we_share_peers_and_items() {
     if missing() {
         return;
     }
     tokio::time::timeout(LIMIT, async {
-        let mut ours: Vec<(Dht, DhtTask)> = Vec::new();
-        let mk = |boot: Vec<SocketAddr>| {
-            let mut c = DhtConfig::v4("127.0.0.1:0".parse().unwrap());
-            c.node.bootstrap = boot;
-            c.node.query_timeout = Duration::from_millis(800);
-            c
-        };
-        ours.push(Dht::bind(mk(vec![])).await.unwrap());
+        let ours = our_nodes(8).await;
         let boot = ours[0].0.local_addr_v4().unwrap();
-        for _ in 1..8 {
-            ours.push(Dht::bind(mk(vec![boot])).await.unwrap());
-        }
-        for (d, _) in &ours[1..] {
-            d.bootstrap().await.unwrap();
-        }
         let mut js = Vec::new();
         for _ in 0..3 {
-            js.push(JsNode::spawn(boot).await);
+            js.push(ScriptNode::spawn("node", "node/dht_peer.mjs", boot).await);
         }
         for j in &mut js {
             let r = j.call(serde_json::json!({"cmd": "bootstrap"})).await;
@@ -131,7 +53,7 @@ async fn bittorrent_dht_and_we_share_peers_and_items() {
         for (d, _) in &ours {
             d.bootstrap().await.unwrap();
         }
-        let js_addrs: Vec<SocketAddr> = js.iter().map(JsNode::addr).collect();
+        let js_addrs: Vec<SocketAddr> = js.iter().map(ScriptNode::addr).collect();
         let known = ours[0].0.find_node(NodeId([0; 20])).await.unwrap();
         eprintln!("our node 0 sees {} of its closest from JS", known.closest.iter().filter(|n| js_addrs.contains(&n.addr)).count());
 

@@ -7,20 +7,14 @@
 #![cfg(feature = "tokio")]
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
-use webtorrent_dht::{Dht, DhtConfig, DhtTask, MutableItem, NodeId, SigningKey};
+use webtorrent_dht::{MutableItem, NodeId, SigningKey};
 
-const LIMIT: Duration = Duration::from_secs(90);
+mod common;
 
-fn interop_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../interop")
-}
+use common::{LIMIT, ScriptNode, hex, our_nodes, unhex20};
 
 const PYTHON: &str = "/usr/bin/python3";
 
@@ -37,88 +31,17 @@ fn missing() -> bool {
     !ok
 }
 
-struct LtNode {
-    _child: Child,
-    stdin: ChildStdin,
-    lines: Lines<BufReader<ChildStdout>>,
-    port: u16,
-}
-
-impl LtNode {
-    async fn spawn(bootstrap: SocketAddr) -> Self {
-        let mut child = Command::new(PYTHON)
-            .arg(interop_dir().join("python/lt_dht.py"))
-            .arg(bootstrap.to_string())
-            .current_dir(interop_dir())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("python starts");
-        let stdin = child.stdin.take().expect("piped");
-        let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
-        let ready: Value =
-            serde_json::from_str(&lines.next_line().await.unwrap().expect("a ready line")).unwrap();
-        let port = ready["port"].as_u64().expect("a port") as u16;
-        Self {
-            _child: child,
-            stdin,
-            lines,
-            port,
-        }
-    }
-
-    fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.port))
-    }
-
-    async fn call(&mut self, cmd: Value) -> Value {
-        let mut line = cmd.to_string();
-        line.push('\n');
-        self.stdin.write_all(line.as_bytes()).await.unwrap();
-        let reply: Value =
-            serde_json::from_str(&self.lines.next_line().await.unwrap().expect("a reply")).unwrap();
-        assert!(reply.get("error").is_none(), "{cmd} → {reply}");
-        reply
-    }
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex20(s: &str) -> NodeId {
-    let mut out = [0u8; 20];
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&s[i * 2..i * 2 + 2], 16).unwrap();
-    }
-    NodeId(out)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn libtorrent_and_we_share_peers_and_items() {
     if missing() {
         return;
     }
     tokio::time::timeout(LIMIT, async {
-        let mut ours: Vec<(Dht, DhtTask)> = Vec::new();
-        let mk = |boot: Vec<SocketAddr>| {
-            let mut c = DhtConfig::v4("127.0.0.1:0".parse().unwrap());
-            c.node.bootstrap = boot;
-            c.node.query_timeout = Duration::from_millis(800);
-            c
-        };
-        ours.push(Dht::bind(mk(vec![])).await.unwrap());
+        let ours = our_nodes(8).await;
         let boot = ours[0].0.local_addr_v4().unwrap();
-        for _ in 1..8 {
-            ours.push(Dht::bind(mk(vec![boot])).await.unwrap());
-        }
-        for (d, _) in &ours[1..] {
-            d.bootstrap().await.unwrap();
-        }
         let mut lt = Vec::new();
         for _ in 0..2 {
-            lt.push(LtNode::spawn(boot).await);
+            lt.push(ScriptNode::spawn(PYTHON, "python/lt_dht.py", boot).await);
         }
         for l in &mut lt {
             let r = l.call(serde_json::json!({"cmd": "wait_nodes", "min": 4})).await;
@@ -127,7 +50,7 @@ async fn libtorrent_and_we_share_peers_and_items() {
         for (d, _) in &ours {
             d.bootstrap().await.unwrap();
         }
-        let lt_addrs: Vec<SocketAddr> = lt.iter().map(LtNode::addr).collect();
+        let lt_addrs: Vec<SocketAddr> = lt.iter().map(ScriptNode::addr).collect();
         let known = ours[0].0.find_node(NodeId([0; 20])).await.unwrap();
         eprintln!(
             "our node 0 sees {} libtorrent nodes among its closest",
