@@ -1,6 +1,7 @@
 //! The swarm store shared by every protocol: info-hash → peers.
 
-use std::collections::HashMap;
+use std::cell::Cell;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -13,9 +14,10 @@ use webtorrent_types::{InfoHashV1, PeerId};
 pub enum PeerAddr {
     /// A TCP/uTP address (HTTP and UDP announces).
     Socket(SocketAddr),
-    /// A browser reached through WebRTC offers relayed by the tracker; it
+    /// A browser reached through WebRTC offers relayed by the tracker over
+    /// its WebSocket connection, named by the server's connection number; it
     /// has no address to hand out.
-    WebRtc,
+    WebRtc(u64),
 }
 
 /// Which peers an announcer can use.
@@ -39,7 +41,7 @@ impl PeerKind {
             (Self::V4, PeerAddr::Socket(SocketAddr::V4(_)))
                 | (Self::V6, PeerAddr::Socket(SocketAddr::V6(_)))
                 | (Self::Socket, PeerAddr::Socket(_))
-                | (Self::WebRtc, PeerAddr::WebRtc)
+                | (Self::WebRtc, PeerAddr::WebRtc(_))
         )
     }
 }
@@ -132,6 +134,9 @@ pub enum StoreError {
         /// The limit.
         limit: usize,
     },
+    /// The store has an allowlist (private tracker) without this info-hash.
+    #[error("torrent not allowed on this tracker")]
+    NotAllowed,
 }
 
 #[derive(Debug, Clone)]
@@ -219,6 +224,41 @@ pub struct SwarmStore {
     swarms: HashMap<InfoHashV1, Swarm>,
     peer_count: usize,
     rng: u64,
+    allowlist: Option<HashSet<InfoHashV1>>,
+    counters: StoreCounters,
+    scrapes: Cell<u64>,
+}
+
+/// Totals since the store was made, for statistics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoreCounters {
+    /// Announces handled (refused ones included).
+    pub announces: u64,
+    /// Announces refused (allowlist, full store).
+    pub refused: u64,
+    /// Scraped info-hashes.
+    pub scrapes: u64,
+}
+
+/// A summary of what a store holds, for statistics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoreStats {
+    /// Swarms held.
+    pub torrents: usize,
+    /// Peers held over all swarms.
+    pub peers: usize,
+    /// Seeders among them.
+    pub seeders: usize,
+    /// Peers with an IPv4 address.
+    pub ipv4: usize,
+    /// Peers with an IPv6 address.
+    pub ipv6: usize,
+    /// Browser (WebRTC) peers.
+    pub webrtc: usize,
+    /// Totals since start.
+    pub counters: StoreCounters,
 }
 
 impl SwarmStore {
@@ -231,7 +271,99 @@ impl SwarmStore {
             peer_count: 0,
             // xorshift must not start at zero.
             rng: seed | 1,
+            allowlist: None,
+            counters: StoreCounters::default(),
+            scrapes: Cell::new(0),
         }
+    }
+
+    /// Accepts announces for these info-hashes only (a private tracker);
+    /// `None` accepts every info-hash. Swarms already held are kept.
+    pub fn set_allowlist(&mut self, allowlist: Option<HashSet<InfoHashV1>>) {
+        self.allowlist = allowlist;
+    }
+
+    /// Whether announces for `info_hash` are accepted.
+    #[must_use]
+    pub fn allows(&self, info_hash: &InfoHashV1) -> bool {
+        self.allowlist
+            .as_ref()
+            .is_none_or(|a| a.contains(info_hash))
+    }
+
+    /// A peer of a swarm, if held.
+    #[must_use]
+    pub fn peer(&self, info_hash: &InfoHashV1, peer_id: &PeerId) -> Option<PeerInfo> {
+        let swarm = self.swarms.get(info_hash)?;
+        let e = &swarm.peers[*swarm.index.get(peer_id)?];
+        Some(PeerInfo {
+            peer_id: e.peer_id,
+            addr: e.addr,
+        })
+    }
+
+    /// Marks a held peer as seen now; false if it is not held.
+    pub fn touch(&mut self, now: Instant, info_hash: &InfoHashV1, peer_id: &PeerId) -> bool {
+        let Some(swarm) = self.swarms.get_mut(info_hash) else {
+            return false;
+        };
+        let Some(&i) = swarm.index.get(peer_id) else {
+            return false;
+        };
+        swarm.peers[i].last_seen = now;
+        true
+    }
+
+    /// Removes a peer if it is held with address `addr` (not if another
+    /// connection took its peer id over since); true if it was removed.
+    pub fn remove(&mut self, info_hash: &InfoHashV1, peer_id: &PeerId, addr: PeerAddr) -> bool {
+        let Some(swarm) = self.swarms.get_mut(info_hash) else {
+            return false;
+        };
+        let held = swarm
+            .index
+            .get(peer_id)
+            .is_some_and(|&i| swarm.peers[i].addr == addr);
+        if !held {
+            return false;
+        }
+        swarm.remove(peer_id);
+        self.peer_count -= 1;
+        if swarm.peers.is_empty() {
+            self.swarms.remove(info_hash);
+        }
+        true
+    }
+
+    /// Every info-hash held, in no particular order, at most `limit`.
+    #[must_use]
+    pub fn info_hashes(&self, limit: usize) -> Vec<InfoHashV1> {
+        self.swarms.keys().take(limit).copied().collect()
+    }
+
+    /// What the store holds now and its totals. Walks every peer.
+    #[must_use]
+    pub fn stats(&self) -> StoreStats {
+        let mut st = StoreStats {
+            torrents: self.swarms.len(),
+            peers: self.peer_count,
+            counters: StoreCounters {
+                scrapes: self.scrapes.get(),
+                ..self.counters
+            },
+            ..StoreStats::default()
+        };
+        for swarm in self.swarms.values() {
+            st.seeders += swarm.seeders as usize;
+            for e in &swarm.peers {
+                match e.addr {
+                    PeerAddr::Socket(SocketAddr::V4(_)) => st.ipv4 += 1,
+                    PeerAddr::Socket(SocketAddr::V6(_)) => st.ipv6 += 1,
+                    PeerAddr::WebRtc(_) => st.webrtc += 1,
+                }
+            }
+        }
+        st
     }
 
     /// The limits in use.
@@ -278,6 +410,11 @@ impl SwarmStore {
         announce: &PeerAnnounce,
         wanted: PeerKind,
     ) -> Result<AnnounceReply, StoreError> {
+        self.counters.announces += 1;
+        if !self.allows(&info_hash) {
+            self.counters.refused += 1;
+            return Err(StoreError::NotAllowed);
+        }
         let seeder = announce.left == 0;
         if announce.event == Event::Stopped {
             let Some(swarm) = self.swarms.get_mut(&info_hash) else {
@@ -303,6 +440,7 @@ impl SwarmStore {
             return Ok(reply);
         }
         if !self.swarms.contains_key(&info_hash) && self.swarms.len() >= self.config.max_swarms {
+            self.counters.refused += 1;
             return Err(StoreError::TooManySwarms {
                 limit: self.config.max_swarms,
             });
@@ -377,6 +515,7 @@ impl SwarmStore {
     /// The counts of one swarm; zeros for an unknown info-hash.
     #[must_use]
     pub fn scrape(&self, info_hash: &InfoHashV1) -> ScrapeStats {
+        self.scrapes.set(self.scrapes.get() + 1);
         self.swarms
             .get(info_hash)
             .map(Swarm::stats)

@@ -144,7 +144,7 @@ fn kinds_are_filtered() {
     v6.addr = PeerAddr::Socket("[2001:db8::2]:6881".parse().unwrap());
     s.announce(now, HASH, &v6, PeerKind::Socket).unwrap();
     let mut rtc = peer(3, 1);
-    rtc.addr = PeerAddr::WebRtc;
+    rtc.addr = PeerAddr::WebRtc(7);
     let r = s.announce(now, HASH, &rtc, PeerKind::WebRtc).unwrap();
     // Counted together, but a browser gets no socket peers.
     assert_eq!(r.leechers, 3);
