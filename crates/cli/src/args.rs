@@ -41,6 +41,9 @@ pub(crate) enum Command {
     /// Run a whole swarm on this machine: a local tracker, a seeder of a generated sample
     /// video, and a leecher with the web UI streaming it.
     Demo(crate::demo::DemoArgs),
+    /// Run a tracker until Ctrl-C: HTTP and WebSocket on TCP and UDP, on one port number by
+    /// default (127.0.0.1:8000); prints its announce URLs.
+    Tracker(webtorrent_tracker_server::cli::TrackerArgs),
 }
 
 /// Where the session listens for peers.

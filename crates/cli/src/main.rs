@@ -34,6 +34,10 @@ fn main() -> ExitCode {
         Command::Serve(a) => serve::serve(&a),
         Command::Stream(a) => serve::stream(&a),
         Command::Demo(a) => demo::run(&a),
+        Command::Tracker(a) => session::runtime().and_then(|rt| {
+            rt.block_on(webtorrent_tracker_server::cli::run(&a))?;
+            Ok(ExitCode::SUCCESS)
+        }),
     };
     match result {
         Ok(code) => code,

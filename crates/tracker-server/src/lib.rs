@@ -23,9 +23,18 @@
 //!   statistics on one TCP listener (hyper, axum, tungstenite);
 //! - `SharedStore`, the store they share, and `StoreExpiry`, which expires
 //!   it periodically.
+//!
+//! With the `config` feature, `config::Config` (TOML) and `config::start`
+//! bring up every server of a configuration over one store; with `cli`,
+//! `cli::TrackerArgs` and `cli::run` are the command line shared by the
+//! `webtorrent-tracker` binary and `webtorrent tracker`.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+#[cfg(feature = "cli")]
+pub mod cli;
+#[cfg(feature = "config")]
+pub mod config;
 pub mod http;
 #[cfg(feature = "tokio")]
 mod http_server;
