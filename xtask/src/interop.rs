@@ -455,6 +455,7 @@ fn scenarios() -> Result<Vec<Scenario>> {
     all.extend(crate::webseed::scenarios());
     all.extend(crate::webrtc::scenarios());
     all.extend(crate::ui::scenarios());
+    all.extend(crate::tracker::scenarios());
     Ok(all)
 }
 

@@ -10,6 +10,7 @@ mod netns;
 mod setup;
 mod swarm;
 mod swarm4;
+mod tracker;
 mod ui;
 mod util;
 mod webrtc;

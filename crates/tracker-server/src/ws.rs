@@ -370,10 +370,29 @@ fn decode_failure(conn: u64, text: &str, e: &WsDecodeError) -> WsSend {
             "info_hash" => "invalid info_hash".to_owned(),
             "peer_id" => "invalid peer_id".to_owned(),
             "to_peer_id" => "invalid `to_peer_id` (required with `answer`)".to_owned(),
-            "action" => "invalid action in WS request".to_owned(),
+            // JSON that is not an object has no action.
+            "frame" => "invalid action in WS request: undefined".to_owned(),
+            "action" => {
+                let shown = serde_json::from_str::<Map<String, Value>>(text)
+                    .ok()
+                    .and_then(|m| m.get("action").map(Value::to_string))
+                    .unwrap_or_else(|| "undefined".to_owned());
+                format!("invalid action in WS request: {shown}")
+            }
             _ => e.to_string(),
         },
-        WsDecodeError::UnknownAction => "invalid action in WS request".to_owned(),
+        WsDecodeError::UnknownAction => {
+            let action = serde_json::from_str::<Map<String, Value>>(text)
+                .ok()
+                .and_then(|m| m.get("action").cloned());
+            // As JavaScript would print it.
+            let shown = match action {
+                Some(Value::String(s)) => s,
+                Some(v) => v.to_string(),
+                None => "undefined".to_owned(),
+            };
+            format!("invalid action in WS request: {shown}")
+        }
         WsDecodeError::UnknownEvent => {
             let info_hash = serde_json::from_str::<Map<String, Value>>(text)
                 .ok()

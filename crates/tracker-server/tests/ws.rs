@@ -211,7 +211,11 @@ fn refusals_use_bittorrent_tracker_words() {
     );
     assert_eq!(
         reason(t.send(1, &json!({"action": "dance"}))),
-        json!({"failure reason": "invalid action in WS request"})
+        json!({"failure reason": "invalid action in WS request: dance"})
+    );
+    assert_eq!(
+        reason(t.send(1, &json!({"info_hash": bin(1)}))),
+        json!({"failure reason": "invalid action in WS request: undefined"})
     );
     assert_eq!(
         reason(t.send(1, &announce(1, b'a', 0, "exploded"))),
