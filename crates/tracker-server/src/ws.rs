@@ -205,7 +205,9 @@ impl WsHandler {
         out: &mut Vec<WsSend>,
     ) {
         let stopping = a.event == Event::Stopped;
-        if !stopping && !self.remember(conn, a.info_hash, a.peer_id) {
+        if stopping {
+            self.forget(conn, a.info_hash, a.peer_id);
+        } else if !self.remember(conn, a.info_hash, a.peer_id) {
             out.push(failure(
                 conn,
                 Some(a.info_hash),
