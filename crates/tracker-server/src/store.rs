@@ -86,7 +86,8 @@ impl Default for StoreConfig {
 /// One announce, as every protocol reduces it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PeerAnnounce {
-    /// The announcer's peer id: the key of its entry in the swarm.
+    /// The announcer's peer id: the key of its entry for a browser (a TCP
+    /// peer's key is its address).
     pub peer_id: PeerId,
     /// Where others can reach it.
     pub addr: PeerAddr,
@@ -139,6 +140,24 @@ pub enum StoreError {
     NotAllowed,
 }
 
+/// What identifies a peer within a swarm: its address for TCP peers (as
+/// opentracker and bittorrent-tracker do: a client cannot take over
+/// another's entry by reusing its peer id, and clients that send one peer id
+/// for every torrent or none at all are still told apart), its peer id for
+/// browsers, which have no address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Key {
+    Id(PeerId),
+    Addr(SocketAddr),
+}
+
+const fn key_of(peer_id: PeerId, addr: &PeerAddr) -> Key {
+    match addr {
+        PeerAddr::Socket(a) => Key::Addr(*a),
+        PeerAddr::WebRtc(_) => Key::Id(peer_id),
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Entry {
     peer_id: PeerId,
@@ -147,12 +166,18 @@ struct Entry {
     last_seen: Instant,
 }
 
+impl Entry {
+    const fn key(&self) -> Key {
+        key_of(self.peer_id, &self.addr)
+    }
+}
+
 /// One torrent's peers: a vector for picking at random positions, an index
-/// by peer id, and counts kept up to date.
+/// by [`Key`], and counts kept up to date.
 #[derive(Debug, Default)]
 struct Swarm {
     peers: Vec<Entry>,
-    index: HashMap<PeerId, usize>,
+    index: HashMap<Key, usize>,
     seeders: u32,
     downloaded: u32,
 }
@@ -164,11 +189,11 @@ impl Swarm {
             .saturating_sub(self.seeders)
     }
 
-    fn remove(&mut self, peer_id: &PeerId) -> Option<Entry> {
-        let i = self.index.remove(peer_id)?;
+    fn remove(&mut self, key: &Key) -> Option<Entry> {
+        let i = self.index.remove(key)?;
         let entry = self.peers.swap_remove(i);
         if let Some(moved) = self.peers.get(i) {
-            self.index.insert(moved.peer_id, i);
+            self.index.insert(moved.key(), i);
         }
         if entry.seeder {
             self.seeders -= 1;
@@ -212,7 +237,12 @@ impl Swarm {
 ///     numwant: None,
 /// };
 /// store.announce(now, torrent, &seeder, PeerKind::Socket)?;
-/// let leecher = PeerAnnounce { peer_id: PeerId([b'l'; 20]), left: 100, ..seeder };
+/// let leecher = PeerAnnounce {
+///     peer_id: PeerId([b'l'; 20]),
+///     addr: PeerAddr::Socket("10.0.0.2:6881".parse::<SocketAddr>().unwrap()),
+///     left: 100,
+///     ..seeder
+/// };
 /// let reply = store.announce(now, torrent, &leecher, PeerKind::Socket)?;
 /// assert_eq!((reply.seeders, reply.leechers), (1, 1));
 /// assert_eq!(reply.peers[0].peer_id, seeder.peer_id);
@@ -295,7 +325,7 @@ impl SwarmStore {
     #[must_use]
     pub fn peer(&self, info_hash: &InfoHashV1, peer_id: &PeerId) -> Option<PeerInfo> {
         let swarm = self.swarms.get(info_hash)?;
-        let e = &swarm.peers[*swarm.index.get(peer_id)?];
+        let e = &swarm.peers[*swarm.index.get(&Key::Id(*peer_id))?];
         Some(PeerInfo {
             peer_id: e.peer_id,
             addr: e.addr,
@@ -307,7 +337,7 @@ impl SwarmStore {
         let Some(swarm) = self.swarms.get_mut(info_hash) else {
             return false;
         };
-        let Some(&i) = swarm.index.get(peer_id) else {
+        let Some(&i) = swarm.index.get(&Key::Id(*peer_id)) else {
             return false;
         };
         swarm.peers[i].last_seen = now;
@@ -320,14 +350,15 @@ impl SwarmStore {
         let Some(swarm) = self.swarms.get_mut(info_hash) else {
             return false;
         };
+        let key = key_of(*peer_id, &addr);
         let held = swarm
             .index
-            .get(peer_id)
+            .get(&key)
             .is_some_and(|&i| swarm.peers[i].addr == addr);
         if !held {
             return false;
         }
-        swarm.remove(peer_id);
+        swarm.remove(&key);
         self.peer_count -= 1;
         if swarm.peers.is_empty() {
             self.swarms.remove(info_hash);
@@ -416,6 +447,7 @@ impl SwarmStore {
             return Err(StoreError::NotAllowed);
         }
         let seeder = announce.left == 0;
+        let key = key_of(announce.peer_id, &announce.addr);
         if announce.event == Event::Stopped {
             let Some(swarm) = self.swarms.get_mut(&info_hash) else {
                 return Ok(AnnounceReply {
@@ -425,7 +457,7 @@ impl SwarmStore {
                     stored: false,
                 });
             };
-            if swarm.remove(&announce.peer_id).is_some() {
+            if swarm.remove(&key).is_some() {
                 self.peer_count -= 1;
             }
             let reply = AnnounceReply {
@@ -448,9 +480,10 @@ impl SwarmStore {
         let room = self.peer_count < self.config.max_peers;
         let per_swarm = self.config.max_peers_per_swarm;
         let swarm = self.swarms.entry(info_hash).or_default();
-        let stored = if let Some(&i) = swarm.index.get(&announce.peer_id) {
+        let stored = if let Some(&i) = swarm.index.get(&key) {
             let entry = &mut swarm.peers[i];
             let was_seeder = entry.seeder;
+            entry.peer_id = announce.peer_id;
             entry.addr = announce.addr;
             entry.last_seen = now;
             entry.seeder = seeder;
@@ -464,7 +497,7 @@ impl SwarmStore {
             }
             true
         } else if room && swarm.peers.len() < per_swarm {
-            swarm.index.insert(announce.peer_id, swarm.peers.len());
+            swarm.index.insert(key, swarm.peers.len());
             swarm.peers.push(Entry {
                 peer_id: announce.peer_id,
                 addr: announce.addr,
@@ -499,7 +532,7 @@ impl SwarmStore {
                 stored,
             });
         };
-        let peers = pick(swarm, start, want, announce, seeder, wanted);
+        let peers = pick(swarm, start, want, key, seeder, wanted);
         let reply = AnnounceReply {
             seeders: swarm.seeders,
             leechers: swarm.leechers(),
@@ -538,7 +571,7 @@ impl SwarmStore {
                 swarm.index.clear();
                 swarm.seeders = 0;
                 for (i, e) in swarm.peers.iter().enumerate() {
-                    swarm.index.insert(e.peer_id, i);
+                    swarm.index.insert(e.key(), i);
                     if e.seeder {
                         swarm.seeders += 1;
                     }
@@ -557,7 +590,7 @@ fn pick(
     swarm: &Swarm,
     start: u64,
     want: usize,
-    announce: &PeerAnnounce,
+    announcer: Key,
     seeder: bool,
     wanted: PeerKind,
 ) -> Vec<PeerInfo> {
@@ -572,7 +605,7 @@ fn pick(
         if out.len() == want {
             break;
         }
-        if e.peer_id == announce.peer_id || (seeder && e.seeder) || !wanted.matches(&e.addr) {
+        if e.key() == announcer || (seeder && e.seeder) || !wanted.matches(&e.addr) {
             continue;
         }
         out.push(PeerInfo {

@@ -1,0 +1,378 @@
+//! `cargo xtask bench tracker`: announces per second of our tracker against
+//! bittorrent-tracker's server, with aquatic's load generators (UDP and WebSocket), and our
+//! memory with 100 000 swarms of 10 peers (1 000 000 peers).
+//!
+//! opentracker (Debian) is built whitelist-only, and aquatic's load generator draws random
+//! info-hashes at start, so it cannot be whitelisted: opentracker would answer errors only.
+//! bittorrent-tracker's server takes its place on UDP, as on WebSocket.
+//!
+//! Everything runs on 127.0.0.1; the load generator and the tracker share the machine's cores,
+//! so the figures are those of this machine with one load worker, not of the tracker alone.
+//! Each tracker's CPU time is read from /proc, to give responses per CPU-second too.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use serde_json::{Value, json};
+
+use crate::bench::procfs;
+use crate::swarm::procs::{Logs, Proc, free_port, wait_until};
+use crate::util::{self, cargo, root, run};
+
+/// Pinned versions of aquatic's load generators.
+const AQUATIC_VERSION: &str = "0.9.0";
+
+/// Options of `cargo xtask bench tracker`.
+pub(crate) struct Options {
+    /// Seconds of load per run.
+    pub(crate) seconds: u64,
+    /// Skip the 1M-peer memory measurement.
+    pub(crate) skip_rss: bool,
+}
+
+fn tools() -> PathBuf {
+    root().join("target/tools")
+}
+
+/// The load generator `name`, installed into target/tools with `cargo install` if missing.
+fn load_tester(name: &str) -> Result<PathBuf> {
+    let bin = tools().join("bin").join(name);
+    if !bin.is_file() {
+        eprintln!(
+            "installing {name} {AQUATIC_VERSION} into {}",
+            tools().display()
+        );
+        run(Command::new("cargo")
+            .args(["install", "--locked", "--root"])
+            .arg(tools())
+            .arg(format!("{name}@{AQUATIC_VERSION}"))
+            .env_remove("CARGO_TARGET_DIR"))?;
+    }
+    Ok(bin)
+}
+
+fn our_tracker_binary() -> Result<PathBuf> {
+    run(cargo().args([
+        "build",
+        "--locked",
+        "--release",
+        "-p",
+        "webtorrent-tracker-server",
+        "--features",
+        "cli",
+        "--bin",
+        "webtorrent-tracker",
+    ]))?;
+    let dir =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from);
+    Ok(dir.join("release/webtorrent-tracker"))
+}
+
+/// A tracker under load.
+struct Tracker {
+    label: &'static str,
+    proc: Proc,
+    port: u16,
+}
+
+impl Tracker {
+    fn ours(bin: &Path, dir: &Path, logs: &Logs, config: &str) -> Result<Self> {
+        let port = free_port(true)?;
+        let file = dir.join("ours.toml");
+        std::fs::write(
+            &file,
+            format!("listen = \"127.0.0.1:{port}\"\nenable_stats = true\n{config}"),
+        )?;
+        let mut c = Command::new(bin);
+        c.arg("--config").arg(&file);
+        let mut proc = Proc::spawn("ours", &mut c, dir, false, logs)?;
+        wait_until(
+            Some(Instant::now() + Duration::from_secs(10)),
+            "our tracker",
+            || {
+                if let Some(s) = proc.exited()? {
+                    bail!("webtorrent-tracker exited ({s})");
+                }
+                Ok(proc.stdout().contains("stats:"))
+            },
+        )?;
+        Ok(Self {
+            label: "webtorrent-tracker",
+            proc,
+            port,
+        })
+    }
+
+    fn bittorrent_tracker(dir: &Path, logs: &Logs) -> Result<Self> {
+        let port = free_port(true)?;
+        let mut c = Command::new("node");
+        c.arg(root().join("interop/bench/bt_tracker.mjs"))
+            .args(["--port", &port.to_string()]);
+        let mut proc = Proc::spawn("bittorrent-tracker", &mut c, dir, true, logs)?;
+        wait_until(
+            Some(Instant::now() + Duration::from_secs(10)),
+            "bittorrent-tracker",
+            || {
+                if let Some(s) = proc.exited()? {
+                    bail!("bt_tracker.mjs exited ({s})");
+                }
+                Ok(proc.stdout().contains("port"))
+            },
+        )?;
+        Ok(Self {
+            label: "bittorrent-tracker",
+            proc,
+            port,
+        })
+    }
+
+    fn cpu_ticks(&self) -> Result<u64> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.proc.id()))?;
+        Ok(procfs::parse_stat(&stat)?.ticks.own)
+    }
+
+    fn rss_kib(&self) -> Result<(u64, u64)> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.proc.id()))?;
+        let field = |name: &str| -> Result<u64> {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+                .with_context(|| format!("no {name} in /proc/<pid>/status"))
+        };
+        Ok((field("VmRSS:")?, field("VmHWM:")?))
+    }
+}
+
+/// Clock ticks per second (`getconf CLK_TCK`).
+fn clock_ticks() -> u64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok()?.trim().parse().ok())
+        .unwrap_or(100)
+}
+
+/// The last "responses per second" figure of an aquatic load test report: the line
+/// `Responses in: N/second` (UDP) or `Responses/second: N` style lines (WebSocket).
+fn responses_per_second(report: &str) -> Option<f64> {
+    report.lines().rev().find_map(|l| {
+        let lower = l.to_ascii_lowercase();
+        if !lower.contains("responses") && !lower.contains("in:") {
+            return None;
+        }
+        let cleaned: String = lower
+            .chars()
+            .map(|c| {
+                if c.is_ascii_digit() || c == '.' {
+                    c
+                } else {
+                    ' '
+                }
+            })
+            .collect();
+        cleaned
+            .split_whitespace()
+            .find_map(|w| w.parse::<f64>().ok().filter(|v| *v > 0.0))
+    })
+}
+
+/// Runs `tester` with `config` against `tracker` and returns (responses/s, tracker CPU s, the
+/// report).
+fn load(
+    tester: &Path,
+    config: &str,
+    tracker: &Tracker,
+    dir: &Path,
+    seconds: u64,
+) -> Result<(f64, f64, String)> {
+    let file = dir.join(format!(
+        "{}-{}.toml",
+        tester.file_name().unwrap_or_default().to_string_lossy(),
+        tracker.label
+    ));
+    std::fs::write(&file, config)?;
+    let before = tracker.cpu_ticks()?;
+    let out = util::capture(
+        Command::new(tester).arg("-c").arg(&file),
+        Some(Instant::now() + Duration::from_secs(seconds + 30)),
+    )?;
+    let after = tracker.cpu_ticks()?;
+    let report = format!("{}{}", out.stdout, out.stderr);
+    let rate = responses_per_second(&report)
+        .with_context(|| format!("no responses/second in the report:\n{report}"))?;
+    #[allow(clippy::cast_precision_loss)]
+    let cpu = (after - before) as f64 / clock_ticks() as f64;
+    Ok((rate, cpu, report))
+}
+
+fn udp_config(port: u16, seconds: u64) -> String {
+    format!(
+        "server_address = \"127.0.0.1:{port}\"\nlog_level = \"error\"\nworkers = 1\n\
+         duration = {seconds}\nsummarize_last = 0\nextra_statistics = false\n\
+         [network]\nmultiple_client_ipv4s = false\nsockets_per_worker = 4\nrecv_buffer = 4000000\n\
+         [requests]\nnumber_of_torrents = 10000\nnumber_of_peers = 100000\nscrape_max_torrents = 10\n\
+         announce_peers_wanted = 30\nweight_connect = 50\nweight_announce = 50\nweight_scrape = 1\n\
+         peer_seeder_probability = 0.75\n"
+    )
+}
+
+/// Fills `tracker` over UDP with `swarms` swarms of `per_swarm` peers each (distinct peer
+/// ids, ports as the peer's index), waiting for every answer in windows of 512 requests.
+fn fill(port: u16, swarms: u32, per_swarm: u32) -> Result<Duration> {
+    let sock = UdpSocket::bind("127.0.0.1:0")?;
+    sock.set_read_timeout(Some(Duration::from_millis(500)))?;
+    let server = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut buf = [0u8; 2048];
+    let connect = |buf: &mut [u8]| -> Result<u64> {
+        let mut req = Vec::with_capacity(16);
+        req.extend_from_slice(&0x0417_2710_1980_u64.to_be_bytes());
+        req.extend_from_slice(&0u32.to_be_bytes());
+        req.extend_from_slice(&7u32.to_be_bytes());
+        for _ in 0..5 {
+            sock.send_to(&req, server)?;
+            if let Ok((n, _)) = sock.recv_from(buf)
+                && n >= 16
+            {
+                return Ok(u64::from_be_bytes(buf[8..16].try_into()?));
+            }
+        }
+        bail!("no connect answer from the tracker")
+    };
+    let started = Instant::now();
+    let mut conn = connect(&mut buf)?;
+    let mut conn_at = Instant::now();
+    let total = u64::from(swarms) * u64::from(per_swarm);
+    let mut sent = 0u64;
+    while sent < total {
+        if conn_at.elapsed() > Duration::from_secs(60) {
+            conn = connect(&mut buf)?;
+            conn_at = Instant::now();
+        }
+        let window = (total - sent).min(512);
+        for i in sent..sent + window {
+            let swarm = u32::try_from(i / u64::from(per_swarm))?;
+            let mut req = Vec::with_capacity(98);
+            req.extend_from_slice(&conn.to_be_bytes());
+            req.extend_from_slice(&1u32.to_be_bytes());
+            req.extend_from_slice(&u32::try_from(i & 0xffff_ffff)?.to_be_bytes());
+            let mut hash = [0u8; 20];
+            hash[..4].copy_from_slice(&swarm.to_be_bytes());
+            req.extend_from_slice(&hash);
+            let mut peer = [0x2du8; 20];
+            peer[12..20].copy_from_slice(&i.to_be_bytes());
+            req.extend_from_slice(&peer);
+            req.extend_from_slice(&0u64.to_be_bytes()); // downloaded
+            req.extend_from_slice(&u64::from(i % 4 != 0).to_be_bytes()); // left: 3 in 4 leech
+            req.extend_from_slice(&0u64.to_be_bytes()); // uploaded
+            req.extend_from_slice(&2u32.to_be_bytes()); // started
+            req.extend_from_slice(&0u32.to_be_bytes()); // ip
+            req.extend_from_slice(&0u32.to_be_bytes()); // key
+            req.extend_from_slice(&0i32.to_be_bytes()); // num_want 0
+            req.extend_from_slice(&u16::try_from(1024 + i % 60_000)?.to_be_bytes());
+            sock.send_to(&req, server)?;
+        }
+        let mut got = 0;
+        while got < window {
+            if sock.recv_from(&mut buf).is_err() {
+                break;
+            }
+            got += 1;
+        }
+        sent += window;
+    }
+    Ok(started.elapsed())
+}
+
+fn stats(port: u16) -> Result<Value> {
+    let body = crate::swarm::procs::curl(&format!("http://127.0.0.1:{port}/stats.json"), &[])?;
+    serde_json::from_str(&body).context("/stats.json")
+}
+
+pub(crate) fn tracker(opts: &Options) -> Result<()> {
+    ensure!(
+        util::on_path("node"),
+        "node is missing: run `cargo xtask ci --only setup`"
+    );
+    let udp_tester = load_tester("aquatic_udp_load_test")?;
+    let ws_tester = load_tester("aquatic_ws_load_test")?;
+    let ours_bin = our_tracker_binary()?;
+    let dir = root().join("target/bench-tracker");
+    std::fs::create_dir_all(&dir)?;
+    let logs = Logs::default();
+    let mut results = Vec::new();
+    let big = "[store]\nmax_swarms = 1000000\nmax_peers = 2000000\n";
+
+    for (proto, tester) in [("udp", &udp_tester), ("ws", &ws_tester)] {
+        for which in ["ours", "bittorrent-tracker"] {
+            let tracker = if which == "ours" {
+                Tracker::ours(&ours_bin, &dir, &logs, big)?
+            } else {
+                Tracker::bittorrent_tracker(&dir, &logs)?
+            };
+            let config = if proto == "udp" {
+                udp_config(tracker.port, opts.seconds)
+            } else {
+                ws_config(tracker.port, opts.seconds)
+            };
+            let (rate, cpu, report) = load(tester, &config, &tracker, &dir, opts.seconds)?;
+            std::fs::write(dir.join(format!("{proto}-{which}.report")), &report)?;
+            #[allow(clippy::cast_precision_loss)]
+            let per_cpu = rate * opts.seconds as f64 / cpu.max(0.001);
+            eprintln!(
+                "{proto:<4} {:<20} {rate:>10.0} responses/s   tracker CPU {cpu:>5.1} s   {per_cpu:>10.0} responses per CPU-second",
+                tracker.label
+            );
+            results.push(json!({
+                "protocol": proto, "tracker": tracker.label, "responses_per_second": rate,
+                "tracker_cpu_seconds": cpu, "responses_per_cpu_second": per_cpu,
+                "seconds": opts.seconds,
+            }));
+        }
+    }
+
+    if !opts.skip_rss {
+        let tracker = Tracker::ours(
+            &ours_bin,
+            &dir,
+            &logs,
+            "[store]\nmax_swarms = 100000\nmax_peers = 1000000\n",
+        )?;
+        let (idle_rss, _) = tracker.rss_kib()?;
+        let took = fill(tracker.port, 100_000, 10)?;
+        let st = stats(tracker.port)?;
+        let (rss, hwm) = tracker.rss_kib()?;
+        eprintln!(
+            "rss  {} swarms, {} peers: RSS {} MiB (peak {} MiB, idle {} MiB), filled in {}",
+            st["torrents"],
+            st["peersAll"],
+            rss / 1024,
+            hwm / 1024,
+            idle_rss / 1024,
+            util::secs(took)
+        );
+        results.push(json!({
+            "rss": true, "torrents": st["torrents"], "peers": st["peersAll"],
+            "rss_kib": rss, "peak_rss_kib": hwm, "idle_rss_kib": idle_rss,
+            "fill_seconds": took.as_secs_f64(),
+        }));
+    }
+    let path = dir.join("results.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&results)?)?;
+    eprintln!("results: {}", path.display());
+    Ok(())
+}
+
+fn ws_config(port: u16, seconds: u64) -> String {
+    format!(
+        "server_address = \"127.0.0.1:{port}\"\nlog_level = \"error\"\nnum_workers = 1\n\
+         num_connections_per_worker = 16\nconnection_creation_interval_ms = 10\n\
+         url_suffix = \"\"\nduration = {seconds}\nmeasure_after_max_connections_reached = true\n\
+         [torrents]\nnumber_of_torrents = 10000\noffers_per_request = 2\n\
+         peer_seeder_probability = 0.25\nweight_announce = 5\nweight_scrape = 0\n"
+    )
+}
