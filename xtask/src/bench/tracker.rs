@@ -6,6 +6,10 @@
 //! info-hashes at start, so it cannot be whitelisted: opentracker would answer errors only.
 //! bittorrent-tracker's server takes its place on UDP, as on WebSocket.
 //!
+//! aquatic_ws_load_test 0.9 speaks only TLS (wss://); neither tracker does, so each is put
+//! behind the same local nginx (one worker, TLS with a self-signed certificate, WebSocket
+//! proxying): the WebSocket figures include that proxy.
+//!
 //! Everything runs on 127.0.0.1; the load generator and the tracker share the machine's cores,
 //! so the figures are those of this machine with one load worker, not of the tracker alone.
 //! Each tracker's CPU time is read from /proc, to give responses per CPU-second too.
@@ -314,13 +318,18 @@ pub(crate) fn tracker(opts: &Options) -> Result<()> {
             } else {
                 Tracker::bittorrent_tracker(&dir, &logs)?
             };
-            let config = if proto == "udp" {
-                udp_config(tracker.port, opts.seconds)
+            let proxy = if proto == "ws" {
+                Some(TlsProxy::start(&dir, &logs, tracker.port)?)
             } else {
-                ws_config(tracker.port, opts.seconds)
+                None
+            };
+            let config = match &proxy {
+                None => udp_config(tracker.port, opts.seconds),
+                Some(p) => ws_config(p.port, opts.seconds),
             };
             let (rate, cpu, report) = load(tester, &config, &tracker, &dir, opts.seconds)?;
             std::fs::write(dir.join(format!("{proto}-{which}.report")), &report)?;
+            drop(proxy);
             #[allow(clippy::cast_precision_loss)]
             let per_cpu = rate * opts.seconds as f64 / cpu.max(0.001);
             eprintln!(
@@ -367,11 +376,101 @@ pub(crate) fn tracker(opts: &Options) -> Result<()> {
     Ok(())
 }
 
+/// nginx terminating TLS on a free port and proxying WebSockets to `upstream`.
+struct TlsProxy {
+    proc: Proc,
+    port: u16,
+}
+
+impl Drop for TlsProxy {
+    fn drop(&mut self) {
+        // SIGINT is nginx's fast shutdown: the master stops its workers (a kill of the master
+        // alone would leave them running).
+        let _ = self.proc.interrupt(Duration::from_secs(5));
+    }
+}
+
+impl TlsProxy {
+    fn start(dir: &Path, logs: &Logs, upstream: u16) -> Result<Self> {
+        ensure!(
+            Path::new("/usr/sbin/nginx").is_file() || util::on_path("nginx"),
+            "nginx is missing: run `cargo xtask ci --only setup`"
+        );
+        let dir = dir.join(format!("nginx-{upstream}"));
+        std::fs::create_dir_all(dir.join("logs"))?;
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        if !cert.is_file() {
+            let out = util::capture(
+                Command::new("openssl")
+                    .args([
+                        "req",
+                        "-x509",
+                        "-newkey",
+                        "rsa:2048",
+                        "-nodes",
+                        "-days",
+                        "2",
+                        "-subj",
+                        "/CN=example.com",
+                        "-keyout",
+                    ])
+                    .arg(&key)
+                    .arg("-out")
+                    .arg(&cert),
+                Some(Instant::now() + Duration::from_secs(30)),
+            )?;
+            out.ok("openssl req")?;
+        }
+        let port = free_port(false)?;
+        let conf = dir.join("nginx.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "worker_processes 1;\ndaemon off;\npid {dir}/nginx.pid;\nerror_log {dir}/logs/error.log warn;\n\
+                 events {{ worker_connections 4096; }}\n\
+                 http {{\n  access_log off;\n\
+                 map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}\n\
+                 server {{\n    listen 127.0.0.1:{port} ssl;\n\
+                 ssl_certificate {cert};\n    ssl_certificate_key {key};\n\
+                 location / {{\n      proxy_pass http://127.0.0.1:{upstream};\n\
+                 proxy_http_version 1.1;\n      proxy_set_header Upgrade $http_upgrade;\n\
+                 proxy_set_header Connection $connection_upgrade;\n\
+                 proxy_read_timeout 600s;\n      proxy_buffering off;\n    }}\n  }}\n}}\n",
+                dir = dir.display(),
+                cert = cert.display(),
+                key = key.display(),
+            ),
+        )?;
+        let mut c = Command::new("nginx");
+        c.arg("-p")
+            .arg(&dir)
+            .arg("-e")
+            .arg(dir.join("logs/error.log"))
+            .arg("-c")
+            .arg(&conf);
+        let mut proc = Proc::spawn(&format!("nginx-{upstream}"), &mut c, &dir, false, logs)?;
+        wait_until(
+            Some(Instant::now() + Duration::from_secs(10)),
+            "nginx",
+            || {
+                if let Some(s) = proc.exited()? {
+                    bail!("nginx exited ({s}): {}", proc.stderr());
+                }
+                Ok(crate::swarm::procs::accepts(SocketAddr::from((
+                    [127, 0, 0, 1],
+                    port,
+                ))))
+            },
+        )?;
+        Ok(Self { proc, port })
+    }
+}
+
 fn ws_config(port: u16, seconds: u64) -> String {
     format!(
         "server_address = \"127.0.0.1:{port}\"\nlog_level = \"error\"\nnum_workers = 1\n\
          num_connections_per_worker = 16\nconnection_creation_interval_ms = 10\n\
-         url_suffix = \"\"\nduration = {seconds}\nmeasure_after_max_connections_reached = true\n\
+         duration = {seconds}\nmeasure_after_max_connections_reached = true\n\
          [torrents]\nnumber_of_torrents = 10000\noffers_per_request = 2\n\
          peer_seeder_probability = 0.25\nweight_announce = 5\nweight_scrape = 0\n"
     )
