@@ -37,8 +37,12 @@ pub(crate) struct Options {
     pub(crate) skip_rss: bool,
 }
 
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from)
+}
+
 fn tools() -> PathBuf {
-    root().join("target/tools")
+    target_dir().join("tools")
 }
 
 /// The load generator `name`, installed into target/tools with `cargo install` if missing.
@@ -70,9 +74,7 @@ fn our_tracker_binary() -> Result<PathBuf> {
         "--bin",
         "webtorrent-tracker",
     ]))?;
-    let dir =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from);
-    Ok(dir.join("release/webtorrent-tracker"))
+    Ok(target_dir().join("release/webtorrent-tracker"))
 }
 
 /// A tracker under load.
@@ -161,28 +163,32 @@ fn clock_ticks() -> u64 {
         .unwrap_or(100)
 }
 
-/// The last "responses per second" figure of an aquatic load test report: the line
-/// `Responses in: N/second` (UDP) or `Responses/second: N` style lines (WebSocket).
+/// The figure of the line `Average responses per second: N` that ends an aquatic load
+/// test report.
 fn responses_per_second(report: &str) -> Option<f64> {
     report.lines().rev().find_map(|l| {
-        let lower = l.to_ascii_lowercase();
-        if !lower.contains("responses") && !lower.contains("in:") {
-            return None;
-        }
-        let cleaned: String = lower
-            .chars()
-            .map(|c| {
-                if c.is_ascii_digit() || c == '.' {
-                    c
-                } else {
-                    ' '
-                }
-            })
-            .collect();
-        cleaned
-            .split_whitespace()
-            .find_map(|w| w.parse::<f64>().ok().filter(|v| *v > 0.0))
+        l.trim()
+            .strip_prefix("Average responses per second:")?
+            .trim()
+            .parse()
+            .ok()
     })
+}
+
+/// The sub-figure `  - <kind> responses: N` of the final report (e.g. `Error`).
+fn responses_of(report: &str, kind: &str) -> f64 {
+    let tail = report
+        .rfind("Average responses per second:")
+        .map_or(report, |i| &report[i..]);
+    tail.lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix(&format!("- {kind} responses:"))?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0.0)
 }
 
 /// Runs `tester` with `config` against `tracker` and returns (responses/s, tracker CPU s, the
@@ -280,6 +286,8 @@ fn fill(port: u16, swarms: u32, per_swarm: u32) -> Result<Duration> {
             req.extend_from_slice(&u16::try_from(1024 + i % 60_000)?.to_be_bytes());
             sock.send_to(&req, server)?;
         }
+        // Answers only pace the sender: what comes back soon is read, the rest is lost.
+        sock.set_read_timeout(Some(Duration::from_millis(20)))?;
         let mut got = 0;
         while got < window {
             if sock.recv_from(&mut buf).is_err() {
@@ -287,6 +295,7 @@ fn fill(port: u16, swarms: u32, per_swarm: u32) -> Result<Duration> {
             }
             got += 1;
         }
+        sock.set_read_timeout(Some(Duration::from_millis(500)))?;
         sent += window;
     }
     Ok(started.elapsed())
@@ -309,7 +318,10 @@ pub(crate) fn tracker(opts: &Options) -> Result<()> {
     std::fs::create_dir_all(&dir)?;
     let logs = Logs::default();
     let mut results = Vec::new();
-    let big = "[store]\nmax_swarms = 1000000\nmax_peers = 2000000\n";
+    // aquatic's WebSocket generator announces every connection in hundreds of its 10 000
+    // torrents, beyond the default of 1024 swarms per connection (meant for browsers).
+    let big = "[store]\nmax_swarms = 1000000\nmax_peers = 2000000\n\
+               [websocket]\nmax_swarms_per_connection = 100000\n";
 
     for (proto, tester) in [("udp", &udp_tester), ("ws", &ws_tester)] {
         for which in ["ours", "bittorrent-tracker"] {
@@ -328,17 +340,18 @@ pub(crate) fn tracker(opts: &Options) -> Result<()> {
                 Some(p) => ws_config(p.port, opts.seconds),
             };
             let (rate, cpu, report) = load(tester, &config, &tracker, &dir, opts.seconds)?;
+            let errors = responses_of(&report, "Error");
             std::fs::write(dir.join(format!("{proto}-{which}.report")), &report)?;
             drop(proxy);
             #[allow(clippy::cast_precision_loss)]
             let per_cpu = rate * opts.seconds as f64 / cpu.max(0.001);
             eprintln!(
-                "{proto:<4} {:<20} {rate:>10.0} responses/s   tracker CPU {cpu:>5.1} s   {per_cpu:>10.0} responses per CPU-second",
+                "{proto:<4} {:<20} {rate:>10.0} responses/s ({errors:.0} errors/s)   tracker CPU {cpu:>5.1} s   {per_cpu:>10.0} responses per CPU-second",
                 tracker.label
             );
             results.push(json!({
                 "protocol": proto, "tracker": tracker.label, "responses_per_second": rate,
-                "tracker_cpu_seconds": cpu, "responses_per_cpu_second": per_cpu,
+                "tracker_cpu_seconds": cpu, "error_responses_per_second": errors, "responses_per_cpu_second": per_cpu,
                 "seconds": opts.seconds,
             }));
         }
