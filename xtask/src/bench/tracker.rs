@@ -232,7 +232,7 @@ fn udp_config(port: u16, seconds: u64) -> String {
 }
 
 /// Fills `tracker` over UDP with `swarms` swarms of `per_swarm` peers each (distinct peer
-/// ids, ports as the peer's index), waiting for every answer in windows of 512 requests.
+/// ids, ports as the peer's index), waiting for every answer in windows of 128 requests (what the default socket buffer holds).
 fn fill(port: u16, swarms: u32, per_swarm: u32) -> Result<Duration> {
     let sock = UdpSocket::bind("127.0.0.1:0")?;
     sock.set_read_timeout(Some(Duration::from_millis(500)))?;
@@ -263,7 +263,7 @@ fn fill(port: u16, swarms: u32, per_swarm: u32) -> Result<Duration> {
             conn = connect(&mut buf)?;
             conn_at = Instant::now();
         }
-        let window = (total - sent).min(512);
+        let window = (total - sent).min(128);
         for i in sent..sent + window {
             let swarm = u32::try_from(i / u64::from(per_swarm))?;
             let mut req = Vec::with_capacity(98);
@@ -287,7 +287,7 @@ fn fill(port: u16, swarms: u32, per_swarm: u32) -> Result<Duration> {
             sock.send_to(&req, server)?;
         }
         // Answers only pace the sender: what comes back soon is read, the rest is lost.
-        sock.set_read_timeout(Some(Duration::from_millis(20)))?;
+        sock.set_read_timeout(Some(Duration::from_millis(100)))?;
         let mut got = 0;
         while got < window {
             if sock.recv_from(&mut buf).is_err() {
