@@ -448,9 +448,7 @@ pub async fn start(config: &Config) -> Result<Tracker, ConfigError> {
         {
             addr.set_port(port);
         }
-        let socket = UdpSocket::bind(addr)
-            .await
-            .map_err(|source| ConfigError::Bind { addr, source })?;
+        let socket = bind_udp(addr).map_err(|source| ConfigError::Bind { addr, source })?;
         let udp_config = UdpConfig {
             interval: Duration::from_secs(config.interval_secs),
         };
@@ -471,6 +469,25 @@ pub async fn start(config: &Config) -> Result<Tracker, ConfigError> {
         udp,
         _expiry: expiry,
     })
+}
+
+/// The most bytes of queued datagrams asked of the kernel for the UDP socket (it caps the
+/// request at `net.core.rmem_max`): bursts of announces wait there instead of being dropped.
+const UDP_RECV_BUFFER: usize = 8 << 20;
+
+fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        // `[::]` serves IPv4 clients too where the system allows it.
+        let _ = socket.set_only_v6(false);
+    }
+    if let Err(e) = socket.set_recv_buffer_size(UDP_RECV_BUFFER) {
+        tracing::debug!("UDP tracker keeps the default receive buffer: {e}");
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    UdpSocket::from_std(socket.into())
 }
 
 /// A seed for peer picks that differs between runs.
