@@ -32,6 +32,7 @@ use crate::http::{HttpConfig, HttpHandler};
 use crate::limits::ConnectionCounter;
 use crate::shared::{SharedLimiter, SharedStore};
 use crate::stats;
+use crate::store::StoreStats;
 use crate::ws::{WsConfig, WsHandler, WsSend};
 
 /// What an [`HttpServer`] serves and its limits.
@@ -105,7 +106,13 @@ struct App {
     options: TcpOptions,
     next_conn: AtomicU64,
     started: Instant,
+    /// The last walk of the store for statistics, reused for a second: the walk visits every
+    /// peer under the store's lock.
+    stats_cache: Mutex<Option<(Instant, StoreStats)>>,
 }
+
+/// How long a statistics walk is reused.
+const STATS_FRESH: Duration = Duration::from_secs(1);
 
 /// HTTP announce (`GET /announce`) and scrape (`GET /scrape`), WebSocket
 /// signaling (an upgrade on any path, as bittorrent-tracker) and
@@ -194,6 +201,7 @@ impl HttpServer {
             options,
             next_conn: AtomicU64::new(1),
             started: Instant::now(),
+            stats_cache: Mutex::new(None),
         });
         let router = Router::new().fallback(dispatch).with_state(app.clone());
         let task = tokio::spawn(accept_loop(listener, app, router));
@@ -364,7 +372,17 @@ async fn dispatch(
 fn stats_response(app: &App, req: &Request) -> Response {
     let ws_connections = lock(&app.hub).handler.connection_count();
     let tcp_connections = lock(&app.connections).open_count();
-    let store = lock(&app.store).stats();
+    let store = {
+        let mut cache = lock(&app.stats_cache);
+        match *cache {
+            Some((at, stats)) if at.elapsed() < STATS_FRESH => stats,
+            _ => {
+                let stats = lock(&app.store).stats();
+                *cache = Some((Instant::now(), stats));
+                stats
+            }
+        }
+    };
     let snapshot = stats::Snapshot {
         store,
         ws_connections,
