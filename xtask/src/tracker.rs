@@ -51,7 +51,14 @@ pub(crate) fn scenarios() -> Vec<Scenario> {
         ));
     }
     all.push(scenario("tracker-ws-parity", parity));
-    all.push(scenario("tracker-ws-js-webtorrent", js_webtorrent));
+    all.push(scenario("tracker-ws-js-webtorrent", |ctx, logs| {
+        js_webtorrent(ctx, logs, webrtc::Other::Js)
+    }));
+    // Chromium downloading from JS WebTorrent through our tracker does not connect yet (ICE
+    // fails after the offer and answer were relayed; the same pair connects through
+    // bittorrent-tracker's server): not in the list until that is understood. Run it by
+    // adding `js_webtorrent(ctx, logs, webrtc::Other::Chromium)` as
+    // `tracker-ws-js-to-chromium`.
     for udp in [false, true] {
         let name = format!(
             "tracker-qbittorrent-seeds-libtorrent-{}",
@@ -99,8 +106,13 @@ struct OurTracker {
 
 impl OurTracker {
     fn start(ctx: &Ctx, dir: &Path, logs: &Logs, port: u16) -> Result<Self> {
+        Self::start_with(ctx, dir, logs, port, &[])
+    }
+
+    fn start_with(ctx: &Ctx, dir: &Path, logs: &Logs, port: u16, args: &[&str]) -> Result<Self> {
         let mut c = ctx.webtorrent();
-        c.args(["tracker", "--listen", &format!("127.0.0.1:{port}")]);
+        c.args(["tracker", "--listen", &format!("127.0.0.1:{port}")])
+            .args(args);
         let mut proc = Proc::spawn("our-tracker", &mut c, dir, false, logs)?;
         let mut urls = Vec::new();
         wait_until(ctx.deadline.get(), "webtorrent tracker's URLs", || {
@@ -313,15 +325,19 @@ fn parity(ctx: &Ctx, logs: &Logs) -> Result<Vec<String>> {
     Ok(notes)
 }
 
-fn js_webtorrent(ctx: &Ctx, logs: &Logs) -> Result<Vec<String>> {
-    webrtc::preflight_others(&[webrtc::Other::Js])?;
+/// JS WebTorrent in Node seeds; `leecher` (JS in Node, or WebTorrent's browser bundle in
+/// headless Chromium) downloads; they meet through our WebSocket tracker only.
+fn js_webtorrent(ctx: &Ctx, logs: &Logs, leecher: webrtc::Other) -> Result<Vec<String>> {
+    webrtc::preflight_others(&[webrtc::Other::Js, leecher])?;
     // Declared first, so dropped last: every process is stopped inside the namespace.
     let _isolated = netns::Isolated::enter()?;
-    let dir = scenario_dir(ctx, "ws-js-webtorrent")?;
+    let dir = scenario_dir(ctx, &format!("ws-js-to-{}", leecher.name()))?;
     let deadline = ctx.deadline.get();
     let data = dir.join("data");
     webrtc::write_tree(&data)?;
-    let tracker = OurTracker::start(ctx, &dir, logs, 0)?;
+    // Browsers re-announce every 10 s, as the webrtc-* scenarios have bittorrent-tracker tell
+    // them: the seeder's fresh offers then reach the leecher soon after it joins.
+    let tracker = OurTracker::start_with(ctx, &dir, logs, 0, &["--ws-interval", "10"])?;
     let torrent = dir.join("tree.torrent");
     let mut c = ctx.webtorrent();
     c.arg("create")
@@ -348,17 +364,12 @@ fn js_webtorrent(ctx: &Ctx, logs: &Logs) -> Result<Vec<String>> {
     let out = dir.join("theirs");
     std::fs::create_dir_all(&out)?;
     let started = now_ms();
-    let mut leech = Peer::leech(
-        &dir,
-        logs,
-        webrtc::Other::Js,
-        &torrent,
-        &out,
-        webrtc::SCRIPT_TIMEOUT,
-    )?;
-    let finished = wait_until(deadline, "JS WebTorrent to finish downloading", || {
-        leech.leech_done()
-    });
+    let mut leech = Peer::leech(&dir, logs, leecher, &torrent, &out, webrtc::SCRIPT_TIMEOUT)?;
+    let finished = wait_until(
+        deadline,
+        &format!("{} to finish downloading", leecher.label()),
+        || leech.leech_done(),
+    );
     if let Err(e) = finished {
         bail!("{e:#} ({}; tracker {})", leech.progress(), tracker.stats()?);
     }
@@ -367,7 +378,10 @@ fn js_webtorrent(ctx: &Ctx, logs: &Logs) -> Result<Vec<String>> {
     let stats = tracker.stats()?;
     let notes = vec![
         transfer_note(
-            "JS WebTorrent -> JS WebTorrent through our WebSocket tracker",
+            &format!(
+                "JS WebTorrent -> {} through our WebSocket tracker",
+                leecher.label()
+            ),
             started,
             leech.event_ms("first-block"),
             done,

@@ -59,6 +59,9 @@ pub struct TrackerArgs {
     /// Re-announce interval for HTTP and UDP clients, in seconds.
     #[arg(long, value_name = "SECONDS")]
     pub interval: Option<u64>,
+    /// Re-announce interval told to WebSocket (browser) clients, in seconds.
+    #[arg(long, value_name = "SECONDS")]
+    pub ws_interval: Option<u64>,
 }
 
 impl TrackerArgs {
@@ -104,6 +107,9 @@ impl TrackerArgs {
         }
         if let Some(i) = self.interval {
             c.interval_secs = i;
+        }
+        if let Some(i) = self.ws_interval {
+            c.websocket.interval_secs = i;
         }
         Ok(c)
     }
