@@ -6,6 +6,7 @@ mod magnet;
 mod procfs;
 mod report;
 mod stream;
+mod tracker;
 mod webrtc;
 mod webseed;
 
@@ -14,6 +15,7 @@ pub(crate) use magnet::{Options as MagnetOptions, magnet};
 #[cfg(test)]
 pub(crate) use procfs::parse_stat;
 pub(crate) use stream::{Options as StreamOptions, stream};
+pub(crate) use tracker::{Options as TrackerOptions, tracker};
 pub(crate) use webrtc::{Options as WebrtcOptions, webrtc};
 pub(crate) use webseed::{Options as WebseedOptions, webseed};
 

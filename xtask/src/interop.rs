@@ -456,6 +456,7 @@ fn scenarios() -> Result<Vec<Scenario>> {
     all.extend(crate::dht::scenarios());
     all.extend(crate::webrtc::scenarios());
     all.extend(crate::ui::scenarios());
+    all.extend(crate::tracker::scenarios());
     Ok(all)
 }
 

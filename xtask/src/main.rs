@@ -11,6 +11,7 @@ mod netns;
 mod setup;
 mod swarm;
 mod swarm4;
+mod tracker;
 mod ui;
 mod util;
 mod webrtc;
@@ -71,7 +72,9 @@ enum Cmd {
     /// a local nginx web seed: ours vs aria2), `magnet` (magnet -> metadata time, ours vs
     /// libtorrent), `webrtc` (256 MiB over WebRTC by pairs of ours, JS WebTorrent, Chromium
     /// and libtorrent 2.1), `stream` (HTTP streaming from a seeder at 4 MiB/s: seek -> first
-    /// byte, fresh stream vs JS WebTorrent's createServer) or `hash` (cargo bench).
+    /// byte, fresh stream vs JS WebTorrent's createServer), `tracker` (UDP and WebSocket
+    /// announces/s, ours vs bittorrent-tracker, with aquatic's load generators; our RSS with
+    /// 1M peers) or `hash` (cargo bench).
     Bench {
         #[arg(value_enum, default_value = "create")]
         what: BenchWhat,
@@ -117,6 +120,12 @@ enum Cmd {
         /// release build of the work tree.
         #[arg(long, value_name = "PATH")]
         webtorrent: Option<std::path::PathBuf>,
+        /// tracker: seconds of load per run.
+        #[arg(long, default_value_t = 15)]
+        seconds: u64,
+        /// tracker: skip the memory measurement with 1M peers.
+        #[arg(long)]
+        skip_rss: bool,
     },
 }
 
@@ -129,6 +138,7 @@ enum BenchWhat {
     Magnet,
     Webrtc,
     Stream,
+    Tracker,
 }
 
 fn main() -> std::process::ExitCode {
@@ -185,7 +195,10 @@ fn run(cli: Cli) -> Result<()> {
             timeout,
             dir,
             webtorrent,
+            seconds,
+            skip_rss,
         } => match what {
+            BenchWhat::Tracker => bench::tracker(&bench::TrackerOptions { seconds, skip_rss }),
             BenchWhat::Hash => bench::hash(),
             BenchWhat::Create => bench::create(&bench::CreateOptions {
                 size_mib: size_mib.unwrap_or(1024),

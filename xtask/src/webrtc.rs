@@ -48,7 +48,7 @@ use crate::swarm::{MIB, contents, listening_addr};
 use crate::util::{on_path, root};
 
 /// The tree's folder name (and torrent name).
-const TREE_NAME: &str = "rtc-tree";
+pub(crate) const TREE_NAME: &str = "rtc-tree";
 
 /// The tree: nesting, sizes off the 16 KiB block and the piece size (the last piece is short),
 /// 3.7 MiB.
@@ -60,13 +60,13 @@ const TREE: &[(&str, u64)] = &[
 ];
 
 /// Piece length of every torrent (64 KiB: 59 pieces).
-const PIECE_LENGTH: &str = "65536";
+pub(crate) const PIECE_LENGTH: &str = "65536";
 
 /// Time limit of one scenario.
 const TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Limit of the scripts' own timers (they are killed at the scenario's end anyway).
-const SCRIPT_TIMEOUT: &str = "120";
+pub(crate) const SCRIPT_TIMEOUT: &str = "120";
 
 /// The tracker's announce interval for HTTP clients (ms); WebSocket clients are told a fifth:
 /// 10 s between announces, so a JS peer's offers (made in ~5 s) never overlap the next ones.
@@ -1015,7 +1015,7 @@ fn file_bytes(rel: &str, len: u64) -> Vec<u8> {
     contents(&format!("{TREE_NAME}/{rel}"), len)
 }
 
-fn write_tree(data: &Path) -> Result<()> {
+pub(crate) fn write_tree(data: &Path) -> Result<()> {
     for (rel, len) in TREE {
         let path = data.join(TREE_NAME).join(rel);
         if let Some(parent) = path.parent() {
@@ -1028,7 +1028,7 @@ fn write_tree(data: &Path) -> Result<()> {
 }
 
 /// Compares `save/rtc-tree` with the tree, file by file. `ours`: no other file may be there.
-fn compare(save: &Path, ours: bool) -> Result<()> {
+pub(crate) fn compare(save: &Path, ours: bool) -> Result<()> {
     let root = save.join(TREE_NAME);
     for (rel, len) in TREE {
         let path = root.join(rel);
@@ -1077,7 +1077,7 @@ fn secs_ms(ms: u64) -> String {
 
 /// `what: N MiB in T s (R MiB/s)[; first block after F s, then R' MiB/s]`, all from `start`
 /// (ms since the epoch).
-fn transfer_note(what: &str, start: u64, first_block: Option<u64>, done: u64) -> String {
+pub(crate) fn transfer_note(what: &str, start: u64, first_block: Option<u64>, done: u64) -> String {
     let total: u64 = TREE.iter().map(|(_, len)| len).sum();
     #[allow(clippy::cast_precision_loss)] // sizes far below 2^52
     let mib = total as f64 / MIB as f64;

@@ -49,6 +49,9 @@ pub(crate) enum Command {
     /// DHT item signed with --key pointing at it; prints its magnet:?xs=urn:btpk: link.
     /// Publishing a new version with the same key moves the link to it.
     Publish(PublishArgs),
+    /// Run a tracker until Ctrl-C: HTTP and WebSocket on TCP and UDP, on one port number by
+    /// default (127.0.0.1:8000); prints its announce URLs.
+    Tracker(webtorrent_tracker_server::cli::TrackerArgs),
 }
 
 #[derive(Args, Debug)]

@@ -1,22 +1,20 @@
 //! `webtorrent demo`: a whole swarm on this machine, no internet needed. A local tracker
-//! (HTTP for TCP peers, WebSocket signaling for WebRTC peers), a seeder of a sample video
-//! made at run time, and a leecher with the web UI that streams it while it downloads.
+//! (the tracker server: HTTP for TCP peers, WebSocket signaling for WebRTC peers, on one
+//! port), a seeder of a sample video made at run time, and a leecher with the web UI that
+//! streams it while it downloads.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use axum::extract::{ConnectInfo, RawQuery, State};
 use clap::Args;
 use webtorrent::http::WebServer;
 use webtorrent::metainfo::TorrentBuilder;
 use webtorrent::ratelimit::Limit;
 use webtorrent::session::{AddOptions, Client, ClientConfig};
-use webtorrent::tracker::{AnnounceResponse, Peer};
+use webtorrent_tracker_server::config::Config as TrackerConfig;
 
 use crate::serve::HttpArgs;
 use crate::units::parse_size;
@@ -120,10 +118,18 @@ fn make_sample(dir: &Path, seconds: u32) -> Result<PathBuf> {
 }
 
 async fn demo(args: &DemoArgs, sample: &Path, leech_dir: &Path) -> Result<ExitCode> {
-    let tracker = Tracker::start().await?;
-    let announce = format!("http://{}/announce", tracker.addr);
-    let signaling = Signaling::start().await?;
-    let ws = format!("ws://{}", signaling.addr);
+    // The tracker server of `webtorrent tracker`: HTTP for TCP peers and WebSocket signaling
+    // for WebRTC peers on one loopback port.
+    let mut tracker_config = TrackerConfig::default();
+    tracker_config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    tracker_config.enable_udp = false;
+    tracker_config.interval_secs = 60;
+    let tracker = webtorrent_tracker_server::config::start(&tracker_config)
+        .await
+        .context("cannot start the tracker")?;
+    let addr = tracker.http_addr().context("the tracker serves HTTP")?;
+    let announce = format!("http://{addr}/announce");
+    let ws = format!("ws://{addr}");
     eprintln!("tracker: {announce} and {ws}");
 
     let loopback = |dir: &Path| {
@@ -196,364 +202,10 @@ async fn demo(args: &DemoArgs, sample: &Path, leech_dir: &Path) -> Result<ExitCo
     }
     server.shutdown().await?;
     seeder.shutdown().await?;
-    tracker.stop();
-    signaling.stop();
+    drop(tracker);
     Ok(if reported_done && args.exit_when_done {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(crate::session::INTERRUPTED)
     })
-}
-
-/// The smallest HTTP tracker that serves a demo: `GET /announce` (BEP 3, compact answers,
-/// BEP 23), peers kept in memory by info-hash, `stopped` honoured. No scrape, no UDP, no
-/// WebSocket signaling.
-struct Tracker {
-    addr: SocketAddr,
-    task: tokio::task::JoinHandle<()>,
-}
-
-type Swarms = Arc<Mutex<HashMap<Vec<u8>, HashMap<SocketAddr, Instant>>>>;
-
-/// How long a peer stays listed without announcing again.
-const PEER_TTL: Duration = Duration::from_secs(300);
-
-impl Tracker {
-    async fn start() -> Result<Self> {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
-            .await
-            .context("cannot bind the tracker")?;
-        let addr = listener.local_addr()?;
-        let swarms: Swarms = Arc::default();
-        let app = axum::Router::new()
-            .route("/announce", axum::routing::get(announce))
-            .with_state(swarms);
-        let task = tokio::spawn(async move {
-            let service = app.into_make_service_with_connect_info::<SocketAddr>();
-            if let Err(e) = axum::serve(listener, service).await {
-                tracing::warn!("the demo tracker stopped: {e}");
-            }
-        });
-        Ok(Self { addr, task })
-    }
-
-    fn stop(self) {
-        self.task.abort();
-    }
-}
-
-async fn announce(
-    State(swarms): State<Swarms>,
-    ConnectInfo(from): ConnectInfo<SocketAddr>,
-    RawQuery(query): RawQuery,
-) -> Vec<u8> {
-    use webtorrent::tracker::http::{encode_announce_response, encode_failure};
-    let mut info_hash = None;
-    let mut port = None;
-    let mut stopped = false;
-    for pair in query.as_deref().unwrap_or_default().split('&') {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        match key {
-            "info_hash" => info_hash = percent_decode(value).filter(|h| h.len() == 20),
-            "port" => port = value.parse::<u16>().ok().filter(|&p| p != 0),
-            "event" => stopped = value == "stopped",
-            _ => {}
-        }
-    }
-    let (Some(info_hash), Some(port)) = (info_hash, port) else {
-        return encode_failure("an announce needs info_hash and port");
-    };
-    let peer = SocketAddr::new(from.ip(), port);
-    let now = Instant::now();
-    let peers: Vec<Peer> = {
-        let mut swarms = swarms.lock().unwrap_or_else(PoisonError::into_inner);
-        let swarm = swarms.entry(info_hash).or_default();
-        swarm.retain(|_, seen| now.duration_since(*seen) < PEER_TTL);
-        if stopped {
-            swarm.remove(&peer);
-        } else {
-            swarm.insert(peer, now);
-        }
-        swarm
-            .keys()
-            .filter(|&&a| a != peer)
-            .map(|&a| Peer::from(a))
-            .collect()
-    };
-    let response = AnnounceResponse {
-        interval: Duration::from_secs(60),
-        min_interval: None,
-        tracker_id: None,
-        complete: None,
-        incomplete: None,
-        peers,
-        warning: None,
-    };
-    encode_announce_response(&response, true)
-}
-
-/// The smallest WebSocket signaling tracker that serves a demo (the WebTorrent protocol of
-/// bittorrent-tracker): peers announce with WebRTC offers, each offer is relayed to one
-/// other peer of the swarm, answers go back to the peer that made the offer. Swarms are kept
-/// in memory; a peer leaves with `stopped` or when its connection closes.
-struct Signaling {
-    addr: SocketAddr,
-    task: tokio::task::JoinHandle<()>,
-}
-
-/// Each swarm's peers: where to send them frames, and whether they seed.
-type Rooms = Arc<
-    Mutex<
-        HashMap<
-            webtorrent::types::InfoHashV1,
-            HashMap<webtorrent::types::PeerId, (tokio::sync::mpsc::UnboundedSender<String>, bool)>,
-        >,
-    >,
->;
-
-impl Signaling {
-    async fn start() -> Result<Self> {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
-            .await
-            .context("cannot bind the signaling tracker")?;
-        let addr = listener.local_addr()?;
-        let rooms: Rooms = Arc::default();
-        let task = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                tokio::spawn(signal(stream, Arc::clone(&rooms)));
-            }
-        });
-        Ok(Self { addr, task })
-    }
-
-    fn stop(self) {
-        self.task.abort();
-    }
-}
-
-/// One signaling connection.
-async fn signal(stream: tokio::net::TcpStream, rooms: Rooms) {
-    use futures_util::{SinkExt, StreamExt};
-    use tokio_tungstenite::tungstenite::Message;
-    use webtorrent::tracker::ws::{
-        ClientMessage, ServerMessage, WsAnnounceReply, decode_client, encode_server,
-    };
-    let Ok(Ok(ws)) = tokio::time::timeout(
-        Duration::from_secs(10),
-        tokio_tungstenite::accept_async(stream),
-    )
-    .await
-    else {
-        return;
-    };
-    let (mut sink, mut source) = ws.split();
-    let (tx, mut frames) = tokio::sync::mpsc::unbounded_channel::<String>();
-    let writer = tokio::spawn(async move {
-        while let Some(frame) = frames.recv().await {
-            if sink.send(Message::Text(frame.into())).await.is_err() {
-                return;
-            }
-        }
-    });
-    let mut joined = Vec::new();
-    while let Some(Ok(message)) = source.next().await {
-        let Message::Text(text) = message else {
-            continue;
-        };
-        let Ok(message) = decode_client(text.as_str()) else {
-            continue;
-        };
-        let mut rooms = rooms.lock().unwrap_or_else(PoisonError::into_inner);
-        match message {
-            ClientMessage::Announce(a) => {
-                let room = rooms.entry(a.info_hash).or_default();
-                if a.event == webtorrent::tracker::Event::Stopped {
-                    room.remove(&a.peer_id);
-                } else {
-                    room.insert(a.peer_id, (tx.clone(), a.left == Some(0)));
-                    joined.push((a.info_hash, a.peer_id));
-                }
-                let others = room
-                    .iter()
-                    .filter(|(id, _)| **id != a.peer_id)
-                    .map(|(_, (to, _))| to.clone());
-                for (offer, to) in a.offers.iter().zip(others) {
-                    let _ = to.send(encode_server(&ServerMessage::Offer {
-                        info_hash: a.info_hash,
-                        peer_id: a.peer_id,
-                        offer_id: offer.offer_id,
-                        offer: offer.offer.clone(),
-                    }));
-                }
-                let seeds = room.values().filter(|(_, seed)| *seed).count();
-                let reply = WsAnnounceReply {
-                    interval: Some(Duration::from_secs(120)),
-                    complete: u32::try_from(seeds).ok(),
-                    incomplete: u32::try_from(room.len() - seeds).ok(),
-                    ..WsAnnounceReply::default()
-                };
-                let _ = tx.send(encode_server(&ServerMessage::Announced {
-                    info_hash: a.info_hash,
-                    reply,
-                }));
-            }
-            ClientMessage::Answer(a) => {
-                if let Some((to, _)) = rooms.get(&a.info_hash).and_then(|r| r.get(&a.to_peer_id)) {
-                    let _ = to.send(encode_server(&ServerMessage::Answer {
-                        info_hash: a.info_hash,
-                        peer_id: a.peer_id,
-                        offer_id: a.offer_id,
-                        answer: a.answer,
-                    }));
-                }
-            }
-            _ => {}
-        }
-    }
-    let mut rooms = rooms.lock().unwrap_or_else(PoisonError::into_inner);
-    for (info_hash, peer_id) in joined {
-        if let Some(room) = rooms.get_mut(&info_hash)
-            && room
-                .get(&peer_id)
-                .is_some_and(|(to, _)| to.same_channel(&tx))
-        {
-            room.remove(&peer_id);
-        }
-    }
-    writer.abort();
-}
-
-/// Decodes `%XX` escapes and `+`; `None` for a broken escape.
-fn percent_decode(text: &str) -> Option<Vec<u8>> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    Some(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Two peers on the signaling tracker: an offer goes from one to the other, the answer
-    /// back, and each hears the swarm's counts.
-    #[tokio::test]
-    async fn signaling_relays_offers_and_answers() {
-        use futures_util::{SinkExt, StreamExt};
-        use tokio_tungstenite::tungstenite::Message;
-        use webtorrent::tracker::Event;
-        use webtorrent::tracker::ws::{
-            ClientMessage, OfferId, ServerMessage, Signal, WsAnnounce, WsAnswer, WsOffer,
-            decode_server, encode_client,
-        };
-        use webtorrent::types::{InfoHashV1, PeerId};
-
-        let signaling = Signaling::start().await.expect("start");
-        let url = format!("ws://{}", signaling.addr);
-        let connect = async || {
-            let tcp = tokio::net::TcpStream::connect(signaling.addr)
-                .await
-                .expect("connect");
-            tokio_tungstenite::client_async(url.as_str(), tcp)
-                .await
-                .expect("handshake")
-                .0
-        };
-        let next = async |ws: &mut tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>| {
-            let frame = tokio::time::timeout(Duration::from_secs(10), ws.next())
-                .await
-                .expect("a frame in time")
-                .expect("open")
-                .expect("a frame");
-            let Message::Text(text) = frame else {
-                panic!("not text: {frame:?}")
-            };
-            decode_server(text.as_str()).expect("a server frame")
-        };
-        let hash = InfoHashV1([7; 20]);
-        let (a_id, b_id) = (PeerId([b'a'; 20]), PeerId([b'b'; 20]));
-        let send = |m: &ClientMessage| Message::Text(encode_client(m).into());
-
-        let mut b = connect().await;
-        let mut hello = WsAnnounce::new(hash, b_id);
-        hello.event = Event::Started;
-        hello.left = Some(0);
-        b.send(send(&ClientMessage::Announce(hello)))
-            .await
-            .expect("send");
-        assert!(matches!(
-            next(&mut b).await,
-            ServerMessage::Announced { .. }
-        ));
-
-        let mut a = connect().await;
-        let mut offer = WsAnnounce::new(hash, a_id);
-        offer.left = Some(100);
-        offer.offers.push(WsOffer {
-            offer_id: OfferId([9; 20]),
-            offer: Signal::sdp("offer", "v=0\r\n"),
-        });
-        a.send(send(&ClientMessage::Announce(offer)))
-            .await
-            .expect("send");
-        match next(&mut a).await {
-            ServerMessage::Announced { reply, .. } => {
-                assert_eq!((reply.complete, reply.incomplete), (Some(1), Some(1)));
-            }
-            other => panic!("{other:?}"),
-        }
-        match next(&mut b).await {
-            ServerMessage::Offer {
-                peer_id, offer_id, ..
-            } => {
-                assert_eq!((peer_id, offer_id), (a_id, OfferId([9; 20])));
-            }
-            other => panic!("{other:?}"),
-        }
-        let answer = WsAnswer {
-            info_hash: hash,
-            peer_id: b_id,
-            to_peer_id: a_id,
-            offer_id: OfferId([9; 20]),
-            answer: Signal::sdp("answer", "v=0\r\n"),
-            trackerid: None,
-        };
-        b.send(send(&ClientMessage::Answer(answer)))
-            .await
-            .expect("send");
-        match next(&mut a).await {
-            ServerMessage::Answer {
-                peer_id, offer_id, ..
-            } => {
-                assert_eq!((peer_id, offer_id), (b_id, OfferId([9; 20])));
-            }
-            other => panic!("{other:?}"),
-        }
-        signaling.stop();
-    }
-
-    #[test]
-    fn percent_decoding() {
-        assert_eq!(percent_decode("a%20b+c"), Some(b"a b c".to_vec()));
-        assert_eq!(percent_decode("%ff%00"), Some(vec![0xff, 0]));
-        assert_eq!(percent_decode("%f"), None);
-        assert_eq!(percent_decode("%zz"), None);
-    }
 }

@@ -37,6 +37,10 @@ fn main() -> ExitCode {
         Command::Demo(a) => demo::run(&a),
         Command::Dht(c) => dht::run(&c),
         Command::Publish(a) => session::publish(&a),
+        Command::Tracker(a) => session::runtime().and_then(|rt| {
+            rt.block_on(webtorrent_tracker_server::cli::run(&a))?;
+            Ok(ExitCode::SUCCESS)
+        }),
     };
     match result {
         Ok(code) => code,

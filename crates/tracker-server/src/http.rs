@@ -306,7 +306,7 @@ impl HttpHandler {
                         addr,
                         peer_id: Some(p.peer_id),
                     }),
-                    PeerAddr::WebRtc => None,
+                    PeerAddr::WebRtc(_) => None,
                 })
                 .collect(),
             warning: None,

@@ -1,31 +1,129 @@
-//! `HttpServer`: HTTP announce and scrape on a tokio TCP listener (axum).
+//! `HttpServer`: HTTP announce and scrape, WebSocket signaling, statistics,
+//! all on one tokio TCP listener (hyper and axum).
 
+use std::collections::HashMap;
 use std::io;
-use std::net::SocketAddr;
-use std::sync::{Arc, PoisonError};
-use std::time::Instant;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{ConnectInfo, RawQuery, State};
-use axum::http::header::CONTENT_TYPE;
-use axum::response::IntoResponse;
-use axum::routing::get;
-use tokio::net::TcpListener;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::header::{
+    CONNECTION, CONTENT_TYPE, HeaderValue, ORIGIN, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY,
+    SEC_WEBSOCKET_VERSION, UPGRADE,
+};
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures_util::{SinkExt, StreamExt};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
 use crate::http::{HttpConfig, HttpHandler};
-use crate::shared::SharedStore;
+use crate::limits::ConnectionCounter;
+use crate::shared::{SharedLimiter, SharedStore};
+use crate::stats;
+use crate::store::StoreStats;
+use crate::ws::{WsConfig, WsHandler, WsSend};
 
-#[derive(Clone)]
-struct App {
-    store: SharedStore,
-    handler: Arc<HttpHandler>,
+/// What an [`HttpServer`] serves and its limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TcpOptions {
+    /// Serve HTTP announce and scrape (`/announce`, `/scrape`).
+    pub http: bool,
+    /// Accept WebSocket signaling (an upgrade on any path).
+    pub ws: bool,
+    /// Serve `/stats`, `/stats.json` and `/metrics`.
+    pub stats: bool,
+    /// HTTP announce settings.
+    pub http_config: HttpConfig,
+    /// WebSocket signaling settings.
+    pub ws_config: WsConfig,
+    /// Browser origins allowed to open WebSockets (`Origin` header, e.g.
+    /// `https://example.com`); empty or `*` allows every origin. Clients
+    /// without an `Origin` always pass.
+    pub origins: Vec<String>,
+    /// Open TCP connections (HTTP and WebSocket) per client address.
+    pub max_connections_per_ip: usize,
+    /// Open TCP connections in all.
+    pub max_connections: usize,
+    /// A request's headers must arrive within this time, and an idle
+    /// keep-alive connection is closed after it.
+    pub header_timeout: Duration,
+    /// The largest request head, in bytes (at least 8192).
+    pub max_request_bytes: usize,
+    /// A WebSocket silent for this long is closed.
+    pub ws_idle_timeout: Duration,
+    /// Frames queued for one WebSocket; more are dropped while it is slow.
+    pub ws_send_queue: usize,
 }
 
-/// HTTP announce (`GET /announce`) and scrape (`GET /scrape`) over the
-/// [`SwarmStore`](crate::SwarmStore) shared with the other protocols,
-/// served by a task spawned on the current runtime. Every answer has status
-/// 200 and a bencoded body, refusals included (`failure reason`). Dropping
+impl Default for TcpOptions {
+    /// HTTP, WebSocket and statistics on; 64 connections per address,
+    /// 10 000 in all; 10 s to send headers; 16 KiB request heads; WebSockets
+    /// idle for 10 minutes closed; 256 queued frames per WebSocket.
+    fn default() -> Self {
+        Self {
+            http: true,
+            ws: true,
+            stats: true,
+            http_config: HttpConfig::default(),
+            ws_config: WsConfig::default(),
+            origins: Vec::new(),
+            max_connections_per_ip: 64,
+            max_connections: 10_000,
+            header_timeout: Duration::from_secs(10),
+            max_request_bytes: 16 * 1024,
+            ws_idle_timeout: Duration::from_secs(600),
+            ws_send_queue: 256,
+        }
+    }
+}
+
+/// The WebSocket side: signaling state and a sender per open connection.
+#[derive(Debug)]
+struct Hub {
+    handler: WsHandler,
+    senders: HashMap<u64, mpsc::Sender<String>>,
+}
+
+struct App {
+    store: SharedStore,
+    http: HttpHandler,
+    hub: Mutex<Hub>,
+    limiter: Option<SharedLimiter>,
+    connections: Mutex<ConnectionCounter>,
+    options: TcpOptions,
+    next_conn: AtomicU64,
+    started: Instant,
+    /// The last walk of the store for statistics, reused for a second: the walk visits every
+    /// peer under the store's lock.
+    stats_cache: Mutex<Option<(Instant, StoreStats)>>,
+}
+
+/// How long a statistics walk is reused.
+const STATS_FRESH: Duration = Duration::from_secs(1);
+
+/// HTTP announce (`GET /announce`) and scrape (`GET /scrape`), WebSocket
+/// signaling (an upgrade on any path, as bittorrent-tracker) and
+/// statistics (`/stats`, `/stats.json`, `/metrics`) on one TCP listener,
+/// over the [`SwarmStore`](crate::SwarmStore) shared with the other
+/// protocols, served by a task spawned on the current runtime.
+///
+/// HTTP answers have status 200 and a bencoded body, refusals included
+/// (`failure reason`). Limits: connections per address and in all,
+/// header size and time, WebSocket message size, idle time and send
+/// queue, and (with a limiter) requests per second per address. Dropping
 /// the server stops accepting connections.
 ///
 /// ```no_run
@@ -45,7 +143,8 @@ pub struct HttpServer {
 }
 
 impl HttpServer {
-    /// Binds `local` and starts serving.
+    /// Binds `local` and serves HTTP, WebSocket and statistics with
+    /// default limits.
     ///
     /// # Errors
     /// The listener's bind error.
@@ -57,7 +156,8 @@ impl HttpServer {
         Self::from_listener(TcpListener::bind(local).await?, store, config)
     }
 
-    /// Serves on a bound listener.
+    /// Serves HTTP, WebSocket and statistics with default limits on a
+    /// bound listener.
     ///
     /// # Errors
     /// The listener's address error.
@@ -66,20 +166,45 @@ impl HttpServer {
         store: SharedStore,
         config: HttpConfig,
     ) -> io::Result<Self> {
+        let options = TcpOptions {
+            http_config: config,
+            ..TcpOptions::default()
+        };
+        Self::serve(listener, store, options, None)
+    }
+
+    /// Serves on a bound listener with these options; `limiter` (shared
+    /// with other servers, or not) meters announces, scrapes and WebSocket
+    /// messages per client address.
+    ///
+    /// # Errors
+    /// The listener's address error.
+    pub fn serve(
+        listener: TcpListener,
+        store: SharedStore,
+        options: TcpOptions,
+        limiter: Option<SharedLimiter>,
+    ) -> io::Result<Self> {
         let local = listener.local_addr()?;
-        let app = Router::new()
-            .route("/announce", get(announce))
-            .route("/scrape", get(scrape))
-            .with_state(App {
-                store,
-                handler: Arc::new(HttpHandler::new(config)),
-            });
-        let task = tokio::spawn(async move {
-            let service = app.into_make_service_with_connect_info::<SocketAddr>();
-            if let Err(e) = axum::serve(listener, service).await {
-                tracing::warn!("HTTP tracker stopped: {e}");
-            }
+        let app = Arc::new(App {
+            store,
+            http: HttpHandler::new(options.http_config),
+            hub: Mutex::new(Hub {
+                handler: WsHandler::new(options.ws_config),
+                senders: HashMap::new(),
+            }),
+            limiter,
+            connections: Mutex::new(ConnectionCounter::new(
+                options.max_connections_per_ip,
+                options.max_connections,
+            )),
+            options,
+            next_conn: AtomicU64::new(1),
+            started: Instant::now(),
+            stats_cache: Mutex::new(None),
         });
+        let router = Router::new().fallback(dispatch).with_state(app.clone());
+        let task = tokio::spawn(accept_loop(listener, app, router));
         Ok(Self { local, task })
     }
 
@@ -96,26 +221,345 @@ impl Drop for HttpServer {
     }
 }
 
-fn bencoded(body: Vec<u8>) -> impl IntoResponse {
-    ([(CONTENT_TYPE, "text/plain")], body)
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-async fn announce(
-    State(app): State<App>,
+/// Releases a connection slot when dropped.
+struct Slot {
+    app: Arc<App>,
+    ip: IpAddr,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        lock(&self.app.connections).close(self.ip);
+    }
+}
+
+/// The slot of the HTTP connection a request came on; a WebSocket upgrade
+/// takes it over.
+#[derive(Clone)]
+struct SlotCell(Arc<Mutex<Option<Slot>>>);
+
+fn take_slot(app: &Arc<App>, ip: IpAddr) -> Option<Slot> {
+    lock(&app.connections).open(ip).then(|| Slot {
+        app: app.clone(),
+        ip,
+    })
+}
+
+async fn accept_loop(listener: TcpListener, app: Arc<App>, router: Router) {
+    loop {
+        let (stream, remote) = match listener.accept().await {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of descriptors and the like: wait instead of spinning.
+                tracing::debug!("tracker accept error: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Some(slot) = take_slot(&app, remote.ip()) else {
+            tracing::trace!("tracker refused a connection from {remote}: limit");
+            continue;
+        };
+        let router = router.clone();
+        let options = &app.options;
+        let (header_timeout, max_buf) =
+            (options.header_timeout, options.max_request_bytes.max(8192));
+        tokio::spawn(serve_connection(
+            stream,
+            remote,
+            router,
+            header_timeout,
+            max_buf,
+            slot,
+        ));
+    }
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    remote: SocketAddr,
+    router: Router,
+    header_timeout: Duration,
+    max_buf: usize,
+    slot: Slot,
+) {
+    let _ = stream.set_nodelay(true);
+    let slot = SlotCell(Arc::new(Mutex::new(Some(slot))));
+    let cell = slot.clone();
+    let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+        req.extensions_mut().insert(ConnectInfo(remote));
+        req.extensions_mut().insert(cell.clone());
+        let mut router = router.clone();
+        async move {
+            let req = req.map(Body::new);
+            tower_service::Service::call(&mut router, req).await
+        }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .max_buf_size(max_buf)
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
+    if let Err(e) = conn.await {
+        tracing::trace!("tracker connection from {remote}: {e}");
+    }
+    drop(slot);
+}
+
+fn bencoded_failure(reason: &str) -> Vec<u8> {
+    format!("d14:failure reason{}:{reason}e", reason.len()).into_bytes()
+}
+
+fn bencoded(body: Vec<u8>) -> Response {
+    ([(CONTENT_TYPE, "text/plain")], body).into_response()
+}
+
+fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, "not found").into_response()
+}
+
+fn allowed(app: &App, now: Instant, ip: IpAddr) -> bool {
+    app.limiter.as_ref().is_none_or(|l| lock(l).allow(now, ip))
+}
+
+async fn dispatch(
+    State(app): State<Arc<App>>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
-    RawQuery(query): RawQuery,
-) -> impl IntoResponse {
-    let mut store = app.store.lock().unwrap_or_else(PoisonError::into_inner);
-    let body = app.handler.announce(
-        &mut store,
-        Instant::now(),
-        remote,
-        query.as_deref().unwrap_or(""),
-    );
-    bencoded(body)
+    req: Request,
+) -> Response {
+    if is_upgrade(&req) {
+        return if app.options.ws {
+            upgrade(app, remote, req)
+        } else {
+            not_found()
+        };
+    }
+    if req.method() != Method::GET {
+        return not_found();
+    }
+    let query = req.uri().query().unwrap_or("");
+    let now = Instant::now();
+    match req.uri().path() {
+        "/announce" if app.options.http => {
+            if !allowed(&app, now, remote.ip()) {
+                return bencoded(bencoded_failure("rate limit exceeded"));
+            }
+            let mut store = lock(&app.store);
+            bencoded(app.http.announce(&mut store, now, remote, query))
+        }
+        "/scrape" if app.options.http => {
+            if !allowed(&app, now, remote.ip()) {
+                return bencoded(bencoded_failure("rate limit exceeded"));
+            }
+            let store = lock(&app.store);
+            bencoded(app.http.scrape(&store, query))
+        }
+        "/stats" | "/stats.json" | "/metrics" if app.options.stats => {
+            if !allowed(&app, now, remote.ip()) {
+                return (StatusCode::TOO_MANY_REQUESTS, "rate limit exceeded").into_response();
+            }
+            stats_response(&app, &req)
+        }
+        _ => not_found(),
+    }
 }
 
-async fn scrape(State(app): State<App>, RawQuery(query): RawQuery) -> impl IntoResponse {
-    let store = app.store.lock().unwrap_or_else(PoisonError::into_inner);
-    bencoded(app.handler.scrape(&store, query.as_deref().unwrap_or("")))
+fn stats_response(app: &App, req: &Request) -> Response {
+    let ws_connections = lock(&app.hub).handler.connection_count();
+    let tcp_connections = lock(&app.connections).open_count();
+    let store = {
+        let mut cache = lock(&app.stats_cache);
+        match *cache {
+            Some((at, stats)) if at.elapsed() < STATS_FRESH => stats,
+            _ => {
+                let stats = lock(&app.store).stats();
+                *cache = Some((Instant::now(), stats));
+                stats
+            }
+        }
+    };
+    let snapshot = stats::Snapshot {
+        store,
+        ws_connections,
+        tcp_connections,
+        uptime: app.started.elapsed(),
+    };
+    let path = req.uri().path();
+    if path == "/metrics" {
+        return (
+            [(CONTENT_TYPE, "text/plain; version=0.0.4")],
+            stats::prometheus(&snapshot),
+        )
+            .into_response();
+    }
+    // bittorrent-tracker: JSON at /stats.json or for `Accept:
+    // application/json`; also `?format=json`.
+    let json = path == "/stats.json"
+        || req.uri().query().is_some_and(|q| q.contains("format=json"))
+        || req
+            .headers()
+            .get("accept")
+            .is_some_and(|a| a.as_bytes().starts_with(b"application/json"));
+    if json {
+        ([(CONTENT_TYPE, "application/json")], stats::json(&snapshot)).into_response()
+    } else {
+        ([(CONTENT_TYPE, "text/plain")], stats::text(&snapshot)).into_response()
+    }
+}
+
+fn header_has_token(req: &Request, name: axum::http::HeaderName, token: &str) -> bool {
+    req.headers().get_all(name).iter().any(|v| {
+        v.to_str()
+            .is_ok_and(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+    })
+}
+
+fn is_upgrade(req: &Request) -> bool {
+    req.method() == Method::GET
+        && header_has_token(req, CONNECTION, "upgrade")
+        && header_has_token(req, UPGRADE, "websocket")
+}
+
+fn origin_allowed(origins: &[String], req: &Request) -> bool {
+    let Some(origin) = req.headers().get(ORIGIN) else {
+        return true;
+    };
+    origins.is_empty()
+        || origins
+            .iter()
+            .any(|o| o == "*" || o.as_bytes().eq_ignore_ascii_case(origin.as_bytes()))
+}
+
+fn upgrade(app: Arc<App>, remote: SocketAddr, mut req: Request) -> Response {
+    if !origin_allowed(&app.options.origins, &req) {
+        return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
+    }
+    if req
+        .headers()
+        .get(SEC_WEBSOCKET_VERSION)
+        .map(HeaderValue::as_bytes)
+        != Some(b"13")
+    {
+        return (StatusCode::BAD_REQUEST, "unsupported WebSocket version").into_response();
+    }
+    let Some(key) = req.headers().get(SEC_WEBSOCKET_KEY) else {
+        return (StatusCode::BAD_REQUEST, "no Sec-WebSocket-Key").into_response();
+    };
+    let accept = derive_accept_key(key.as_bytes());
+    let Some(on_upgrade) = req.extensions_mut().remove::<hyper::upgrade::OnUpgrade>() else {
+        return (StatusCode::BAD_REQUEST, "cannot upgrade").into_response();
+    };
+    // The upgraded connection keeps the HTTP connection's slot.
+    let Some(slot) = req
+        .extensions()
+        .get::<SlotCell>()
+        .and_then(|c| lock(&c.0).take())
+    else {
+        return (StatusCode::BAD_REQUEST, "cannot upgrade").into_response();
+    };
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => ws_session(app, remote, TokioIo::new(upgraded), slot).await,
+            Err(e) => tracing::trace!("WebSocket upgrade from {remote} failed: {e}"),
+        }
+    });
+    let mut res = Response::new(Body::empty());
+    *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = res.headers_mut();
+    h.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+    h.insert(UPGRADE, HeaderValue::from_static("websocket"));
+    if let Ok(v) = HeaderValue::from_str(&accept) {
+        h.insert(SEC_WEBSOCKET_ACCEPT, v);
+    }
+    res
+}
+
+type BoxedIo = TokioIo<hyper::upgrade::Upgraded>;
+
+fn deliver(hub: &Hub, sends: Vec<WsSend>) {
+    for send in sends {
+        if let Some(tx) = hub.senders.get(&send.to)
+            && let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(send.text)
+        {
+            tracing::debug!("WebSocket {} is not reading: frame dropped", send.to);
+        }
+    }
+}
+
+async fn ws_session(app: Arc<App>, remote: SocketAddr, io: BoxedIo, slot: Slot) {
+    let limit = app.options.ws_config.max_message_bytes;
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(limit))
+        .max_frame_size(Some(limit));
+    let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
+    let (mut sink, mut stream) = ws.split();
+    let conn = app.next_conn.fetch_add(1, Ordering::Relaxed);
+    let (tx, mut rx) = mpsc::channel::<String>(app.options.ws_send_queue.max(1));
+    {
+        let mut hub = lock(&app.hub);
+        hub.senders.insert(conn, tx);
+        hub.handler.open(conn);
+    }
+    let writer = tokio::spawn(async move {
+        while let Some(text) = rx.recv().await {
+            if sink.send(Message::text(text)).await.is_err() {
+                break;
+            }
+        }
+        let _ = sink.close().await;
+    });
+    let idle = app.options.ws_idle_timeout;
+    let mut out = Vec::new();
+    loop {
+        let message = match tokio::time::timeout(idle, stream.next()).await {
+            Ok(Some(Ok(m))) => m,
+            Ok(Some(Err(e))) => {
+                tracing::trace!("WebSocket from {remote}: {e}");
+                break;
+            }
+            Ok(None) | Err(_) => break,
+        };
+        let text = match &message {
+            Message::Text(t) => t.as_str(),
+            // bittorrent-tracker parses binary messages as JSON text too.
+            Message::Binary(b) => match std::str::from_utf8(b) {
+                Ok(t) => t,
+                Err(_) => continue,
+            },
+            Message::Close(_) => break,
+            _ => continue,
+        };
+        let now = Instant::now();
+        let hub = &mut *lock(&app.hub);
+        if allowed(&app, now, remote.ip()) {
+            let mut store = lock(&app.store);
+            hub.handler.message(&mut store, now, conn, text, &mut out);
+        } else {
+            out.push(WsSend {
+                to: conn,
+                text: r#"{"failure reason":"rate limit exceeded"}"#.to_owned(),
+            });
+        }
+        deliver(hub, std::mem::take(&mut out));
+    }
+    {
+        let mut hub = lock(&app.hub);
+        hub.senders.remove(&conn);
+        let mut store = lock(&app.store);
+        hub.handler.close(&mut store, conn);
+    }
+    // Frames still queued go out unless the peer stopped reading.
+    let abort = writer.abort_handle();
+    if tokio::time::timeout(Duration::from_secs(5), writer)
+        .await
+        .is_err()
+    {
+        abort.abort();
+    }
+    drop(slot);
 }

@@ -5,11 +5,16 @@ use std::time::{Duration, Instant};
 
 use tokio::task::JoinHandle;
 
+use crate::limits::RateLimiter;
 use crate::store::SwarmStore;
 
 /// A swarm store shared by the servers of every protocol. Each request
 /// holds the lock only while the store handles it.
 pub type SharedStore = Arc<Mutex<SwarmStore>>;
+
+/// A rate limiter shared by the servers of every protocol, so that one
+/// client address has one budget of requests.
+pub type SharedLimiter = Arc<Mutex<RateLimiter>>;
 
 /// Runs [`SwarmStore::expire`] on a shared store at a fixed period, from a
 /// task spawned on the current runtime; dropping it stops the task.

@@ -1,6 +1,7 @@
 //! The swarm store shared by every protocol: info-hash → peers.
 
-use std::collections::HashMap;
+use std::cell::Cell;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -13,9 +14,10 @@ use webtorrent_types::{InfoHashV1, PeerId};
 pub enum PeerAddr {
     /// A TCP/uTP address (HTTP and UDP announces).
     Socket(SocketAddr),
-    /// A browser reached through WebRTC offers relayed by the tracker; it
+    /// A browser reached through WebRTC offers relayed by the tracker over
+    /// its WebSocket connection, named by the server's connection number; it
     /// has no address to hand out.
-    WebRtc,
+    WebRtc(u64),
 }
 
 /// Which peers an announcer can use.
@@ -39,7 +41,7 @@ impl PeerKind {
             (Self::V4, PeerAddr::Socket(SocketAddr::V4(_)))
                 | (Self::V6, PeerAddr::Socket(SocketAddr::V6(_)))
                 | (Self::Socket, PeerAddr::Socket(_))
-                | (Self::WebRtc, PeerAddr::WebRtc)
+                | (Self::WebRtc, PeerAddr::WebRtc(_))
         )
     }
 }
@@ -84,7 +86,8 @@ impl Default for StoreConfig {
 /// One announce, as every protocol reduces it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PeerAnnounce {
-    /// The announcer's peer id: the key of its entry in the swarm.
+    /// The announcer's peer id: the key of its entry for a browser (a TCP
+    /// peer's key is its address).
     pub peer_id: PeerId,
     /// Where others can reach it.
     pub addr: PeerAddr,
@@ -132,6 +135,27 @@ pub enum StoreError {
         /// The limit.
         limit: usize,
     },
+    /// The store has an allowlist (private tracker) without this info-hash.
+    #[error("torrent not allowed on this tracker")]
+    NotAllowed,
+}
+
+/// What identifies a peer within a swarm: its address for TCP peers (as
+/// opentracker and bittorrent-tracker do: a client cannot take over
+/// another's entry by reusing its peer id, and clients that send one peer id
+/// for every torrent or none at all are still told apart), its peer id for
+/// browsers, which have no address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Key {
+    Id(PeerId),
+    Addr(SocketAddr),
+}
+
+const fn key_of(peer_id: PeerId, addr: &PeerAddr) -> Key {
+    match addr {
+        PeerAddr::Socket(a) => Key::Addr(*a),
+        PeerAddr::WebRtc(_) => Key::Id(peer_id),
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -142,12 +166,18 @@ struct Entry {
     last_seen: Instant,
 }
 
+impl Entry {
+    const fn key(&self) -> Key {
+        key_of(self.peer_id, &self.addr)
+    }
+}
+
 /// One torrent's peers: a vector for picking at random positions, an index
-/// by peer id, and counts kept up to date.
+/// by [`Key`], and counts kept up to date.
 #[derive(Debug, Default)]
 struct Swarm {
     peers: Vec<Entry>,
-    index: HashMap<PeerId, usize>,
+    index: HashMap<Key, usize>,
     seeders: u32,
     downloaded: u32,
 }
@@ -159,11 +189,11 @@ impl Swarm {
             .saturating_sub(self.seeders)
     }
 
-    fn remove(&mut self, peer_id: &PeerId) -> Option<Entry> {
-        let i = self.index.remove(peer_id)?;
+    fn remove(&mut self, key: &Key) -> Option<Entry> {
+        let i = self.index.remove(key)?;
         let entry = self.peers.swap_remove(i);
         if let Some(moved) = self.peers.get(i) {
-            self.index.insert(moved.peer_id, i);
+            self.index.insert(moved.key(), i);
         }
         if entry.seeder {
             self.seeders -= 1;
@@ -207,7 +237,12 @@ impl Swarm {
 ///     numwant: None,
 /// };
 /// store.announce(now, torrent, &seeder, PeerKind::Socket)?;
-/// let leecher = PeerAnnounce { peer_id: PeerId([b'l'; 20]), left: 100, ..seeder };
+/// let leecher = PeerAnnounce {
+///     peer_id: PeerId([b'l'; 20]),
+///     addr: PeerAddr::Socket("10.0.0.2:6881".parse::<SocketAddr>().unwrap()),
+///     left: 100,
+///     ..seeder
+/// };
 /// let reply = store.announce(now, torrent, &leecher, PeerKind::Socket)?;
 /// assert_eq!((reply.seeders, reply.leechers), (1, 1));
 /// assert_eq!(reply.peers[0].peer_id, seeder.peer_id);
@@ -219,6 +254,41 @@ pub struct SwarmStore {
     swarms: HashMap<InfoHashV1, Swarm>,
     peer_count: usize,
     rng: u64,
+    allowlist: Option<HashSet<InfoHashV1>>,
+    counters: StoreCounters,
+    scrapes: Cell<u64>,
+}
+
+/// Totals since the store was made, for statistics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoreCounters {
+    /// Announces handled (refused ones included).
+    pub announces: u64,
+    /// Announces refused (allowlist, full store).
+    pub refused: u64,
+    /// Scraped info-hashes.
+    pub scrapes: u64,
+}
+
+/// A summary of what a store holds, for statistics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoreStats {
+    /// Swarms held.
+    pub torrents: usize,
+    /// Peers held over all swarms.
+    pub peers: usize,
+    /// Seeders among them.
+    pub seeders: usize,
+    /// Peers with an IPv4 address.
+    pub ipv4: usize,
+    /// Peers with an IPv6 address.
+    pub ipv6: usize,
+    /// Browser (WebRTC) peers.
+    pub webrtc: usize,
+    /// Totals since start.
+    pub counters: StoreCounters,
 }
 
 impl SwarmStore {
@@ -231,7 +301,100 @@ impl SwarmStore {
             peer_count: 0,
             // xorshift must not start at zero.
             rng: seed | 1,
+            allowlist: None,
+            counters: StoreCounters::default(),
+            scrapes: Cell::new(0),
         }
+    }
+
+    /// Accepts announces for these info-hashes only (a private tracker);
+    /// `None` accepts every info-hash. Swarms already held are kept.
+    pub fn set_allowlist(&mut self, allowlist: Option<HashSet<InfoHashV1>>) {
+        self.allowlist = allowlist;
+    }
+
+    /// Whether announces for `info_hash` are accepted.
+    #[must_use]
+    pub fn allows(&self, info_hash: &InfoHashV1) -> bool {
+        self.allowlist
+            .as_ref()
+            .is_none_or(|a| a.contains(info_hash))
+    }
+
+    /// A peer of a swarm, if held.
+    #[must_use]
+    pub fn peer(&self, info_hash: &InfoHashV1, peer_id: &PeerId) -> Option<PeerInfo> {
+        let swarm = self.swarms.get(info_hash)?;
+        let e = &swarm.peers[*swarm.index.get(&Key::Id(*peer_id))?];
+        Some(PeerInfo {
+            peer_id: e.peer_id,
+            addr: e.addr,
+        })
+    }
+
+    /// Marks a held peer as seen now; false if it is not held.
+    pub fn touch(&mut self, now: Instant, info_hash: &InfoHashV1, peer_id: &PeerId) -> bool {
+        let Some(swarm) = self.swarms.get_mut(info_hash) else {
+            return false;
+        };
+        let Some(&i) = swarm.index.get(&Key::Id(*peer_id)) else {
+            return false;
+        };
+        swarm.peers[i].last_seen = now;
+        true
+    }
+
+    /// Removes a peer if it is held with address `addr` (not if another
+    /// connection took its peer id over since); true if it was removed.
+    pub fn remove(&mut self, info_hash: &InfoHashV1, peer_id: &PeerId, addr: PeerAddr) -> bool {
+        let Some(swarm) = self.swarms.get_mut(info_hash) else {
+            return false;
+        };
+        let key = key_of(*peer_id, &addr);
+        let held = swarm
+            .index
+            .get(&key)
+            .is_some_and(|&i| swarm.peers[i].addr == addr);
+        if !held {
+            return false;
+        }
+        swarm.remove(&key);
+        self.peer_count -= 1;
+        if swarm.peers.is_empty() {
+            self.swarms.remove(info_hash);
+        }
+        true
+    }
+
+    /// Every info-hash held, in no particular order, at most `limit`.
+    #[must_use]
+    pub fn info_hashes(&self, limit: usize) -> Vec<InfoHashV1> {
+        self.swarms.keys().take(limit).copied().collect()
+    }
+
+    /// What the store holds now and its totals. Walks every peer.
+    #[must_use]
+    pub fn stats(&self) -> StoreStats {
+        let mut st = StoreStats {
+            torrents: self.swarms.len(),
+            peers: self.peer_count,
+            counters: StoreCounters {
+                scrapes: self.scrapes.get(),
+                ..self.counters
+            },
+            ..StoreStats::default()
+        };
+        for swarm in self.swarms.values() {
+            st.seeders += swarm.seeders as usize;
+            for e in &swarm.peers {
+                match e.addr {
+                    PeerAddr::Socket(SocketAddr::V4(_)) => st.ipv4 += 1,
+                    PeerAddr::Socket(SocketAddr::V6(_)) => st.ipv6 += 1,
+                    PeerAddr::WebRtc(_) => st.webrtc += 1,
+                }
+            }
+        }
+        st
     }
 
     /// The limits in use.
@@ -278,7 +441,13 @@ impl SwarmStore {
         announce: &PeerAnnounce,
         wanted: PeerKind,
     ) -> Result<AnnounceReply, StoreError> {
+        self.counters.announces += 1;
+        if !self.allows(&info_hash) {
+            self.counters.refused += 1;
+            return Err(StoreError::NotAllowed);
+        }
         let seeder = announce.left == 0;
+        let key = key_of(announce.peer_id, &announce.addr);
         if announce.event == Event::Stopped {
             let Some(swarm) = self.swarms.get_mut(&info_hash) else {
                 return Ok(AnnounceReply {
@@ -288,7 +457,7 @@ impl SwarmStore {
                     stored: false,
                 });
             };
-            if swarm.remove(&announce.peer_id).is_some() {
+            if swarm.remove(&key).is_some() {
                 self.peer_count -= 1;
             }
             let reply = AnnounceReply {
@@ -303,6 +472,7 @@ impl SwarmStore {
             return Ok(reply);
         }
         if !self.swarms.contains_key(&info_hash) && self.swarms.len() >= self.config.max_swarms {
+            self.counters.refused += 1;
             return Err(StoreError::TooManySwarms {
                 limit: self.config.max_swarms,
             });
@@ -310,9 +480,10 @@ impl SwarmStore {
         let room = self.peer_count < self.config.max_peers;
         let per_swarm = self.config.max_peers_per_swarm;
         let swarm = self.swarms.entry(info_hash).or_default();
-        let stored = if let Some(&i) = swarm.index.get(&announce.peer_id) {
+        let stored = if let Some(&i) = swarm.index.get(&key) {
             let entry = &mut swarm.peers[i];
             let was_seeder = entry.seeder;
+            entry.peer_id = announce.peer_id;
             entry.addr = announce.addr;
             entry.last_seen = now;
             entry.seeder = seeder;
@@ -326,7 +497,7 @@ impl SwarmStore {
             }
             true
         } else if room && swarm.peers.len() < per_swarm {
-            swarm.index.insert(announce.peer_id, swarm.peers.len());
+            swarm.index.insert(key, swarm.peers.len());
             swarm.peers.push(Entry {
                 peer_id: announce.peer_id,
                 addr: announce.addr,
@@ -361,7 +532,7 @@ impl SwarmStore {
                 stored,
             });
         };
-        let peers = pick(swarm, start, want, announce, seeder, wanted);
+        let peers = pick(swarm, start, want, key, seeder, wanted);
         let reply = AnnounceReply {
             seeders: swarm.seeders,
             leechers: swarm.leechers(),
@@ -377,6 +548,7 @@ impl SwarmStore {
     /// The counts of one swarm; zeros for an unknown info-hash.
     #[must_use]
     pub fn scrape(&self, info_hash: &InfoHashV1) -> ScrapeStats {
+        self.scrapes.set(self.scrapes.get() + 1);
         self.swarms
             .get(info_hash)
             .map(Swarm::stats)
@@ -399,7 +571,7 @@ impl SwarmStore {
                 swarm.index.clear();
                 swarm.seeders = 0;
                 for (i, e) in swarm.peers.iter().enumerate() {
-                    swarm.index.insert(e.peer_id, i);
+                    swarm.index.insert(e.key(), i);
                     if e.seeder {
                         swarm.seeders += 1;
                     }
@@ -418,7 +590,7 @@ fn pick(
     swarm: &Swarm,
     start: u64,
     want: usize,
-    announce: &PeerAnnounce,
+    announcer: Key,
     seeder: bool,
     wanted: PeerKind,
 ) -> Vec<PeerInfo> {
@@ -433,7 +605,7 @@ fn pick(
         if out.len() == want {
             break;
         }
-        if e.peer_id == announce.peer_id || (seeder && e.seeder) || !wanted.matches(&e.addr) {
+        if e.key() == announcer || (seeder && e.seeder) || !wanted.matches(&e.addr) {
             continue;
         }
         out.push(PeerInfo {

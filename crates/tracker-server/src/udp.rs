@@ -272,7 +272,7 @@ impl UdpHandler {
                             .iter()
                             .filter_map(|p| match p.addr {
                                 PeerAddr::Socket(a) => Some(a),
-                                PeerAddr::WebRtc => None,
+                                PeerAddr::WebRtc(_) => None,
                             })
                             .collect(),
                     },

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 use tokio::task::JoinHandle;
 
-use crate::shared::SharedStore;
+use crate::shared::{SharedLimiter, SharedStore};
 use crate::udp::{UdpConfig, UdpHandler};
 
 /// How often the connection-id secret is replaced.
@@ -68,9 +68,23 @@ impl UdpServer {
         store: SharedStore,
         config: UdpConfig,
     ) -> io::Result<Self> {
+        Self::serve(socket, store, config, None)
+    }
+
+    /// Serves on a bound socket; `limiter` (possibly shared with the other
+    /// servers) drops datagrams from addresses over their rate.
+    ///
+    /// # Errors
+    /// The socket's address error, or no randomness for the secret.
+    pub fn serve(
+        socket: UdpSocket,
+        store: SharedStore,
+        config: UdpConfig,
+        limiter: Option<SharedLimiter>,
+    ) -> io::Result<Self> {
         let local = socket.local_addr()?;
         let handler = UdpHandler::new(Instant::now(), random_secret()?, config);
-        let task = tokio::spawn(run(socket, store, handler));
+        let task = tokio::spawn(run(socket, store, handler, limiter));
         Ok(Self { local, task })
     }
 
@@ -87,7 +101,12 @@ impl Drop for UdpServer {
     }
 }
 
-async fn run(socket: UdpSocket, store: SharedStore, mut handler: UdpHandler) {
+async fn run(
+    socket: UdpSocket,
+    store: SharedStore,
+    mut handler: UdpHandler,
+    limiter: Option<SharedLimiter>,
+) {
     let mut buf = vec![0u8; RECV_BUFFER];
     let mut out = Vec::with_capacity(RECV_BUFFER);
     let mut rotate = tokio::time::interval(ROTATE_EVERY);
@@ -105,10 +124,17 @@ async fn run(socket: UdpSocket, store: SharedStore, mut handler: UdpHandler) {
                         continue;
                     }
                 };
+                let now = Instant::now();
+                if let Some(l) = &limiter
+                    && !l.lock().unwrap_or_else(PoisonError::into_inner).allow(now, src.ip())
+                {
+                    tracing::trace!("UDP tracker dropped a datagram from {src}: rate limit");
+                    continue;
+                }
                 out.clear();
                 let result = {
                     let mut store = store.lock().unwrap_or_else(PoisonError::into_inner);
-                    handler.handle(&mut store, Instant::now(), src, &buf[..len], &mut out)
+                    handler.handle(&mut store, now, src, &buf[..len], &mut out)
                 };
                 match result {
                     Ok(()) => {

@@ -144,7 +144,7 @@ fn kinds_are_filtered() {
     v6.addr = PeerAddr::Socket("[2001:db8::2]:6881".parse().unwrap());
     s.announce(now, HASH, &v6, PeerKind::Socket).unwrap();
     let mut rtc = peer(3, 1);
-    rtc.addr = PeerAddr::WebRtc;
+    rtc.addr = PeerAddr::WebRtc(7);
     let r = s.announce(now, HASH, &rtc, PeerKind::WebRtc).unwrap();
     // Counted together, but a browser gets no socket peers.
     assert_eq!(r.leechers, 3);
@@ -308,4 +308,34 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn tcp_peers_are_keyed_by_address_browsers_by_peer_id() {
+    let mut s = SwarmStore::new(StoreConfig::default(), 1);
+    let now = Instant::now();
+    // Two clients sending the same (all-zero) peer id are two peers.
+    let mut a = peer(0, 5);
+    a.addr = PeerAddr::Socket(SocketAddr::from(([10, 0, 0, 1], 1000)));
+    let mut b = a;
+    b.addr = PeerAddr::Socket(SocketAddr::from(([10, 0, 0, 2], 1000)));
+    s.announce(now, HASH, &a, PeerKind::Socket).unwrap();
+    let r = s.announce(now, HASH, &b, PeerKind::Socket).unwrap();
+    assert_eq!(r.leechers, 2);
+    assert_eq!(r.peers.len(), 1);
+    assert_eq!(r.peers[0].addr, a.addr);
+    // Another peer id from a's address replaces a: nobody else can.
+    let mut c = a;
+    c.peer_id = PeerId([9; 20]);
+    let r = s.announce(now, HASH, &c, PeerKind::Socket).unwrap();
+    assert_eq!(r.leechers, 2);
+    // Browsers with one peer id are one peer, whatever the connection.
+    let mut w = peer(7, 5);
+    w.addr = PeerAddr::WebRtc(1);
+    s.announce(now, HASH, &w, PeerKind::WebRtc).unwrap();
+    w.addr = PeerAddr::WebRtc(2);
+    let r = s.announce(now, HASH, &w, PeerKind::WebRtc).unwrap();
+    assert_eq!(r.leechers, 3);
+    assert!(!s.remove(&HASH, &w.peer_id, PeerAddr::WebRtc(1)));
+    assert!(s.remove(&HASH, &w.peer_id, PeerAddr::WebRtc(2)));
 }

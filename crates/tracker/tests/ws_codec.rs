@@ -347,7 +347,7 @@ fn hostile_client_frames_are_typed_errors() {
     );
     assert_eq!(
         ws::decode_client(&format!(
-            r#"{{"action":"announce","info_hash":"{h}","peer_id":"{h}","event":"paused"}}"#
+            r#"{{"action":"announce","info_hash":"{h}","peer_id":"{h}","event":"exploded"}}"#
         )),
         Err(WsDecodeError::UnknownEvent)
     );

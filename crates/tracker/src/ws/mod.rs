@@ -464,7 +464,8 @@ fn event_of(value: &Value) -> Result<Event, WsDecodeError> {
         Some("started") => Ok(Event::Started),
         Some("completed") => Ok(Event::Completed),
         Some("stopped") => Ok(Event::Stopped),
-        Some("update" | "empty" | "") => Ok(Event::None),
+        // BEP 21 `paused` is a regular announce to a tracker.
+        Some("update" | "empty" | "paused" | "") => Ok(Event::None),
         Some(_) => Err(WsDecodeError::UnknownEvent),
     }
 }
