@@ -158,3 +158,61 @@ async fn a_private_torrent_stays_off_the_dht() {
     .await
     .expect("finished in time");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_client_finds_peers_through_its_saved_table() {
+    common::logs();
+    tokio::time::timeout(LIMIT, async {
+        let nodes = dht_nodes(8).await;
+        let boot = nodes[0].0.local_addr_v4().expect("IPv4");
+        let files = [("r.bin", common::data(84, 90_000))];
+        let metainfo = common::torrent("dht-restored", 16 * 1024, &files);
+        let seed_dir = tempfile::tempdir().expect("tempdir");
+        common::write_files(seed_dir.path(), "dht-restored", &files);
+        let seeder = Client::new(config(seed_dir.path(), boot))
+            .await
+            .expect("seeder");
+        seeder
+            .add(metainfo.clone(), AddOptions::default())
+            .await
+            .expect("seed");
+        while stored_peers(&nodes).await == 0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+
+        // A first session joins the DHT through the bootstrap node, then stops.
+        let dst = tempfile::tempdir().expect("tempdir");
+        let first = Client::new(config(dst.path(), boot)).await.expect("client");
+        let dht = first.dht().expect("runs").clone();
+        while dht.stats().await.expect("running").nodes_v4 < 4 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        drop(dht);
+        first.shutdown().await.expect("shutdown");
+        drop(first);
+        assert!(
+            dst.path().join(".dht-table").is_file(),
+            "the table is saved"
+        );
+
+        // The next one has no bootstrap node at all: the saved table is enough.
+        let mut c = common::config(dst.path());
+        c.dht = true;
+        let second = Client::new(c).await.expect("client");
+        let magnet = webtorrent::magnet::Magnet::parse(&format!(
+            "magnet:?xt=urn:btih:{}",
+            metainfo.info_hashes().wire().to_hex()
+        ))
+        .expect("magnet");
+        let download = second
+            .add_magnet(&magnet, AddOptions::default())
+            .await
+            .expect("add magnet");
+        download.wait_done().await;
+        common::assert_files(dst.path(), "dht-restored", &files);
+        second.shutdown().await.expect("shutdown");
+        seeder.shutdown().await.expect("shutdown");
+    })
+    .await
+    .expect("finished in time");
+}

@@ -658,9 +658,13 @@ impl Client {
             rtc: OnceLock::new(),
         });
         if config.dht
-            && let Some(dht) =
-                dht::DhtDiscovery::start(Arc::downgrade(&shared), local_addr, config.dht_bootstrap)
-                    .await
+            && let Some(dht) = dht::DhtDiscovery::start(
+                Arc::downgrade(&shared),
+                local_addr,
+                config.dht_bootstrap,
+                shared.download_dir.join(dht::TABLE_FILE),
+            )
+            .await
         {
             let _ = shared.dht.set(dht);
         }
@@ -1018,6 +1022,9 @@ impl Client {
             if result.is_ok() {
                 result = r;
             }
+        }
+        if let Some(dht) = self.shared.dht.get() {
+            dht.save().await;
         }
         result
     }
