@@ -97,6 +97,7 @@
 mod announce;
 mod dht;
 mod extension;
+mod follow;
 mod hashes;
 mod lsd;
 mod magnet;
@@ -132,6 +133,7 @@ use announce::{AnnounceSetup, Announcer, Progress, Trackers};
 use torrent::Command;
 
 pub use extension::{ExtensionFactory, ExtensionWaker, PeerInfo};
+pub use follow::{FollowError, FollowOptions, MutableFollower, Version};
 pub use reader::{File, FileReader};
 
 /// The extensions our handshake announces: the fast extension (BEP 6) and the extension
