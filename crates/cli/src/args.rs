@@ -170,9 +170,17 @@ pub(crate) struct DownloadArgs {
     pub(crate) webrtc: WebRtcArgs,
     #[command(flatten)]
     pub(crate) dht: DhtArgs,
-    /// Keep seeding after the download completes, until Ctrl-C.
+    /// Keep seeding after the download completes, until Ctrl-C. With a mutable link
+    /// (`xs=urn:btpk:`, BEP 46) this follows the link as --follow does.
     #[arg(long)]
     pub(crate) seed: bool,
+    /// With a mutable link (`xs=urn:btpk:`, BEP 46): keep running until Ctrl-C, read the
+    /// publisher's pointer again every few minutes and download each new version.
+    #[arg(long)]
+    pub(crate) follow: bool,
+    /// How often --follow reads the pointer again, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 300, hide = true)]
+    pub(crate) follow_interval: u64,
     /// Download only these files: indexes from 0 in the torrent's order, as `webtorrent
     /// info` lists them, e.g. `0,2-4` (BEP 53). A magnet link's own `so=` applies when this
     /// is not given.

@@ -188,6 +188,9 @@ async fn download_async(args: &DownloadArgs, source: Source) -> Result<ExitCode>
             let name = meta.info().name().to_owned();
             (client.add(meta, options).await, name)
         }
+        Source::Magnet(magnet) if magnet.info_hashes().is_none() && (args.follow || args.seed) => {
+            return follow_async(args, &client, &magnet).await;
+        }
         Source::Magnet(mut magnet) => {
             if magnet.info_hashes().is_none() {
                 // BEP 46: the link names a publisher's key; the DHT holds the info-hash.
@@ -614,6 +617,62 @@ async fn start_publishing(
         }
     });
     Ok(MutableTorrent { key: public, salt }.to_magnet().to_uri())
+}
+
+/// Follows a BEP 46 link until Ctrl-C: each new version the publisher's pointer names
+/// is downloaded (in place of the previous one, whose files stay) and then seeded.
+async fn follow_async(args: &DownloadArgs, client: &Client, magnet: &Magnet) -> Result<ExitCode> {
+    use webtorrent::dht::MutableTorrent;
+    use webtorrent::session::FollowOptions;
+    let result = async {
+        let target =
+            MutableTorrent::from_magnet(magnet).context("the magnet link has no info-hash")?;
+        let dht = client
+            .dht()
+            .context("the link is a mutable torrent (BEP 46): it needs the DHT")?;
+        if !joined(dht).await? {
+            bail!("no DHT node answered: the link cannot be resolved (see --dht-bootstrap)");
+        }
+        let mut options = FollowOptions::default();
+        options.interval = Duration::from_secs(args.follow_interval.max(1));
+        options.add.peers.clone_from(&args.peers);
+        options.add.trackers.clone_from(&args.trackers);
+        options.add.select = args.select.clone().map(|s| s.0);
+        let mut follower = client.follow_mutable(target, options);
+        eprintln!("following the link; press Ctrl-C to stop");
+        let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
+        loop {
+            tokio::select! {
+                version = follower.next() => {
+                    let version = version.context("cannot follow the link")?;
+                    eprintln!(
+                        "the link points at {} (seq {}): downloading",
+                        version.info_hash, version.seq
+                    );
+                    let torrent = version.torrent;
+                    tokio::spawn(async move {
+                        torrent.wait_done().await;
+                        if torrent.is_done() {
+                            let name = torrent
+                                .metainfo()
+                                .map_or_else(String::new, |m| m.info().name().to_owned());
+                            let _ = print_stdout(&format!(
+                                "downloaded {name} (seq {}, {})\n",
+                                version.seq, version.info_hash
+                            ));
+                        }
+                    });
+                }
+                r = &mut ctrl_c => {
+                    r.context("cannot wait for Ctrl-C")?;
+                    return Ok(ExitCode::from(INTERRUPTED));
+                }
+            }
+        }
+    }
+    .await;
+    client.shutdown().await.context("cannot save resume data")?;
+    result
 }
 
 /// The info-hash a BEP 46 link (`xs=urn:btpk:`, `s`) currently points at.

@@ -179,3 +179,97 @@ fn publish_then_download_by_the_mutable_link() {
     );
     drop(publisher);
 }
+
+/// Starts `webtorrent ARGS` in `cwd`; its stdout and stderr lines arrive on the channel.
+fn spawn_lines(cwd: &Path, args: &[&str]) -> (Publisher, mpsc::Receiver<String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_webtorrent"))
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the webtorrent binary starts");
+    let out = child.stdout.take().expect("piped");
+    let err = child.stderr.take().expect("piped");
+    let (tx, rx) = mpsc::channel();
+    let tx2 = tx.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            let _ = tx2.send(line);
+        }
+    });
+    (Publisher(child), rx)
+}
+
+/// The first line starting with `prefix`, failing on `error` lines and after `deadline`.
+fn wait_line(rx: &mpsc::Receiver<String>, prefix: &str, deadline: Instant) -> String {
+    loop {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|_| panic!("no line starting with {prefix:?} in time"));
+        assert!(!line.starts_with("error"), "failed: {line}");
+        if line.starts_with(prefix) {
+            return line;
+        }
+    }
+}
+
+#[test]
+fn download_follow_gets_each_published_version() {
+    let (_rt, _nodes, boot) = local_dht();
+    let deadline = Instant::now() + TIMEOUT;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = dir.path().join("pub.key");
+    let key = key.to_str().expect("utf-8 path");
+    let publish = [
+        "publish",
+        "site.bin",
+        "--key",
+        key,
+        "--dht-bootstrap",
+        &boot,
+        "--listen",
+        "127.0.0.1:0",
+    ];
+    let v1 = common::content(47, 200_000);
+    std::fs::write(dir.path().join("site.bin"), &v1).expect("write");
+    let (publisher, lines) = spawn_lines(dir.path(), &publish);
+    let link = wait_line(&lines, "magnet:?xs=urn:btpk:", deadline);
+
+    let out_dir = tempfile::tempdir().expect("tempdir");
+    let (subscriber, got) = spawn_lines(
+        out_dir.path(),
+        &[
+            "download",
+            &link,
+            "--follow",
+            "--follow-interval",
+            "1",
+            "--dht-bootstrap",
+            &boot,
+            "--listen",
+            "127.0.0.1:0",
+        ],
+    );
+    assert!(wait_line(&got, "downloaded", deadline).contains("seq 1"));
+    let site = out_dir.path().join("site.bin");
+    assert_eq!(std::fs::read(&site).expect("downloaded"), v1);
+
+    // The publisher publishes a new version with the same key: seq 2.
+    drop(publisher);
+    let v2 = common::content(48, 200_000);
+    std::fs::write(dir.path().join("site.bin"), &v2).expect("write");
+    let (publisher, lines) = spawn_lines(dir.path(), &publish);
+    assert!(wait_line(&lines, "published", deadline).contains("seq 2"));
+    assert!(wait_line(&got, "downloaded", deadline).contains("seq 2"));
+    assert_eq!(std::fs::read(&site).expect("downloaded"), v2);
+    drop(subscriber);
+    drop(publisher);
+}

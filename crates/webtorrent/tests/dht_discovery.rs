@@ -158,3 +158,150 @@ async fn a_private_torrent_stays_off_the_dht() {
     .await
     .expect("finished in time");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_client_finds_peers_through_its_saved_table() {
+    common::logs();
+    tokio::time::timeout(LIMIT, async {
+        let nodes = dht_nodes(8).await;
+        let boot = nodes[0].0.local_addr_v4().expect("IPv4");
+        let files = [("r.bin", common::data(84, 90_000))];
+        let metainfo = common::torrent("dht-restored", 16 * 1024, &files);
+        let seed_dir = tempfile::tempdir().expect("tempdir");
+        common::write_files(seed_dir.path(), "dht-restored", &files);
+        let seeder = Client::new(config(seed_dir.path(), boot))
+            .await
+            .expect("seeder");
+        seeder
+            .add(metainfo.clone(), AddOptions::default())
+            .await
+            .expect("seed");
+        while stored_peers(&nodes).await == 0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+
+        // A first session joins the DHT through the bootstrap node, then stops.
+        let dst = tempfile::tempdir().expect("tempdir");
+        let first = Client::new(config(dst.path(), boot)).await.expect("client");
+        let dht = first.dht().expect("runs").clone();
+        while dht.stats().await.expect("running").nodes_v4 < 4 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        drop(dht);
+        first.shutdown().await.expect("shutdown");
+        drop(first);
+        assert!(
+            dst.path().join(".dht-table").is_file(),
+            "the table is saved"
+        );
+
+        // The next one has no bootstrap node at all: the saved table is enough.
+        let mut c = common::config(dst.path());
+        c.dht = true;
+        let second = Client::new(c).await.expect("client");
+        let magnet = webtorrent::magnet::Magnet::parse(&format!(
+            "magnet:?xt=urn:btih:{}",
+            metainfo.info_hashes().wire().to_hex()
+        ))
+        .expect("magnet");
+        let download = second
+            .add_magnet(&magnet, AddOptions::default())
+            .await
+            .expect("add magnet");
+        download.wait_done().await;
+        common::assert_files(dst.path(), "dht-restored", &files);
+        second.shutdown().await.expect("shutdown");
+        seeder.shutdown().await.expect("shutdown");
+    })
+    .await
+    .expect("finished in time");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mutable_torrent_follower_downloads_each_new_version() {
+    use webtorrent::dht::{MutableItem, MutableTorrent, SigningKey, encode_pointer};
+    use webtorrent::session::FollowOptions;
+    common::logs();
+    tokio::time::timeout(LIMIT, async {
+        let nodes = dht_nodes(8).await;
+        let boot = nodes[0].0.local_addr_v4().expect("IPv4");
+        let v1_files = [("site.bin", common::data(85, 70_000))];
+        let v2_files = [("site.bin", common::data(86, 90_000))];
+        let v1 = common::torrent("mutable-v1", 16 * 1024, &v1_files);
+        let v2 = common::torrent("mutable-v2", 16 * 1024, &v2_files);
+        let seed_dir = tempfile::tempdir().expect("tempdir");
+        common::write_files(seed_dir.path(), "mutable-v1", &v1_files);
+        common::write_files(seed_dir.path(), "mutable-v2", &v2_files);
+        let seeder = Client::new(config(seed_dir.path(), boot))
+            .await
+            .expect("seeder");
+        for meta in [&v1, &v2] {
+            seeder
+                .add(meta.clone(), AddOptions::default())
+                .await
+                .expect("seed");
+            let hash = NodeId(meta.info_hashes().wire().0);
+            while nodes[5].0.get_peers(hash).await.expect("lookup").is_empty() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+
+        let key = SigningKey::from_bytes(&[9; 32]);
+        let salt = b"site".to_vec();
+        let publish = |seq: i64, meta: &webtorrent::metainfo::Metainfo| {
+            MutableItem::sign(&key, &salt, seq, encode_pointer(meta.info_hashes().wire()))
+                .expect("sign")
+        };
+        let publisher = &nodes[1].0;
+        assert!(
+            publisher
+                .put_mutable(publish(1, &v1), None)
+                .await
+                .expect("put")
+                > 0
+        );
+
+        let dst = tempfile::tempdir().expect("tempdir");
+        let subscriber = Client::new(config(dst.path(), boot))
+            .await
+            .expect("subscriber");
+        let target = MutableTorrent {
+            key: key.verifying_key().to_bytes(),
+            salt: salt.clone(),
+        };
+        let mut options = FollowOptions::default();
+        options.interval = Duration::from_millis(200);
+        let mut follower = subscriber.follow_mutable(target, options);
+        let first = follower.next().await.expect("v1");
+        assert_eq!((first.seq, first.info_hash), (1, v1.info_hashes().wire()));
+        first.torrent.wait_done().await;
+        common::assert_files(dst.path(), "mutable-v1", &v1_files);
+
+        assert!(
+            publisher
+                .put_mutable(publish(2, &v2), None)
+                .await
+                .expect("put")
+                > 0
+        );
+        let second = follower.next().await.expect("v2");
+        assert_eq!((second.seq, second.info_hash), (2, v2.info_hashes().wire()));
+        second.torrent.wait_done().await;
+        common::assert_files(dst.path(), "mutable-v2", &v2_files);
+        // The old version left the session, not the disk.
+        common::assert_files(dst.path(), "mutable-v1", &v1_files);
+
+        // A rollback to seq 1 (the nodes refuse it; one that kept it would be ignored).
+        let _ = publisher.put_mutable(publish(1, &v1), None).await;
+        assert!(
+            tokio::time::timeout(Duration::from_secs(1), follower.next())
+                .await
+                .is_err(),
+            "a rollback is no new version"
+        );
+        subscriber.shutdown().await.expect("shutdown");
+        seeder.shutdown().await.expect("shutdown");
+    })
+    .await
+    .expect("finished in time");
+}

@@ -97,6 +97,7 @@
 mod announce;
 mod dht;
 mod extension;
+mod follow;
 mod hashes;
 mod lsd;
 mod magnet;
@@ -132,6 +133,7 @@ use announce::{AnnounceSetup, Announcer, Progress, Trackers};
 use torrent::Command;
 
 pub use extension::{ExtensionFactory, ExtensionWaker, PeerInfo};
+pub use follow::{FollowError, FollowOptions, MutableFollower, Version};
 pub use reader::{File, FileReader};
 
 /// The extensions our handshake announces: the fast extension (BEP 6) and the extension
@@ -658,9 +660,13 @@ impl Client {
             rtc: OnceLock::new(),
         });
         if config.dht
-            && let Some(dht) =
-                dht::DhtDiscovery::start(Arc::downgrade(&shared), local_addr, config.dht_bootstrap)
-                    .await
+            && let Some(dht) = dht::DhtDiscovery::start(
+                Arc::downgrade(&shared),
+                local_addr,
+                config.dht_bootstrap,
+                shared.download_dir.join(dht::TABLE_FILE),
+            )
+            .await
         {
             let _ = shared.dht.set(dht);
         }
@@ -1018,6 +1024,9 @@ impl Client {
             if result.is_ok() {
                 result = r;
             }
+        }
+        if let Some(dht) = self.shared.dht.get() {
+            dht.save().await;
         }
         result
     }
