@@ -71,7 +71,7 @@ struct Stream {
 }
 
 /// The streams of one torrent and the deadlines they gave the picker; see the
-/// [module documentation](self).
+/// module documentation.
 #[derive(Debug, Clone)]
 pub struct ReadAhead {
     piece_length: u64,
