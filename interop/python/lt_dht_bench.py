@@ -10,7 +10,7 @@ object a line; each reply is one JSON line with the same "cmd"):
   {"cmd": "lookup", "ih": HEX, "timeout": S}
       -> {"first_ms": T or null, "done_ms": T, "queries": N, "peers": N}
       (session 0 runs dht_get_peers: time to the first reply carrying peers, time until no
-      get_peers lookup is active any more (polled every 2 ms), get_peers queries sent (the
+      get_peers lookup is active any more (dht_stats polled every 2 ms), get_peers queries sent (the
       session counter dht.dht_get_peers_out before and after), distinct peers found)
 Exits when standard input closes. Works with libtorrent 2.0 bindings.
 """
@@ -60,18 +60,6 @@ def counter(ses, name, index):
     return None
 
 
-def active_get_peers(ses):
-    """Get_peers lookups running in the session (None if no stats came within 1 s)."""
-    ses.post_dht_stats()
-    end = time.time() + 1
-    while time.time() < end:
-        ses.wait_for_alert(20)
-        for a in ses.pop_alerts():
-            if isinstance(a, lt.dht_stats_alert):
-                return sum(1 for r in a.active_requests if r["type"] == "get_peers")
-    return None
-
-
 def main():
     n = int(sys.argv[1])
     boot = ",".join(sys.argv[2:])
@@ -105,7 +93,6 @@ def main():
             ses.dht_get_peers(lt.sha1_hash(bytes.fromhex(ih)))
             first_ms = None
             peers = set()
-            seen = False
             end = start + c.get("timeout", 30)
             done_ms = None
             while time.monotonic() < end:
@@ -117,10 +104,9 @@ def main():
                             first_ms = (time.monotonic() - start) * 1000
                         peers.update(f"{ip}:{port}" for ip, port in a.peers())
                     elif isinstance(a, lt.dht_stats_alert):
-                        running = sum(1 for r in a.active_requests if r["type"] == "get_peers")
-                        if running:
-                            seen = True
-                        elif seen or time.monotonic() - start > 0.5:
+                        # The stats request is queued behind dht_get_peers: the first
+                        # stats without a get_peers lookup follow its end.
+                        if not any(r["type"] == "get_peers" for r in a.active_requests):
                             done_ms = (time.monotonic() - start) * 1000
                 if done_ms is not None:
                     break

@@ -71,7 +71,9 @@ enum Cmd {
     /// a local nginx web seed: ours vs aria2), `magnet` (magnet -> metadata time, ours vs
     /// libtorrent), `webrtc` (256 MiB over WebRTC by pairs of ours, JS WebTorrent, Chromium
     /// and libtorrent 2.1), `stream` (HTTP streaming from a seeder at 4 MiB/s: seek -> first
-    /// byte, fresh stream vs JS WebTorrent's createServer) or `hash` (cargo bench).
+    /// byte, fresh stream vs JS WebTorrent's createServer), `dht` (get_peers lookups on a
+    /// loopback DHT of our nodes and libtorrent sessions: latency and queries, ours vs
+    /// libtorrent; heap per stored peer) or `hash` (cargo bench).
     Bench {
         #[arg(value_enum, default_value = "create")]
         what: BenchWhat,
@@ -80,7 +82,7 @@ enum Cmd {
         #[arg(long)]
         size_mib: Option<u64>,
         /// Runs of each tool or pair; the median is reported [default: create 5, download 3,
-        /// webseed 5, magnet 25, webrtc 3, stream 5].
+        /// webseed 5, magnet 25, webrtc 3, stream 5; dht: lookups by each side, 50].
         #[arg(long)]
         runs: Option<usize>,
         /// create: v1, v2 or hybrid (download always uses v1).
@@ -95,7 +97,16 @@ enum Cmd {
         /// compared with are added.
         #[arg(long, value_delimiter = ',', value_name = "PAIR")]
         pairs: Vec<String>,
-        /// download, webrtc: also write the figures to FILE as JSON.
+        /// dht: our nodes in the DHT.
+        #[arg(long, default_value_t = 120)]
+        dht_ours: usize,
+        /// dht: libtorrent sessions in the DHT.
+        #[arg(long, default_value_t = 40)]
+        dht_libtorrent: usize,
+        /// dht: torrents announced (half by our nodes, half by libtorrent sessions).
+        #[arg(long, default_value_t = 40)]
+        dht_torrents: usize,
+        /// download, webrtc, dht: also write the figures to FILE as JSON.
         #[arg(long, value_name = "FILE")]
         json: Option<std::path::PathBuf>,
         /// magnet: files of the torrent with the big info dictionary.
@@ -129,6 +140,7 @@ enum BenchWhat {
     Magnet,
     Webrtc,
     Stream,
+    Dht,
 }
 
 fn main() -> std::process::ExitCode {
@@ -174,6 +186,9 @@ fn run(cli: Cli) -> Result<()> {
         }),
         Cmd::Bench {
             what,
+            dht_ours,
+            dht_libtorrent,
+            dht_torrents,
             size_mib,
             runs,
             flavour,
@@ -228,6 +243,14 @@ fn run(cli: Cli) -> Result<()> {
                 timeout: std::time::Duration::from_secs(timeout),
                 dir,
                 webtorrent,
+            }),
+            BenchWhat::Dht => bench::dht(&bench::DhtOptions {
+                ours: dht_ours,
+                libtorrent: dht_libtorrent,
+                torrents: dht_torrents,
+                lookups: runs.unwrap_or(50),
+                timeout: std::time::Duration::from_secs(timeout.max(600)),
+                json,
             }),
             BenchWhat::Stream => bench::stream(&bench::StreamOptions {
                 size_mib: size_mib.unwrap_or(1024),
