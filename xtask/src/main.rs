@@ -103,6 +103,9 @@ enum Cmd {
         /// dht: libtorrent sessions in the DHT.
         #[arg(long, default_value_t = 40)]
         dht_libtorrent: usize,
+        /// dht: JS bittorrent-dht nodes in the DHT (0 when interop/node_modules lacks it).
+        #[arg(long, default_value_t = 40)]
+        dht_js: usize,
         /// dht: torrents announced (half by our nodes, half by libtorrent sessions).
         #[arg(long, default_value_t = 40)]
         dht_torrents: usize,
@@ -188,6 +191,7 @@ fn run(cli: Cli) -> Result<()> {
             what,
             dht_ours,
             dht_libtorrent,
+            dht_js,
             dht_torrents,
             size_mib,
             runs,
@@ -247,6 +251,7 @@ fn run(cli: Cli) -> Result<()> {
             BenchWhat::Dht => bench::dht(&bench::DhtOptions {
                 ours: dht_ours,
                 libtorrent: dht_libtorrent,
+                js: dht_js,
                 torrents: dht_torrents,
                 lookups: runs.unwrap_or(50),
                 timeout: std::time::Duration::from_secs(timeout.max(600)),

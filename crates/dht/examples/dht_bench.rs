@@ -3,7 +3,11 @@
 //! announced from both; `get_peers` lookups of the same info-hashes from one of our nodes
 //! and from one libtorrent session. Prints a JSON summary on standard output.
 //!
+//! With `--js N --node NODE --js-script interop/node/dht_bench_nodes.mjs`, N JS
+//! `bittorrent-dht` nodes join too (they answer and store; they neither announce nor measure).
+//!
 //! usage: dht_bench PYTHON SCRIPT [--ours N] [--lt N] [--torrents N] [--lookups N]
+//!        [--js N --node NODE --js-script PATH]
 
 use std::net::SocketAddr;
 use std::process::Stdio;
@@ -70,6 +74,11 @@ fn stats(mut v: Vec<f64>) -> Value {
     json!({"n": v.len(), "median": at(0.5), "p90": at(0.9), "mean": mean, "max": at(1.0)})
 }
 
+fn arg_str<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
+    let i = args.iter().position(|a| a == name)?;
+    args.get(i + 1).map(String::as_str)
+}
+
 fn arg(args: &[String], name: &str, default: usize) -> Result<usize, Error> {
     match args.iter().position(|a| a == name) {
         Some(i) => Ok(args.get(i + 1).ok_or("missing value")?.parse()?),
@@ -88,6 +97,7 @@ async fn main() -> Result<(), Error> {
     let lt_n = arg(&args, "--lt", 40)?.max(2);
     let torrents = arg(&args, "--torrents", 40)?.max(1);
     let lookups = arg(&args, "--lookups", 50)?;
+    let js_n = arg(&args, "--js", 0)?;
 
     let mut nodes = Vec::new();
     let mut tasks = Vec::new();
@@ -123,9 +133,39 @@ async fn main() -> Result<(), Error> {
         .filter_map(Value::as_u64)
         .map(|p| SocketAddr::from(([127, 0, 0, 1], p as u16)))
         .collect();
+    let mut js_child = None;
+    let mut js_addrs: Vec<SocketAddr> = Vec::new();
+    if js_n > 0 {
+        let node = arg_str(&args, "--node").unwrap_or("node");
+        let js_script = arg_str(&args, "--js-script").ok_or("--js needs --js-script")?;
+        let mut c = Command::new(node)
+            .arg(js_script)
+            .arg(js_n.to_string())
+            .args(seeds.iter().map(ToString::to_string))
+            .arg(lt_addrs[0].to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()?;
+        let mut lines = BufReader::new(c.stdout.take().ok_or("no stdout")?).lines();
+        let ready = timeout(Duration::from_secs(60), lines.next_line())
+            .await
+            .map_err(|_| "bittorrent-dht nodes not ready in 60 s")??
+            .ok_or("bittorrent-dht script exited")?;
+        let ready: Value = serde_json::from_str(&ready)?;
+        js_addrs = ready["ports"]
+            .as_array()
+            .ok_or("no ports")?
+            .iter()
+            .filter_map(Value::as_u64)
+            .map(|p| SocketAddr::from(([127, 0, 0, 1], p as u16)))
+            .collect();
+        js_child = Some((c, lines));
+    }
     eprintln!(
-        "dht_bench: {ours} of our nodes, {} libtorrent sessions",
-        lt_addrs.len()
+        "dht_bench: {ours} of our nodes, {} libtorrent sessions, {} bittorrent-dht nodes",
+        lt_addrs.len(),
+        js_addrs.len()
     );
 
     // Bootstrap: every node knows our three seeds and two libtorrent sessions.
@@ -135,6 +175,9 @@ async fn main() -> Result<(), Error> {
         let mut b = seeds.clone();
         b.push(lt_addrs[0]);
         b.push(lt_addrs[1 + i % (lt_addrs.len() - 1)]);
+        if !js_addrs.is_empty() {
+            b.push(js_addrs[i % js_addrs.len()]);
+        }
         b.retain(|a| *a != addr(d));
         d.add_bootstrap(b).await?;
         let d = d.clone();
@@ -239,6 +282,7 @@ async fn main() -> Result<(), Error> {
     let summary = json!({
         "ours": ours,
         "libtorrent_sessions": lt_addrs.len(),
+        "bittorrent_dht_nodes": js_addrs.len(),
         "torrents": torrents,
         "lookups": lookups,
         "table_ours": stats(our_nodes),
@@ -249,6 +293,7 @@ async fn main() -> Result<(), Error> {
     println!("{summary}");
     drop(lt);
     let _ = timeout(Duration::from_secs(5), child.wait()).await;
+    drop(js_child);
     drop(nodes);
     Ok(())
 }

@@ -1,12 +1,14 @@
-//! `cargo xtask bench dht`: a loopback DHT of our nodes and libtorrent sessions; lookup
-//! latency and queries per lookup, ours against libtorrent's in the same run; our heap per
-//! 10 000 stored peers.
+//! `cargo xtask bench dht`: a loopback DHT of our nodes, libtorrent sessions and
+//! bittorrent-dht nodes; lookup latency and queries per lookup, ours against libtorrent's in
+//! the same run; our heap per 10 000 stored peers.
 //!
 //! Method (docs/benchmarks/dht.md has the details and the figures):
 //! - `crates/dht/examples/dht_bench.rs` hosts our nodes (one `Dht` each, 127.0.0.1, one
 //!   process) and drives `interop/python/lt_dht_bench.py`, which hosts the libtorrent 2.0
 //!   sessions in one Python process; every node bootstraps from three of ours and two
 //!   libtorrent sessions;
+//! - with `--dht-js N` (default 40), N JS `bittorrent-dht` nodes join from
+//!   `interop/node/dht_bench_nodes.mjs` (one Node.js process); they answer and store;
 //! - half of the torrents are announced by random ones of our nodes, half are added to random
 //!   libtorrent sessions (which announce them); then our node 0 and libtorrent session 0 look
 //!   each info-hash up in turn (`get_peers`), and the example prints the figures as JSON;
@@ -27,6 +29,7 @@ use crate::util::{capture, cargo, display, root};
 pub(crate) struct Options {
     pub(crate) ours: usize,
     pub(crate) libtorrent: usize,
+    pub(crate) js: usize,
     pub(crate) torrents: usize,
     pub(crate) lookups: usize,
     pub(crate) timeout: Duration,
@@ -91,6 +94,16 @@ pub(crate) fn dht(o: &Options) -> Result<()> {
         .args(["--lt", &o.libtorrent.to_string()])
         .args(["--torrents", &o.torrents.to_string()])
         .args(["--lookups", &o.lookups.to_string()]);
+    let js_dir = root().join("interop/node_modules/bittorrent-dht");
+    if o.js > 0 && js_dir.is_dir() {
+        c.args(["--js", &o.js.to_string(), "--node", "node", "--js-script"])
+            .arg(root().join("interop/node/dht_bench_nodes.mjs"));
+    } else if o.js > 0 {
+        eprintln!(
+            "no bittorrent-dht nodes: {} is missing (npm ci in interop/)",
+            js_dir.display()
+        );
+    }
     eprintln!("$ {}", display(&c));
     let out = capture(&mut c, Some(Instant::now() + o.timeout))?.ok("dht_bench")?;
     eprint!("{}", out.stderr);
@@ -121,8 +134,9 @@ pub(crate) fn dht(o: &Options) -> Result<()> {
     let w = &v["webtorrent"];
     let l = &v["libtorrent"];
     println!(
-        "\n{} of our nodes + {} libtorrent sessions on 127.0.0.1; {} torrents; {} lookups each",
-        v["ours"], v["libtorrent_sessions"], v["torrents"], v["lookups"]
+        "\n{} of our nodes + {} libtorrent sessions + {} bittorrent-dht nodes on 127.0.0.1; \
+         {} torrents; {} lookups each",
+        v["ours"], v["libtorrent_sessions"], v["bittorrent_dht_nodes"], v["torrents"], v["lookups"]
     );
     println!(
         "routing table, median contacts: ours {}, libtorrent {}",
@@ -150,7 +164,9 @@ pub(crate) fn dht(o: &Options) -> Result<()> {
     }
     println!(
         "{:<34} {:>12} {:>12}",
-        "lookups that found peers", w["found"], l["found"]
+        "lookups that found peers",
+        w["found"].as_u64().unwrap_or(0),
+        l["found"].as_u64().unwrap_or(0)
     );
     println!("{heap}");
     if let Some(path) = &o.json {
