@@ -254,7 +254,7 @@ fn run(cli: Cli) -> Result<()> {
                 js: dht_js,
                 torrents: dht_torrents,
                 lookups: runs.unwrap_or(50),
-                timeout: std::time::Duration::from_secs(timeout.max(600)),
+                timeout: std::time::Duration::from_secs(timeout.max(1800)),
                 json,
             }),
             BenchWhat::Stream => bench::stream(&bench::StreamOptions {

@@ -278,6 +278,13 @@ async fn main() -> Result<(), Error> {
         if r["peers"].as_u64().unwrap_or(0) > 0 {
             l_found += 1;
         }
+        if i % 10 == 9 || std::env::var_os("DHT_BENCH_VERBOSE").is_some() {
+            eprintln!(
+                "dht_bench: {} lookups each; last: ours {:.2} ms, libtorrent {r}",
+                i + 1,
+                o_done.last().copied().unwrap_or(f64::NAN)
+            );
+        }
     }
     let summary = json!({
         "ours": ours,
