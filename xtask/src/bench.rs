@@ -1,6 +1,7 @@
 //! `cargo xtask bench`: `webtorrent create` against libtorrent, downloads over loopback
 //! against libtorrent and qBittorrent, and the hash benchmarks.
 
+mod dht;
 mod download;
 mod magnet;
 mod procfs;
@@ -10,6 +11,7 @@ mod tracker;
 mod webrtc;
 mod webseed;
 
+pub(crate) use dht::{Options as DhtOptions, dht};
 pub(crate) use download::{Options as DownloadOptions, download};
 pub(crate) use magnet::{Options as MagnetOptions, magnet};
 #[cfg(test)]

@@ -74,7 +74,9 @@ enum Cmd {
     /// and libtorrent 2.1), `stream` (HTTP streaming from a seeder at 4 MiB/s: seek -> first
     /// byte, fresh stream vs JS WebTorrent's createServer), `tracker` (UDP and WebSocket
     /// announces/s, ours vs bittorrent-tracker, with aquatic's load generators; our RSS with
-    /// 1M peers) or `hash` (cargo bench).
+    /// 1M peers), `dht` (get_peers lookups on a loopback DHT of our nodes and libtorrent
+    /// sessions: latency and queries, ours vs libtorrent; heap per stored peer) or `hash`
+    /// (cargo bench).
     Bench {
         #[arg(value_enum, default_value = "create")]
         what: BenchWhat,
@@ -83,7 +85,7 @@ enum Cmd {
         #[arg(long)]
         size_mib: Option<u64>,
         /// Runs of each tool or pair; the median is reported [default: create 5, download 3,
-        /// webseed 5, magnet 25, webrtc 3, stream 5].
+        /// webseed 5, magnet 25, webrtc 3, stream 5; dht: lookups by each side, 50].
         #[arg(long)]
         runs: Option<usize>,
         /// create: v1, v2 or hybrid (download always uses v1).
@@ -98,7 +100,19 @@ enum Cmd {
         /// compared with are added.
         #[arg(long, value_delimiter = ',', value_name = "PAIR")]
         pairs: Vec<String>,
-        /// download, webrtc: also write the figures to FILE as JSON.
+        /// dht: our nodes in the DHT.
+        #[arg(long, default_value_t = 120)]
+        dht_ours: usize,
+        /// dht: libtorrent sessions in the DHT.
+        #[arg(long, default_value_t = 40)]
+        dht_libtorrent: usize,
+        /// dht: JS bittorrent-dht nodes in the DHT (0 when interop/node_modules lacks it).
+        #[arg(long, default_value_t = 40)]
+        dht_js: usize,
+        /// dht: torrents announced (half by our nodes, half by libtorrent sessions).
+        #[arg(long, default_value_t = 40)]
+        dht_torrents: usize,
+        /// download, webrtc, dht: also write the figures to FILE as JSON.
         #[arg(long, value_name = "FILE")]
         json: Option<std::path::PathBuf>,
         /// magnet: files of the torrent with the big info dictionary.
@@ -139,6 +153,7 @@ enum BenchWhat {
     Webrtc,
     Stream,
     Tracker,
+    Dht,
 }
 
 fn main() -> std::process::ExitCode {
@@ -184,6 +199,10 @@ fn run(cli: Cli) -> Result<()> {
         }),
         Cmd::Bench {
             what,
+            dht_ours,
+            dht_libtorrent,
+            dht_js,
+            dht_torrents,
             size_mib,
             runs,
             flavour,
@@ -241,6 +260,15 @@ fn run(cli: Cli) -> Result<()> {
                 timeout: std::time::Duration::from_secs(timeout),
                 dir,
                 webtorrent,
+            }),
+            BenchWhat::Dht => bench::dht(&bench::DhtOptions {
+                ours: dht_ours,
+                libtorrent: dht_libtorrent,
+                js: dht_js,
+                torrents: dht_torrents,
+                lookups: runs.unwrap_or(50),
+                timeout: std::time::Duration::from_secs(timeout.max(1800)),
+                json,
             }),
             BenchWhat::Stream => bench::stream(&bench::StreamOptions {
                 size_mib: size_mib.unwrap_or(1024),
