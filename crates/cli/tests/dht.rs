@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -127,21 +126,8 @@ fn publish_then_download_by_the_mutable_link() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("the webtorrent binary starts");
-    let out = child.stdout.take().expect("piped");
-    let err = child.stderr.take().expect("piped");
+    let rx = common::line_channel(&mut child);
     let publisher = Publisher(child);
-    let (tx, rx) = mpsc::channel();
-    let tx2 = tx.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    std::thread::spawn(move || {
-        for line in BufReader::new(err).lines().map_while(Result::ok) {
-            let _ = tx2.send(line);
-        }
-    });
     let deadline = Instant::now() + TIMEOUT;
     let link = loop {
         let line = rx
@@ -191,20 +177,7 @@ fn spawn_lines(cwd: &Path, args: &[&str]) -> (Publisher, mpsc::Receiver<String>)
         .stderr(Stdio::piped())
         .spawn()
         .expect("the webtorrent binary starts");
-    let out = child.stdout.take().expect("piped");
-    let err = child.stderr.take().expect("piped");
-    let (tx, rx) = mpsc::channel();
-    let tx2 = tx.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    std::thread::spawn(move || {
-        for line in BufReader::new(err).lines().map_while(Result::ok) {
-            let _ = tx2.send(line);
-        }
-    });
+    let rx = common::line_channel(&mut child);
     (Publisher(child), rx)
 }
 

@@ -5,7 +5,6 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::content;
@@ -51,20 +50,7 @@ fn serve(cwd: &Path, args: &[&str], stdout_prefix: &str) -> Seeder {
     let mut all = args.to_vec();
     all.extend(["--listen", "127.0.0.1:0"]);
     let mut child = spawn(cwd, &all);
-    let (tx, rx) = mpsc::channel();
-    let out = child.stdout.take().expect("stdout is piped");
-    let err = child.stderr.take().expect("stderr is piped");
-    let tx2 = tx.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    std::thread::spawn(move || {
-        for line in BufReader::new(err).lines().map_while(Result::ok) {
-            let _ = tx2.send(line);
-        }
-    });
+    let rx = common::line_channel(&mut child);
     let mut seeder = Seeder {
         child,
         magnet: String::new(),

@@ -3,10 +3,9 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::content;
@@ -40,20 +39,7 @@ fn seed(cwd: &Path, args: &[&str]) -> Seeder {
         .stderr(Stdio::piped())
         .spawn()
         .expect("the webtorrent binary starts");
-    let (tx, rx) = mpsc::channel();
-    let tx2 = tx.clone();
-    let out = child.stdout.take().expect("stdout is piped");
-    let err = child.stderr.take().expect("stderr is piped");
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    std::thread::spawn(move || {
-        for line in BufReader::new(err).lines().map_while(Result::ok) {
-            let _ = tx2.send(line);
-        }
-    });
+    let rx = common::line_channel(&mut child);
     let mut seeder = Seeder {
         child,
         magnet: String::new(),

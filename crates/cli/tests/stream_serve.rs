@@ -1,6 +1,8 @@
 //! `webtorrent stream`, `webtorrent serve` and `webtorrent demo` over loopback.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -35,20 +37,7 @@ impl Running {
             .stderr(Stdio::piped())
             .spawn()
             .expect("the webtorrent binary starts");
-        let (tx, lines) = mpsc::channel();
-        let out = child.stdout.take().expect("piped");
-        let err = child.stderr.take().expect("piped");
-        let tx2 = tx.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                let _ = tx2.send(line);
-            }
-        });
+        let lines = common::line_channel(&mut child);
         Self { child, lines }
     }
 

@@ -1,8 +1,10 @@
 //! Helpers for running the built `webtorrent` binary.
 #![allow(dead_code, unreachable_pub)]
 
+use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
 
 /// Runs `webtorrent` with `args` in `cwd`, stdin closed, RUST_LOG unset.
 pub fn webtorrent(cwd: &Path, args: &[&str]) -> Output {
@@ -106,4 +108,24 @@ pub fn make_tree(root: &Path, name: &str) -> std::path::PathBuf {
 pub fn info_json(cwd: &Path, input: &str) -> serde_json::Value {
     let out = ok(&webtorrent(cwd, &["info", "--json", input]));
     serde_json::from_str(&out).expect("info --json prints JSON")
+}
+
+/// Takes the piped stdout and stderr of `child` and sends their lines, as they come, to one
+/// channel (a reader thread each).
+pub fn line_channel(child: &mut Child) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    let out = child.stdout.take().expect("stdout is piped");
+    let err = child.stderr.take().expect("stderr is piped");
+    let tx2 = tx.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            let _ = tx2.send(line);
+        }
+    });
+    rx
 }
