@@ -30,6 +30,8 @@ import time
 
 import libtorrent as lt
 
+import ltlib
+
 TIMEOUT = 30
 DEBUG = bool(os.environ.get("LT_DHT_DEBUG"))
 
@@ -53,22 +55,7 @@ def text(item):
 def main():
     boot = ",".join(sys.argv[1:])
     ses = lt.session({
-        "listen_interfaces": "127.0.0.1:0",
-        "enable_dht": True,
-        "enable_lsd": False,
-        "enable_upnp": False,
-        "enable_natpmp": False,
-        "dht_bootstrap_nodes": boot,
-        "dht_restrict_routing_ips": False,
-        "dht_restrict_search_ips": False,
-        "dht_enforce_node_id": False,
-        "dht_prefer_verified_node_ids": False,
-        "allow_multiple_connections_per_ip": True,
-        "enable_outgoing_utp": False,
-        "enable_incoming_utp": False,
-        # Every node of the test DHT sends from 127.0.0.1: libtorrent's per-IP limit (5
-        # packets a second, then a ban) would cut them all off.
-        "dht_block_ratelimit": 1000000,
+        **ltlib.dht_settings(boot),
         "alert_mask": lt.alert.category_t.dht_notification
         | lt.alert.category_t.dht_operation_notification
         | lt.alert.category_t.error_notification

@@ -102,3 +102,26 @@ def describe(torrent_bytes):
         "comment": ti.comment() or None,
         "creator": ti.creator() or None,
     }
+
+
+def dht_settings(bootstrap: str) -> dict:
+    """Session settings of a DHT-only node on a loopback test DHT, bootstrapping from
+    `bootstrap` (comma-separated HOST:PORT); callers add their `alert_mask`."""
+    return {
+        "listen_interfaces": "127.0.0.1:0",
+        "enable_dht": True,
+        "enable_lsd": False,
+        "enable_upnp": False,
+        "enable_natpmp": False,
+        "dht_bootstrap_nodes": bootstrap,
+        "dht_restrict_routing_ips": False,
+        "dht_restrict_search_ips": False,
+        "dht_enforce_node_id": False,
+        "dht_prefer_verified_node_ids": False,
+        "allow_multiple_connections_per_ip": True,
+        "enable_outgoing_utp": False,
+        "enable_incoming_utp": False,
+        # Every node of the test DHT sends from 127.0.0.1: libtorrent's per-IP limit (5
+        # packets a second, then a ban) would cut them all off.
+        "dht_block_ratelimit": 1000000,
+    }
