@@ -20,6 +20,8 @@ use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::unix::AsyncFd;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -29,6 +31,7 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
 use crate::http::{HttpConfig, HttpHandler};
+use crate::http_fast::{self, FastKind, Prefixed};
 use crate::limits::ConnectionCounter;
 use crate::shared::{SharedLimiter, SharedStore};
 use crate::stats;
@@ -204,6 +207,10 @@ impl HttpServer {
             stats_cache: Mutex::new(None),
         });
         let router = Router::new().fallback(dispatch).with_state(app.clone());
+        // The deprecation is about types whose descriptor is not their own; a
+        // `TcpListener` owns its descriptor, which lives as long as the `AsyncFd`.
+        #[allow(deprecated)]
+        let listener = AsyncFd::new(listener.into_std()?)?;
         let task = tokio::spawn(accept_loop(listener, app, router));
         Ok(Self { local, task })
     }
@@ -249,45 +256,167 @@ fn take_slot(app: &Arc<App>, ip: IpAddr) -> Option<Slot> {
     })
 }
 
-async fn accept_loop(listener: TcpListener, app: Arc<App>, router: Router) {
+/// Accepts connections with non-blocking calls on the listener's own
+/// descriptor, and answers a plain announce or scrape that has already
+/// arrived with the connection right there (see
+/// [`http_fast`](crate::http_fast)): such a connection costs an `accept`, a
+/// `read`, a `write` and a `close`, with no task and no registration with
+/// the runtime. Every other connection gets a task.
+async fn accept_loop(listener: AsyncFd<std::net::TcpListener>, app: Arc<App>, router: Router) {
     loop {
-        let (stream, remote) = match listener.accept().await {
-            Ok(a) => a,
+        let mut ready = match listener.readable().await {
+            Ok(r) => r,
             Err(e) => {
-                // Out of descriptors and the like: wait instead of spinning.
-                tracing::debug!("tracker accept error: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
+                tracing::warn!("tracker listener failed: {e}");
+                return;
             }
         };
-        let Some(slot) = take_slot(&app, remote.ip()) else {
-            tracing::trace!("tracker refused a connection from {remote}: limit");
-            continue;
-        };
-        let router = router.clone();
-        let options = &app.options;
-        let (header_timeout, max_buf) =
-            (options.header_timeout, options.max_request_bytes.max(8192));
-        tokio::spawn(serve_connection(
-            stream,
-            remote,
-            router,
-            header_timeout,
-            max_buf,
-            slot,
-        ));
+        for _ in 0..ACCEPT_BATCH {
+            match ready.get_inner().accept() {
+                Ok((stream, remote)) => accepted(&app, &router, stream, remote),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    ready.clear_ready();
+                    break;
+                }
+                Err(e) => {
+                    // Out of descriptors and the like: wait instead of spinning.
+                    tracing::debug!("tracker accept error: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    break;
+                }
+            }
+        }
+        // Let the connections' tasks run between batches.
+        tokio::task::yield_now().await;
     }
 }
 
-async fn serve_connection(
-    stream: TcpStream,
+/// Connections accepted in a row before the accept loop yields.
+const ACCEPT_BATCH: usize = 64;
+
+fn accepted(app: &Arc<App>, router: &Router, stream: std::net::TcpStream, remote: SocketAddr) {
+    let Some(slot) = take_slot(app, remote.ip()) else {
+        tracing::trace!("tracker refused a connection from {remote}: limit");
+        return;
+    };
+    if stream.set_nonblocking(true).is_err() {
+        return;
+    }
+    let mut stream = stream;
+    let mut read = Vec::new();
+    let mut unsent = Vec::new();
+    if app.options.http {
+        match answer_at_once(app, &mut stream, remote, &mut read) {
+            AtOnce::Done => return,
+            AtOnce::Unsent(rest) => unsent = rest,
+            AtOnce::Later => {}
+        }
+    }
+    let Ok(stream) = TcpStream::from_std(stream) else {
+        return;
+    };
+    tokio::spawn(serve_connection(
+        stream,
+        remote,
+        app.clone(),
+        router.clone(),
+        slot,
+        read,
+        unsent,
+    ));
+}
+
+/// What [`answer_at_once`] left for the connection's task.
+enum AtOnce {
+    /// Nothing: the connection was answered and closed (or failed).
+    Done,
+    /// The end of an answer the socket did not take at once.
+    Unsent(Vec<u8>),
+    /// The request, or its end, has not arrived; or it is not a plain
+    /// announce or scrape; or the connection stays open.
+    Later,
+}
+
+/// Reads what a just-accepted connection has already sent and, when it is
+/// a whole plain announce or scrape that closes the connection, answers it.
+fn answer_at_once(
+    app: &App,
+    stream: &mut std::net::TcpStream,
     remote: SocketAddr,
+    read: &mut Vec<u8>,
+) -> AtOnce {
+    use std::io::{Read, Write};
+    let mut buf = [0u8; http_fast::FAST_HEAD_LIMIT];
+    let n = match stream.read(&mut buf) {
+        Ok(0) => return AtOnce::Done,
+        Ok(n) => n,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return AtOnce::Later,
+        Err(_) => return AtOnce::Done,
+    };
+    read.extend_from_slice(&buf[..n]);
+    let Some(end) = http_fast::head_end(read, 0) else {
+        return AtOnce::Later;
+    };
+    match http_fast::classify(&read[..end]) {
+        Some(request) if !request.keep_alive && end == read.len() => {}
+        _ => return AtOnce::Later,
+    }
+    let answer = fast_answer(app, remote, &read[..end]);
+    read.clear();
+    match stream.write(&answer) {
+        Ok(n) if n == answer.len() => AtOnce::Done,
+        Ok(n) => AtOnce::Unsent(answer[n..].to_vec()),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => AtOnce::Unsent(answer),
+        Err(_) => AtOnce::Done,
+    }
+}
+
+/// The whole answer to the fast-path request whose head is `head`.
+fn fast_answer(app: &App, remote: SocketAddr, head: &[u8]) -> Vec<u8> {
+    let Some(request) = http_fast::classify(head) else {
+        return Vec::new();
+    };
+    let now = Instant::now();
+    let body = if allowed(app, now, remote.ip()) {
+        match request.kind {
+            FastKind::Announce => {
+                let mut store = lock(&app.store);
+                app.http.announce(&mut store, now, remote, request.query)
+            }
+            FastKind::Scrape => {
+                let store = lock(&app.store);
+                app.http.scrape(&store, request.query)
+            }
+        }
+    } else {
+        bencoded_failure("rate limit exceeded")
+    };
+    http_fast::response(&body, request.keep_alive)
+}
+
+/// Serves a connection of which `read` was read and whose answer's end
+/// `unsent` is still to be written.
+async fn serve_connection(
+    mut stream: TcpStream,
+    remote: SocketAddr,
+    app: Arc<App>,
     router: Router,
-    header_timeout: Duration,
-    max_buf: usize,
     slot: Slot,
+    mut read: Vec<u8>,
+    unsent: Vec<u8>,
 ) {
+    let timeout = app.options.header_timeout;
+    if !unsent.is_empty() {
+        // The answer of a request that closes the connection.
+        let _ =
+            tokio::time::timeout_at(http_fast::deadline(timeout), stream.write_all(&unsent)).await;
+        return;
+    }
+    if app.options.http && !serve_fast(&app, &mut stream, remote, &mut read).await {
+        return;
+    }
     let _ = stream.set_nodelay(true);
+    let (header_timeout, max_buf) = (timeout, app.options.max_request_bytes.max(8192));
     let slot = SlotCell(Arc::new(Mutex::new(Some(slot))));
     let cell = slot.clone();
     let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
@@ -303,12 +432,56 @@ async fn serve_connection(
         .timer(TokioTimer::new())
         .header_read_timeout(header_timeout)
         .max_buf_size(max_buf)
-        .serve_connection(TokioIo::new(stream), service)
+        .serve_connection(TokioIo::new(Prefixed::new(read, stream)), service)
         .with_upgrades();
     if let Err(e) = conn.await {
         tracing::trace!("tracker connection from {remote}: {e}");
     }
     drop(slot);
+}
+
+/// Serves the plain announces and scrapes at the start of a connection
+/// (see [`http_fast`](crate::http_fast)). Returns whether the connection
+/// goes on to the general path, with `read` holding what was read of it;
+/// false when it is done.
+async fn serve_fast(
+    app: &App,
+    stream: &mut TcpStream,
+    remote: SocketAddr,
+    read: &mut Vec<u8>,
+) -> bool {
+    let timeout = app.options.header_timeout;
+    loop {
+        let deadline = http_fast::deadline(timeout);
+        let mut searched = 0;
+        let end = loop {
+            if let Some(end) = http_fast::head_end(read, searched) {
+                break end;
+            }
+            if read.len() >= http_fast::FAST_HEAD_LIMIT {
+                return true;
+            }
+            searched = read.len();
+            read.reserve(1024);
+            match tokio::time::timeout_at(deadline, stream.read_buf(read)).await {
+                Ok(Ok(n)) if n > 0 => {}
+                // End of stream, an error, or a head (or the next request
+                // of a kept-alive connection) that came too slowly.
+                _ => return false,
+            }
+        };
+        let Some(request) = http_fast::classify(&read[..end]) else {
+            return true;
+        };
+        let keep_alive = request.keep_alive;
+        let answer = fast_answer(app, remote, &read[..end]);
+        read.drain(..end);
+        let written =
+            tokio::time::timeout_at(http_fast::deadline(timeout), stream.write_all(&answer)).await;
+        if !matches!(written, Ok(Ok(()))) || !keep_alive {
+            return false;
+        }
+    }
 }
 
 fn bencoded_failure(reason: &str) -> Vec<u8> {

@@ -37,6 +37,8 @@ pub mod cli;
 pub mod config;
 pub mod http;
 #[cfg(feature = "tokio")]
+mod http_fast;
+#[cfg(feature = "tokio")]
 mod http_server;
 pub mod limits;
 #[cfg(feature = "tokio")]
